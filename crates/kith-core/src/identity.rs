@@ -1,0 +1,682 @@
+//! Identity resolution (SPEC 1, "Contact creation and matching"): which contact an identify
+//! call or a first message belongs to, which contacts merge, and what may be written.
+//!
+//! The store looks up the candidates (holder of the user id, holder of the email, the
+//! visitor's own contact), calls [`resolve`], and applies the [`Resolution`] in one
+//! transaction. Everything that decides lives here, so it can be read against the spec.
+//!
+//! One deliberate tightening beyond the spec's text: a visitor that is already verified never
+//! follows an *unverified* email to another contact (not even from no contact at all), because
+//! a verified visitor sees its contact's conversations: following would let a visitor that
+//! proved one identity read the contact of an email it merely typed.
+
+use crate::contact::{Email, Metadata, MetadataPatch, Phone, Text, WriteMode};
+use crate::validate::ValidationError;
+use crate::verify::hash_matches;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What a visitor says about itself, after parsing and verification.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    pub user_id: Option<Text>,
+    pub email: Option<Email>,
+    pub name: Option<Text>,
+    pub phone: Option<Phone>,
+    pub company: Option<Text>,
+    #[serde(default)]
+    pub metadata: MetadataPatch,
+    /// The user id is covered by a valid hash (or verification is off).
+    #[serde(default)]
+    pub user_id_verified: bool,
+    /// The email is covered by a valid hash (or verification is off).
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Every value of the claim may overwrite stored ones (a verified identify).
+    #[serde(default)]
+    pub verified: bool,
+}
+
+/// Why an identify call is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdentifyError {
+    /// A value is malformed or too long (422).
+    Invalid(ValidationError),
+    /// A `user_id` without a valid `user_hash` while verification is enforced (401).
+    Unverified,
+}
+
+impl From<ValidationError> for IdentifyError {
+    fn from(e: ValidationError) -> Self {
+        IdentifyError::Invalid(e)
+    }
+}
+
+fn string_field<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, ValidationError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        // Apps often keep numeric user ids; accept them as their decimal text.
+        Some(Value::Number(_)) if key == "user_id" => Err(ValidationError::new(
+            key,
+            "must be a string (send numeric ids as text, e.g. \"42\")",
+        )),
+        Some(_) => Err(ValidationError::new(key, "must be a string or null")),
+    }
+}
+
+impl Claim {
+    /// Parses the body of `POST /api/widget/v1/identify` and checks its `user_hash`.
+    /// `identity_secret` is `None` when the website turned verification off: then every
+    /// identify counts as verified.
+    pub fn from_identify(
+        body: &Value,
+        identity_secret: Option<&str>,
+    ) -> Result<Claim, IdentifyError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ValidationError::new("body", "must be a JSON object"))?;
+        let raw_user_id = string_field(obj, "user_id")?;
+        let raw_email = string_field(obj, "email")?;
+        let user_hash = string_field(obj, "user_hash")?.unwrap_or("");
+        let mut claim = Claim {
+            user_id: raw_user_id
+                .map(|s| Text::parse("user_id", s))
+                .transpose()?
+                .flatten(),
+            email: raw_email
+                .map(|s| Email::parse("email", s))
+                .transpose()?
+                .flatten(),
+            name: string_field(obj, "name")?
+                .map(|s| Text::parse("name", s))
+                .transpose()?
+                .flatten(),
+            phone: string_field(obj, "phone")?
+                .map(|s| Phone::parse("phone", s))
+                .transpose()?
+                .flatten(),
+            company: string_field(obj, "company")?
+                .map(|s| Text::parse("company", s))
+                .transpose()?
+                .flatten(),
+            metadata: match obj.get("metadata") {
+                None | Some(Value::Null) => MetadataPatch::new(),
+                Some(v) => Metadata::parse_patch("metadata", v)?,
+            },
+            ..Claim::default()
+        };
+        match identity_secret {
+            None => {
+                claim.user_id_verified = true;
+                claim.email_verified = true;
+                claim.verified = true;
+            }
+            Some(secret) => {
+                // The hash covers the user id exactly as sent, or the email when there is no
+                // user id; it verifies nothing else as an identity key.
+                if let (Some(raw), Some(_)) = (raw_user_id, &claim.user_id) {
+                    if !hash_matches(secret, raw, user_hash) {
+                        return Err(IdentifyError::Unverified);
+                    }
+                    claim.user_id_verified = true;
+                    claim.verified = true;
+                } else if let (Some(raw), Some(_)) = (raw_email, &claim.email) {
+                    if hash_matches(secret, raw, user_hash) {
+                        claim.email_verified = true;
+                        claim.verified = true;
+                    }
+                }
+            }
+        }
+        Ok(claim)
+    }
+
+    /// Combines a remembered identity with a newer identify: the newer values win. Values
+    /// kept from an unverified older claim keep the whole claim from overwriting anything.
+    pub fn overlay(self, newer: Claim) -> Claim {
+        let older_only_values = (self.name.is_some() && newer.name.is_none())
+            || (self.phone.is_some() && newer.phone.is_none())
+            || (self.company.is_some() && newer.company.is_none())
+            || self
+                .metadata
+                .keys()
+                .any(|k| !newer.metadata.contains_key(k))
+            || (self.email.is_some() && newer.email.is_none())
+            || (self.user_id.is_some() && newer.user_id.is_none());
+        let verified = newer.verified && (self.verified || !older_only_values);
+        let (user_id, user_id_verified) = match newer.user_id {
+            Some(u) => (Some(u), newer.user_id_verified),
+            None => (self.user_id, self.user_id_verified),
+        };
+        let (email, email_verified) = match newer.email {
+            Some(e) => (Some(e), newer.email_verified),
+            None => (self.email, self.email_verified),
+        };
+        let mut metadata = self.metadata;
+        metadata.extend(newer.metadata);
+        Claim {
+            user_id,
+            email,
+            name: newer.name.or(self.name),
+            phone: newer.phone.or(self.phone),
+            company: newer.company.or(self.company),
+            metadata,
+            user_id_verified,
+            email_verified,
+            verified,
+        }
+    }
+
+    pub fn write_mode(&self) -> WriteMode {
+        if self.verified {
+            WriteMode::Overwrite
+        } else {
+            WriteMode::FillAbsent
+        }
+    }
+}
+
+/// A contact the store found for one of the claim's keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub id: String,
+    /// The contact has a `user_id` (it is not anonymous).
+    pub has_user_id: bool,
+}
+
+/// What the store found, in the spec's order of precedence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The contact holding the claim's user id.
+    pub by_user_id: Option<Candidate>,
+    /// The contact holding the claim's email.
+    pub by_email: Option<Candidate>,
+    /// The contact the visitor is linked to.
+    pub visitor_contact: Option<Candidate>,
+}
+
+/// Which key joined two contacts, for the `merged` timeline entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeKey {
+    UserId,
+    Email,
+}
+
+impl MergeKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergeKey::UserId => "user_id",
+            MergeKey::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merge {
+    pub absorbed: String,
+    pub by: MergeKey,
+}
+
+/// The contact the claim lands on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Existing(String),
+    /// Nobody matches: a first message creates a contact; an identify remembers the claim
+    /// for the visitor (and unlinks it from a contact of another user id).
+    Nobody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolution {
+    pub target: Target,
+    /// Contacts merged into the target, in order.
+    pub merges: Vec<Merge>,
+    /// Whether the target may take the claim's email (no other contact keeps it).
+    pub take_email: bool,
+    /// Whether the visitor counts as verified from now on.
+    pub visitor_verified: bool,
+}
+
+fn same(a: &Option<Candidate>, b: &Option<Candidate>) -> bool {
+    matches!((a, b), (Some(x), Some(y)) if x.id == y.id)
+}
+
+/// Decides where `claim` lands, given the visitor's verification and what the store found.
+pub fn resolve(claim: &Claim, visitor_verified: bool, found: &Found) -> Resolution {
+    let hu = &found.by_user_id;
+    let he = if claim.email.is_some() {
+        &found.by_email
+    } else {
+        &None
+    };
+    let vc = &found.visitor_contact;
+    let anonymous = |c: &Option<Candidate>| c.as_ref().is_some_and(|c| !c.has_user_id);
+
+    if claim.user_id.is_some() {
+        // A user id reaches here only verified (or with verification off). Rule 2: its holder
+        // first; else the email's holder, but only when the email is verified and that holder
+        // is anonymous (rule 7's protection applies before the user id has a holder too);
+        // else the visitor's own anonymous contact, updated in place.
+        let target = if hu.is_some() {
+            hu.clone()
+        } else if claim.email_verified && anonymous(he) {
+            he.clone()
+        } else if anonymous(vc) {
+            vc.clone()
+        } else {
+            None
+        };
+        let mut merges = Vec::new();
+        let mut email_free = he.is_none() || same(he, &target);
+        if let Some(t) = &target {
+            // Rule 3: the visitor's own anonymous contact moves into the holder.
+            if anonymous(vc) && !same(vc, &target) {
+                let by = if same(hu, &target) {
+                    MergeKey::UserId
+                } else {
+                    MergeKey::Email
+                };
+                merges.push(Merge {
+                    absorbed: vc.as_ref().unwrap().id.clone(),
+                    by,
+                });
+                if same(he, vc) {
+                    email_free = true;
+                }
+            }
+            // Rule 7: another contact holding the email joins only when the email is
+            // verified and that contact has no user id; otherwise it keeps its email.
+            if let Some(h) = he {
+                if h.id != t.id && !same(he, vc) && claim.email_verified && !h.has_user_id {
+                    merges.push(Merge {
+                        absorbed: h.id.clone(),
+                        by: MergeKey::Email,
+                    });
+                    email_free = true;
+                }
+            }
+        }
+        return Resolution {
+            target: target.map_or(Target::Nobody, |c| Target::Existing(c.id)),
+            merges,
+            take_email: email_free,
+            visitor_verified: true,
+        };
+    }
+
+    // No user id: the email's holder, then the visitor's contact.
+    let may_follow_email = claim.email_verified || !visitor_verified;
+    let visitor_verified = visitor_verified || claim.verified;
+    let (target, merges, take_email) = match (he, vc) {
+        (None, vc) => (vc.clone(), vec![], true),
+        (Some(h), None) if may_follow_email => (Some(h.clone()), vec![], true),
+        (Some(_), None) => (None, vec![], false),
+        (Some(h), Some(v)) if h.id == v.id => (Some(v.clone()), vec![], true),
+        (Some(h), Some(v)) if !v.has_user_id => {
+            if may_follow_email {
+                let m = Merge {
+                    absorbed: v.id.clone(),
+                    by: MergeKey::Email,
+                };
+                (Some(h.clone()), vec![m], true)
+            } else {
+                (Some(v.clone()), vec![], false)
+            }
+        }
+        (Some(h), Some(v)) => {
+            // The visitor's contact has a user id. A verified email pulls an anonymous holder
+            // in (the user id outranks the email); otherwise the email stays where it is.
+            if claim.email_verified && !h.has_user_id {
+                let m = Merge {
+                    absorbed: h.id.clone(),
+                    by: MergeKey::Email,
+                };
+                (Some(v.clone()), vec![m], true)
+            } else {
+                (Some(v.clone()), vec![], false)
+            }
+        }
+    };
+    Resolution {
+        target: target.map_or(Target::Nobody, |c| Target::Existing(c.id)),
+        merges,
+        take_email,
+        visitor_verified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per rule of SPEC 1 "Contact creation and matching", read against the spec.
+    use super::*;
+    use serde_json::json;
+
+    fn cand(id: &str, has_user_id: bool) -> Option<Candidate> {
+        Some(Candidate {
+            id: id.into(),
+            has_user_id,
+        })
+    }
+
+    fn claim(user_id: Option<&str>, email: Option<&str>, email_verified: bool) -> Claim {
+        Claim {
+            user_id: user_id.map(|u| Text::parse("user_id", u).unwrap().unwrap()),
+            email: email.map(|e| Email::parse("email", e).unwrap().unwrap()),
+            user_id_verified: user_id.is_some(),
+            email_verified,
+            verified: user_id.is_some() || email_verified,
+            ..Claim::default()
+        }
+    }
+
+    fn merge(id: &str, by: MergeKey) -> Merge {
+        Merge {
+            absorbed: id.into(),
+            by,
+        }
+    }
+
+    #[test]
+    fn rule2_user_id_outranks_email_outranks_visitor() {
+        let found = Found {
+            by_user_id: cand("U", true),
+            by_email: cand("E", true),
+            visitor_contact: cand("V", true),
+        };
+        let r = resolve(&claim(Some("u1"), Some("a@x.io"), true), true, &found);
+        assert_eq!(r.target, Target::Existing("U".into()));
+        let found = Found {
+            by_email: cand("E", false),
+            visitor_contact: None,
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("a@x.io"), false), false, &found);
+        assert_eq!(r.target, Target::Existing("E".into()));
+    }
+
+    #[test]
+    fn rule3_anonymous_visitor_contact_merges_into_holder() {
+        let found = Found {
+            by_user_id: cand("U", true),
+            by_email: None,
+            visitor_contact: cand("V", false),
+        };
+        let r = resolve(&claim(Some("u1"), None, false), false, &found);
+        assert_eq!(r.target, Target::Existing("U".into()));
+        assert_eq!(r.merges, vec![merge("V", MergeKey::UserId)]);
+
+        // An unverified email moves the visitor's own anonymous contact too (rule 6 allows it).
+        let found = Found {
+            by_email: cand("E", false),
+            visitor_contact: cand("V", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("a@x.io"), false), false, &found);
+        assert_eq!(r.target, Target::Existing("E".into()));
+        assert_eq!(r.merges, vec![merge("V", MergeKey::Email)]);
+    }
+
+    #[test]
+    fn rule3_no_holder_updates_in_place() {
+        let found = Found {
+            visitor_contact: cand("V", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(Some("u1"), Some("a@x.io"), false), false, &found);
+        assert_eq!(r.target, Target::Existing("V".into()));
+        assert!(r.merges.is_empty());
+        assert!(r.take_email);
+    }
+
+    #[test]
+    fn rule4_different_user_ids_switch_and_never_merge() {
+        let found = Found {
+            by_user_id: cand("U2", true),
+            visitor_contact: cand("U1", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(Some("u2"), None, false), true, &found);
+        assert_eq!(r.target, Target::Existing("U2".into()));
+        assert!(r.merges.is_empty());
+
+        // The other user id has no contact yet: the visitor leaves U1 and remembers the claim.
+        let found = Found {
+            visitor_contact: cand("U1", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(Some("u2"), None, false), true, &found);
+        assert_eq!(r.target, Target::Nobody);
+        assert!(r.merges.is_empty());
+    }
+
+    #[test]
+    fn rule4_email_of_another_user_id_stays_where_it_is() {
+        let found = Found {
+            by_email: cand("E", true),
+            visitor_contact: cand("V", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("a@x.io"), true), true, &found);
+        assert_eq!(r.target, Target::Existing("V".into()));
+        assert!(r.merges.is_empty());
+        assert!(!r.take_email);
+    }
+
+    #[test]
+    fn rule6_unverified_email_never_pulls_another_contact_in() {
+        let found = Found {
+            by_email: cand("E", false),
+            visitor_contact: cand("V", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("a@x.io"), false), true, &found);
+        assert_eq!(r.target, Target::Existing("V".into()));
+        assert!(r.merges.is_empty());
+        assert!(!r.take_email);
+    }
+
+    #[test]
+    fn rule6_unverified_email_never_switches_a_verified_visitor() {
+        let found = Found {
+            by_email: cand("E", false),
+            visitor_contact: cand("V", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("b@x.io"), false), true, &found);
+        assert_eq!(r.target, Target::Existing("V".into()));
+        assert!(r.merges.is_empty());
+        // Nor links it from no contact at all.
+        let found = Found {
+            by_email: cand("E", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("b@x.io"), false), true, &found);
+        assert_eq!(r.target, Target::Nobody);
+        assert!(!r.take_email);
+    }
+
+    #[test]
+    fn rule6_visitor_becomes_verified_only_by_a_verified_claim() {
+        let r = resolve(
+            &claim(None, Some("a@x.io"), false),
+            false,
+            &Found::default(),
+        );
+        assert!(!r.visitor_verified);
+        let r = resolve(&claim(None, Some("a@x.io"), true), false, &Found::default());
+        assert!(r.visitor_verified);
+        let r = resolve(&claim(Some("u"), None, false), false, &Found::default());
+        assert!(r.visitor_verified);
+    }
+
+    #[test]
+    fn rule7_user_id_holder_survives_and_takes_only_verified_anonymous_email_holders() {
+        let base = Found {
+            by_user_id: cand("U", true),
+            by_email: cand("E", false),
+            visitor_contact: None,
+        };
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), true, &base);
+        assert_eq!(r.target, Target::Existing("U".into()));
+        assert_eq!(r.merges, vec![merge("E", MergeKey::Email)]);
+        assert!(r.take_email);
+
+        // Unverified email: E keeps it.
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), true, &base);
+        assert!(r.merges.is_empty());
+        assert!(!r.take_email);
+
+        // E has its own user id: never merged.
+        let other = Found {
+            by_email: cand("E", true),
+            ..base
+        };
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), true, &other);
+        assert!(r.merges.is_empty());
+        assert!(!r.take_email);
+    }
+
+    #[test]
+    fn unheld_user_id_does_not_take_over_an_unverified_emails_holder() {
+        // The visitor's own anonymous contact takes the user id; the email's holder keeps
+        // its email because only the user id is verified.
+        let found = Found {
+            by_email: cand("E", false),
+            visitor_contact: cand("V", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), false, &found);
+        assert_eq!(r.target, Target::Existing("V".into()));
+        assert!(r.merges.is_empty());
+        assert!(!r.take_email);
+        // With the email verified too, the spec's order applies: V merges into E.
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), false, &found);
+        assert_eq!(r.target, Target::Existing("E".into()));
+        assert_eq!(r.merges, vec![merge("V", MergeKey::Email)]);
+    }
+
+    #[test]
+    fn nothing_matches_means_nobody() {
+        let r = resolve(&Claim::default(), false, &Found::default());
+        assert_eq!(r.target, Target::Nobody);
+        assert!(r.take_email);
+    }
+
+    #[test]
+    fn identify_requires_a_valid_hash_for_a_user_id() {
+        let secret = "s3cret";
+        let body = json!({"user_id": "u1", "user_hash": "nope"});
+        assert_eq!(
+            Claim::from_identify(&body, Some(secret)),
+            Err(IdentifyError::Unverified)
+        );
+        let body = json!({"user_id": "u1", "user_hash": ""});
+        assert_eq!(
+            Claim::from_identify(&body, Some(secret)),
+            Err(IdentifyError::Unverified)
+        );
+        let good = crate::verify::user_hash(secret, "u1");
+        let c = Claim::from_identify(
+            &json!({"user_id": "u1", "email": "a@x.io", "user_hash": good}),
+            Some(secret),
+        )
+        .unwrap();
+        assert!(c.user_id_verified && c.verified && !c.email_verified);
+        // The hash covers the email exactly as sent when there is no user id.
+        let h = crate::verify::user_hash(secret, " A@x.io");
+        let c = Claim::from_identify(&json!({"email": " A@x.io", "user_hash": h}), Some(secret))
+            .unwrap();
+        assert!(c.email_verified && c.verified);
+        let c = Claim::from_identify(&json!({"email": "a@x.io"}), Some(secret)).unwrap();
+        assert!(!c.email_verified && !c.verified);
+        // Verification off: everything counts as verified.
+        let c = Claim::from_identify(&json!({"user_id": "u1"}), None).unwrap();
+        assert!(c.user_id_verified && c.verified);
+    }
+
+    #[test]
+    fn identify_rejects_bad_values_naming_the_field() {
+        let e = Claim::from_identify(&json!({"email": "nope"}), None).unwrap_err();
+        assert!(matches!(e, IdentifyError::Invalid(v) if v.field == "email"));
+        let e = Claim::from_identify(&json!({"name": 3}), None).unwrap_err();
+        assert!(matches!(e, IdentifyError::Invalid(v) if v.field == "name"));
+    }
+
+    #[test]
+    fn overlay_keeps_unverified_older_values_from_overwriting() {
+        let older = Claim {
+            name: Text::parse("name", "Mallory").unwrap(),
+            ..Claim::default()
+        };
+        let newer = claim(Some("u"), None, false);
+        let c = older.clone().overlay(newer.clone());
+        assert_eq!(c.user_id, newer.user_id);
+        assert!(c.user_id_verified);
+        assert!(!c.verified, "an unverified name must not overwrite");
+        let c = Claim::default().overlay(newer);
+        assert!(c.verified);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Invariants that must hold for every combination of what the store can find.
+            #[test]
+            fn resolution_invariants(
+                hu in proptest::option::of(0usize..3), he in proptest::option::of(0usize..3),
+                vc in proptest::option::of(0usize..3), mut with_uid in any::<[bool; 3]>(),
+                has_uid in any::<bool>(), has_email in any::<bool>(),
+                ev in any::<bool>(), visitor_verified in any::<bool>(),
+            ) {
+                // Three contacts c0..c2; the store finds the user id's holder only for a user
+                // id, and that holder has a user id.
+                let hu = if has_uid { hu } else { None };
+                if let Some(i) = hu { with_uid[i] = true; }
+                let he = if has_email { he } else { None };
+                let mk = |i: Option<usize>| i.map(|i| Candidate { id: format!("c{i}"), has_user_id: with_uid[i] });
+                let (hu, he, vc) = (mk(hu), mk(he), mk(vc));
+                let found = Found { by_user_id: hu.clone(), by_email: he.clone(), visitor_contact: vc.clone() };
+                let c = claim(has_uid.then_some("u"), has_email.then_some("a@x.io"), ev);
+                let r = resolve(&c, visitor_verified, &found);
+                let all = [&hu, &he, &vc];
+                let has_uid_of = |id: &str| all.iter().any(|c| matches!(c, Some(x) if x.id == id && x.has_user_id));
+                for m in &r.merges {
+                    // Rule 4: a contact with a user id is never absorbed.
+                    prop_assert!(!has_uid_of(&m.absorbed));
+                    // Nothing merges into itself.
+                    prop_assert_ne!(Target::Existing(m.absorbed.clone()), r.target.clone());
+                    // Rule 6: without a verified key, only the visitor's own contact moves.
+                    if !c.verified {
+                        prop_assert!(matches!(&vc, Some(v) if v.id == m.absorbed));
+                    }
+                }
+                // A verified visitor stays verified.
+                if visitor_verified { prop_assert!(r.visitor_verified); }
+                // Unverified claims never move a verified visitor to another contact.
+                if visitor_verified && !c.verified {
+                    match (&r.target, &vc) {
+                        (Target::Existing(t), Some(v)) => prop_assert_eq!(t, &v.id),
+                        (Target::Existing(_), None) => prop_assert!(false, "linked by unverified claim"),
+                        _ => {}
+                    }
+                }
+                // The user id's holder, when there is one, is always the target.
+                if let Some(h) = &hu { prop_assert_eq!(&r.target, &Target::Existing(h.id.clone())); }
+                // The target takes the email only when no other contact keeps it.
+                if r.take_email {
+                    if let Some(h) = &he {
+                        let kept_elsewhere = Target::Existing(h.id.clone()) != r.target
+                            && !r.merges.iter().any(|m| m.absorbed == h.id);
+                        prop_assert!(!kept_elsewhere);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Kith's domain: what a contact is, which values are valid, and how an incoming identity
+//! is resolved against the contacts that already exist. Everything here is pure: no I/O, no
+//! async, no clock. The store gathers the facts, asks these functions what to do, and applies
+//! the answer in one transaction.
+
+pub mod contact;
+pub mod identity;
+pub mod limits;
+pub mod timeline;
+pub mod validate;
+pub mod verify;
+
+pub use contact::{Email, Metadata, Phone, Profile, Status, Tags, Text};
+pub use validate::ValidationError;
