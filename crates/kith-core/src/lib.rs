@@ -6,9 +6,11 @@
 pub mod contact;
 pub mod identity;
 pub mod limits;
+pub mod time;
 pub mod timeline;
 pub mod validate;
 pub mod verify;
 
 pub use contact::{Email, Metadata, Phone, Profile, Status, Tags, Text};
+pub use time::Timestamp;
 pub use validate::ValidationError;

@@ -1,1 +1,126 @@
+//! Kith's HTTP server: the widget API, the admin API, realtime streams and operations
+//! endpoints. Handlers are thin: extract and authorize (the organization comes from the
+//! credential), call the store, map errors.
 
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod openapi;
+pub mod realtime;
+pub mod routes;
+pub mod state;
+pub mod token;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use error::ApiError;
+use kith_store::PostedMessage;
+use realtime::MessageEvent;
+use state::AppState;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+pub use state::{Config, Limits};
+
+impl AppState {
+    /// Sends a committed message to every subscriber.
+    pub async fn publish(&self, org_id: &str, posted: &PostedMessage) {
+        if posted.message.author == "agent" {
+            metrics::AGENT_MESSAGES.inc();
+        }
+        self.bus.deliver_local(MessageEvent::new(org_id, posted));
+    }
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /api/openapi.json".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn count_status(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    metrics::record_status(resp.status().as_u16());
+    resp
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::Internal("a handler panicked".into()).into_response()
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let widget_cors = CorsLayer::new()
+        // Which origins may call is each website's setting, checked per request; the browser
+        // only needs to hear its own origin back.
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-kith-website"),
+            HeaderName::from_static("x-kith-visitor"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    let body_limit = match state.config.limits.max_body_bytes {
+        0 => DefaultBodyLimit::disable(),
+        n => DefaultBodyLimit::max(n),
+    };
+    Router::new()
+        .nest("/api/widget/v1", routes::widget::router().layer(widget_cors))
+        .nest("/api/v1", routes::admin::router())
+        .merge(routes::health::router())
+        .route("/api/openapi.json", get(openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(body_limit)
+        .layer(middleware::from_fn(count_status))
+        .layer(
+            // Paths only: query strings may carry visitor tokens.
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limiters = state.clone();
+    let janitor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiters.limiters.sessions_per_ip.shrink();
+            limiters.limiters.per_visitor.shrink();
+            limiters.limiters.per_admin.shrink();
+        }
+    });
+    let app = router(state);
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    janitor.abort();
+    result
+}

@@ -1,1 +1,213 @@
-fn main() {}
+//! `kith`: the command line. `serve` runs the server; `org create` provisions an
+//! organization. Every command takes `--db` and applies pending migrations first.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use kith_server::state::AppState;
+use kith_server::{realtime::Bus, Config, Limits};
+use kith_store::{NewOrg, Store, DEFAULT_DATABASE_URL};
+use std::net::IpAddr;
+
+#[derive(Parser)]
+#[command(
+    name = "kith",
+    version,
+    about = "Kith: self-hosted live chat whose heart is a contacts CRM"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DbArg {
+    /// Database URL: sqlite://relative.db, sqlite:///abs/path.db or postgres://user@host/db.
+    #[arg(long = "db", env = "KITH_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    url: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage organizations.
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArg,
+    /// Address to listen on.
+    #[arg(long, env = "KITH_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Largest request body in bytes (0: no limit).
+    #[arg(long, env = "KITH_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// New visitor sessions per client IP per minute (0: no limit).
+    #[arg(long, env = "KITH_RATE_SESSIONS_PER_IP", default_value_t = 600)]
+    rate_sessions_per_ip: u32,
+    /// Widget calls per visitor per second, bursts of three times that (0: no limit).
+    #[arg(long, env = "KITH_RATE_VISITOR", default_value_t = 10)]
+    rate_visitor: u32,
+    /// Admin API calls per token per second, bursts of three times that (0: no limit).
+    #[arg(long, env = "KITH_RATE_ADMIN", default_value_t = 100)]
+    rate_admin: u32,
+    /// Sign-in attempts per IP and email per minute (0: no limit). For the admin panel.
+    #[arg(long, env = "KITH_RATE_SIGNIN", default_value_t = 10)]
+    rate_signin: u32,
+    /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
+    #[arg(long, env = "KITH_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<IpAddr>,
+    /// Database connections in the pool.
+    #[arg(long, env = "KITH_DB_CONNECTIONS", default_value_t = 16)]
+    db_connections: u32,
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Create an organization with one website, one admin and one API token.
+    Create {
+        /// The organization's name.
+        name: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// The first admin's email.
+        #[arg(long, default_value = "admin@localhost")]
+        admin_email: String,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Org {
+            command:
+                OrgCommand::Create {
+                    name,
+                    db,
+                    admin_email,
+                    json,
+                },
+        } => {
+            let store = open(&db.url, 4).await?;
+            let creds = store
+                .create_org(&NewOrg {
+                    name: name.clone(),
+                    admin_email,
+                    website_name: format!("{name} website"),
+                })
+                .await
+                .context("creating the organization")?;
+            if json {
+                println!("{}", serde_json::to_string(&creds)?);
+            } else {
+                print_credentials(&name, &creds);
+            }
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn open(url: &str, connections: u32) -> anyhow::Result<Store> {
+    Store::open_with(url, connections)
+        .await
+        .with_context(|| format!("opening the database {}", kith_store::redact_url(url)))
+}
+
+fn print_credentials(name: &str, c: &kith_store::Credentials) {
+    println!("Organization {name:?} created ({}).", c.org_id);
+    println!(
+        "  Admin sign-in:    {} / {}",
+        c.admin_email, c.admin_password
+    );
+    println!("  API token:        {}", c.api_token);
+    println!("  Website key:      {}", c.website_key);
+    println!("  Identity secret:  {}", c.identity_secret);
+    println!("These secrets are shown once; the token and password are stored hashed.");
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = open(&args.db.url, args.db_connections).await?;
+    if store.count_orgs().await? == 0 {
+        let creds = store
+            .create_org(&NewOrg {
+                name: "My organization".into(),
+                admin_email: "admin@localhost".into(),
+                website_name: "My website".into(),
+            })
+            .await
+            .context("creating the first organization")?;
+        println!("First start on an empty database: created an organization.");
+        print_credentials("My organization", &creds);
+        println!(
+            "Call the admin API with: curl -H 'Authorization: Bearer {}' http://{}/api/v1/contacts",
+            creds.api_token, args.listen
+        );
+    }
+    let config = Config {
+        limits: Limits {
+            max_body_bytes: args.max_body_bytes,
+            sessions_per_ip_per_minute: args.rate_sessions_per_ip,
+            visitor_per_second: args.rate_visitor,
+            admin_per_second: args.rate_admin,
+        },
+        trusted_proxies: args.trusted_proxies.clone(),
+    };
+    tracing::info!(
+        database = store.url_redacted(),
+        listen = %args.listen,
+        max_body_bytes = args.max_body_bytes,
+        rate_sessions_per_ip = args.rate_sessions_per_ip,
+        rate_visitor = args.rate_visitor,
+        rate_admin = args.rate_admin,
+        rate_signin = args.rate_signin,
+        trusted_proxies = ?args.trusted_proxies,
+        "starting kith"
+    );
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("Kith is listening on http://{addr} (API docs: http://{addr}/api/openapi.json)");
+    let state = AppState::new(store.clone(), Bus::new(), config);
+    kith_server::serve(listener, state, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,267 @@
+//! Request extractors: credentials (admin token, website key, visitor token), the client IP,
+//! and a JSON body whose every failure is a JSON error of the spec's shape.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::token;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use kith_core::timeline::Actor;
+use kith_store::Website;
+use serde_json::Value;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+/// A JSON body: 413 past the size limit, 400 when it is not JSON, and always an object.
+pub struct JsonBody(pub Value);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
+            if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge(state.config.limits.max_body_bytes)
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {rej}"))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(JsonBody(Value::Object(Default::default())));
+        }
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::BadRequest(
+                "the body must be a JSON object".into(),
+            ));
+        }
+        Ok(JsonBody(value))
+    }
+}
+
+/// An authenticated admin-API caller, scoped to its organization.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub org_id: String,
+    pub actor: Actor,
+}
+
+impl Admin {
+    /// Who to name as a message author or in logs.
+    pub fn author_id(&self) -> String {
+        self.actor.to_string()
+    }
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthorized = |message: &str| ApiError::Unauthorized {
+            code: "unauthorized",
+            message: message.into(),
+        };
+        let auth = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <api token>"))?;
+        let token = auth
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("send Authorization: Bearer <api token>"))?;
+        state
+            .limiters
+            .per_admin
+            .check(token)
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        let org_id = state
+            .store
+            .org_for_token(token)
+            .await?
+            .ok_or_else(|| unauthorized("the API token is not valid"))?;
+        Ok(Admin {
+            org_id,
+            actor: Actor::Api,
+        })
+    }
+}
+
+fn header_or_query<'a>(parts: &'a Parts, header: &str, query_key: &str) -> Option<String> {
+    if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
+        return Some(v.to_string());
+    }
+    // EventSource cannot send headers, so the event stream also takes them as query parameters.
+    let q = parts.uri.query()?;
+    url_param(q, query_key)
+}
+
+fn url_param(query: &str, key: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// The website a widget call names with `X-Kith-Website`. When the website lists allowed
+/// origins, a browser call from any other origin is refused.
+#[derive(Clone)]
+pub struct WidgetSite(pub Arc<Website>);
+
+impl FromRequestParts<AppState> for WidgetSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = header_or_query(parts, "x-kith-website", "website_key").ok_or_else(|| {
+            ApiError::Unauthorized {
+                code: "website_required",
+                message: "send the website key in X-Kith-Website".into(),
+            }
+        })?;
+        let website = state
+            .store
+            .website_by_key(key.trim())
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized {
+                code: "unknown_website",
+                message: "no website has this key".into(),
+            })?;
+        if let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+        {
+            let allowed = &website.allowed_origins;
+            if !allowed.is_empty() && !allowed.iter().any(|a| a == origin || a == "*") {
+                return Err(ApiError::Forbidden {
+                    code: "origin_not_allowed",
+                    message: format!("origin {origin} is not allowed for this website"),
+                });
+            }
+        }
+        Ok(WidgetSite(Arc::new(website)))
+    }
+}
+
+/// A widget call from a known visitor (valid `X-Kith-Visitor` token).
+pub struct VisitorAuth {
+    pub website: Arc<Website>,
+    pub visitor_id: String,
+}
+
+impl FromRequestParts<AppState> for VisitorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let WidgetSite(website) = WidgetSite::from_request_parts(parts, state).await?;
+        let token = header_or_query(parts, "x-kith-visitor", "visitor_token").ok_or_else(|| {
+            ApiError::Unauthorized {
+                code: "visitor_required",
+                message: "call session first and send its visitor_token in X-Kith-Visitor".into(),
+            }
+        })?;
+        let visitor_id = token::verify(&website.token_secret, &website.id, token.trim())
+            .ok_or_else(|| ApiError::Unauthorized {
+                code: "visitor_required",
+                message: "the visitor token is not valid for this website; call session again"
+                    .into(),
+            })?;
+        state
+            .limiters
+            .per_visitor
+            .check(&visitor_id)
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        Ok(VisitorAuth {
+            website,
+            visitor_id,
+        })
+    }
+}
+
+/// The client's address: the connection's peer, or the last untrusted hop of
+/// `X-Forwarded-For` when the peer is a trusted proxy.
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let trusted = &state.config.trusted_proxies;
+        if !trusted.contains(&peer) {
+            return Ok(ClientIp(peer));
+        }
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>();
+        // Walk from the nearest hop back; the first address that is not one of our proxies is
+        // the client.
+        let client = forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .copied()
+            .unwrap_or(peer);
+        Ok(ClientIp(client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_param;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(url_param("a=1&b=2", "b").as_deref(), Some("2"));
+        assert_eq!(url_param("a=1", "b"), None);
+    }
+}
+
+/// Query parameters as decoded pairs (a key may repeat). Never rejects: malformed pairs are
+/// decoded leniently, and each handler validates the values it reads.
+pub struct QueryMap(pub Vec<(String, String)>);
+
+impl QueryMap {
+    /// The first value of `key`.
+    pub fn one(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        Ok(QueryMap(
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        ))
+    }
+}

@@ -1,0 +1,435 @@
+//! Admin API (`/api/v1`): contacts, their timelines and conversations, conversations, and
+//! websites. The organization always comes from the credential.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, JsonBody, QueryMap};
+use crate::realtime::MessageJson;
+use crate::routes::widget::message_body;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use kith_core::contact::ProfilePatch;
+use kith_core::ValidationError;
+use kith_store::{Contact, Conversation, Message, TimelineEvent, WebsiteView};
+use serde::Serialize;
+use serde_json::Value;
+use std::convert::Infallible;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/contacts", get(list_contacts))
+        .route("/contacts/{id}", get(get_contact).patch(patch_contact))
+        .route("/contacts/{id}/timeline", get(timeline))
+        .route("/contacts/{id}/conversations", get(contact_conversations))
+        .route("/conversations/{id}", get(get_conversation))
+        .route(
+            "/conversations/{id}/messages",
+            get(conversation_messages).post(reply),
+        )
+        .route("/conversations/{id}/escalate", post(escalate))
+        .route("/conversations/{id}/resolve", post(resolve))
+        .route("/websites", get(websites).post(create_website))
+        .route("/events", get(events))
+}
+
+fn limit_param(q: &QueryMap, default: i64) -> ApiResult<i64> {
+    match q.one("limit") {
+        None => Ok(default),
+        Some(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=200).contains(n))
+            .ok_or_else(|| {
+                ValidationError::new("limit", "must be a whole number from 1 to 200").into()
+            }),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactPage {
+    pub items: Vec<Contact>,
+    /// Exact number of contacts matching.
+    pub total: i64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Contacts, most recently seen first, with the exact total.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    params(("limit" = Option<i64>, Query, description = "1–200, default 50"),
+           ("cursor" = Option<String>, Query, description = "from next_cursor")),
+    responses((status = 200, body = ContactPage), (status = 400, description = "undecodable cursor"),
+              (status = 422, description = "limit out of range")),
+    security(("bearer" = [])))]
+async fn list_contacts(
+    State(state): State<AppState>,
+    admin: Admin,
+    q: QueryMap,
+) -> ApiResult<Json<ContactPage>> {
+    let limit = limit_param(&q, 50)?;
+    let page = state
+        .store
+        .list_contacts(&admin.org_id, q.one("cursor"), limit)
+        .await?;
+    Ok(Json(ContactPage {
+        items: page.items,
+        total: page.total.unwrap_or(0),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+fn contact_error(e: kith_store::StoreError) -> ApiError {
+    match e {
+        kith_store::StoreError::NotFound => ApiError::not_found("contact"),
+        e => e.into(),
+    }
+}
+
+/// One contact with its stats. A merged id answers 404 `merged` with `merged_into`.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Contact), (status = 404, description = "`not_found`, or `merged` with `merged_into`")),
+    security(("bearer" = [])))]
+async fn get_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Contact>> {
+    Ok(Json(
+        state
+            .store
+            .contact(&admin.org_id, &id)
+            .await
+            .map_err(contact_error)?,
+    ))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ContactPatchRequest {
+    /// `null` clears. Setting one makes the contact a customer; clearing makes it a lead.
+    user_id: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    /// E.164, e.g. +14155550100.
+    phone: Option<String>,
+    company: Option<String>,
+    /// Replaces the set.
+    tags: Option<Vec<String>>,
+    /// Merges keys; a `null` value deletes the key.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+/// Edit a contact. Never merges: an email or user_id another contact holds answers 409.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path)), request_body = ContactPatchRequest,
+    responses((status = 200, body = Contact),
+              (status = 409, description = "`conflict` with `field` and `contact_id` of the holder"),
+              (status = 422, description = "invalid value, naming the field")),
+    security(("bearer" = [])))]
+async fn patch_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Contact>> {
+    let patch = ProfilePatch::parse(&body)?;
+    Ok(Json(
+        state
+            .store
+            .patch_contact(&admin.org_id, &id, &patch, &admin.actor)
+            .await
+            .map_err(contact_error)?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelinePage {
+    pub items: Vec<TimelineEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// A contact's activity, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/timeline", tag = "contacts",
+    params(("id" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = TimelinePage)),
+    security(("bearer" = [])))]
+async fn timeline(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<TimelinePage>> {
+    let limit = limit_param(&q, 50)?;
+    let page = state
+        .store
+        .timeline(&admin.org_id, &id, q.one("cursor"), limit)
+        .await
+        .map_err(contact_error)?;
+    Ok(Json(TimelinePage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationList {
+    pub items: Vec<Conversation>,
+}
+
+/// Every conversation of the contact across the organization's websites.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/conversations", tag = "contacts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ConversationList)),
+    security(("bearer" = [])))]
+async fn contact_conversations(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationList>> {
+    let items = state
+        .store
+        .contact_conversations(&admin.org_id, &id)
+        .await
+        .map_err(contact_error)?;
+    Ok(Json(ConversationList { items }))
+}
+
+fn conversation_error(e: kith_store::StoreError) -> ApiError {
+    match e {
+        kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
+        e => e.into(),
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationWithMessages {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub messages: Vec<Message>,
+}
+
+/// A conversation with its messages (oldest first).
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ConversationWithMessages), (status = 404)),
+    security(("bearer" = [])))]
+async fn get_conversation(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationWithMessages>> {
+    let conversation = state
+        .store
+        .conversation(&admin.org_id, &id)
+        .await
+        .map_err(conversation_error)?;
+    let messages = state
+        .store
+        .messages(&admin.org_id, &id)
+        .await
+        .map_err(conversation_error)?;
+    Ok(Json(ConversationWithMessages {
+        conversation,
+        messages,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    pub items: Vec<Message>,
+}
+
+/// Messages of a conversation, oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = MessageList), (status = 404)),
+    security(("bearer" = [])))]
+async fn conversation_messages(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MessageList>> {
+    let items = state
+        .store
+        .messages(&admin.org_id, &id)
+        .await
+        .map_err(conversation_error)?;
+    Ok(Json(MessageList { items }))
+}
+
+/// An agent's reply.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path)), request_body = crate::routes::widget::PostMessageRequest,
+    responses((status = 201, body = Message), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+async fn reply(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let text = message_body(&body)?;
+    let posted = state
+        .store
+        .agent_reply(&admin.org_id, &id, &admin.author_id(), &text)
+        .await
+        .map_err(conversation_error)?;
+    state.publish(&admin.org_id, &posted).await;
+    Ok((StatusCode::CREATED, Json(posted.message)))
+}
+
+/// Mark a conversation escalated (no change when it already is).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/escalate", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Conversation), (status = 404)),
+    security(("bearer" = [])))]
+async fn escalate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(
+        state
+            .store
+            .escalate_conversation(&admin.org_id, &id, &admin.actor)
+            .await
+            .map_err(conversation_error)?,
+    ))
+}
+
+/// Mark a conversation resolved. A visitor's next message reopens it.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/resolve", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Conversation), (status = 404)),
+    security(("bearer" = [])))]
+async fn resolve(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(
+        state
+            .store
+            .resolve_conversation(&admin.org_id, &id)
+            .await
+            .map_err(conversation_error)?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebsiteList {
+    pub items: Vec<WebsiteView>,
+}
+
+/// The organization's websites, with their widget keys.
+#[utoipa::path(get, path = "/api/v1/websites", tag = "websites",
+    responses((status = 200, body = WebsiteList)),
+    security(("bearer" = [])))]
+async fn websites(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<WebsiteList>> {
+    let items = state.store.websites(&admin.org_id).await?;
+    Ok(Json(WebsiteList {
+        items: items.iter().map(WebsiteView::from).collect(),
+    }))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CreateWebsiteRequest {
+    name: String,
+    /// Default true.
+    identity_verification: Option<bool>,
+    /// Origins allowed to call the widget API, e.g. `https://example.com`; empty: any.
+    allowed_origins: Option<Vec<String>>,
+}
+
+/// Add a website.
+#[utoipa::path(post, path = "/api/v1/websites", tag = "websites",
+    request_body = CreateWebsiteRequest,
+    responses((status = 201, body = WebsiteView), (status = 422)),
+    security(("bearer" = [])))]
+async fn create_website(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let name = match body.get("name") {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err(ValidationError::new("name", "is required (a string)").into()),
+    };
+    let verification = match body.get("identity_verification") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(
+                ValidationError::new("identity_verification", "must be true or false").into(),
+            )
+        }
+    };
+    let origins = match body.get("allowed_origins") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(|s| s.trim().trim_end_matches('/').to_string())
+                    .filter(|s| s == "*" || s.starts_with("http://") || s.starts_with("https://"))
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            "allowed_origins",
+                            "each must be an origin like https://example.com",
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(_) => {
+            return Err(
+                ValidationError::new("allowed_origins", "must be an array of origins").into(),
+            )
+        }
+    };
+    let w = state
+        .store
+        .create_website(&admin.org_id, &name, verification, &origins)
+        .await?;
+    Ok((StatusCode::CREATED, Json(WebsiteView::from(&w))))
+}
+
+/// Server-Sent Events: every new message of the organization (for the admin panel).
+#[utoipa::path(get, path = "/api/v1/events", tag = "conversations",
+    responses((status = 200, description = "text/event-stream of `message` events")),
+    security(("bearer" = [])))]
+async fn events(
+    State(state): State<AppState>,
+    admin: Admin,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = state.bus.subscribe();
+    let org_id = admin.org_id;
+    let stream = async_stream::stream! {
+        let _gauge = crate::metrics::SseGuard::new();
+        yield Ok(Event::default().event("ready").data("{}"));
+        loop {
+            match rx.recv().await {
+                Ok(ev) if ev.org_id == org_id => {
+                    #[derive(Serialize)]
+                    struct Out<'a> { conversation_id: &'a str, contact_id: &'a str, website_id: &'a str, message: &'a MessageJson }
+                    let out = Out { conversation_id: &ev.conversation_id, contact_id: &ev.contact_id, website_id: &ev.website_id, message: &ev.message };
+                    if let Ok(data) = serde_json::to_string(&out) {
+                        yield Ok(Event::default().event("message").data(data));
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

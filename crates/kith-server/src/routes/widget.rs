@@ -1,0 +1,341 @@
+//! Widget API (`/api/widget/v1`): what the chat widget calls from the customer's website.
+//! Every answer shows the visitor only what it may see (SPEC rule 6): its conversations and
+//! messages, never the stored profile of its contact.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientIp, JsonBody, VisitorAuth, WidgetSite};
+use crate::metrics;
+use crate::realtime::MessageJson;
+use crate::state::AppState;
+use crate::token;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use kith_core::contact::parse_message_body;
+use kith_core::identity::{Claim, IdentifyError};
+use kith_core::ValidationError;
+use kith_store::{new_id, Conversation, LastMessage};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/session", post(session))
+        .route("/identify", post(identify))
+        .route("/messages", post(post_message))
+        .route("/conversations", get(conversations))
+        .route("/conversations/{id}/messages", get(messages))
+        .route("/conversations/{id}/escalate", post(escalate))
+        .route("/events", get(events))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionResponse {
+    /// Keep this in a first-party cookie and send it as `X-Kith-Visitor`.
+    pub visitor_token: String,
+}
+
+/// Start or resume a visitor session. Writes nothing for a visitor that never wrote.
+#[utoipa::path(post, path = "/api/widget/v1/session", tag = "widget",
+    params(("X-Kith-Website" = String, Header, description = "the website key"),
+           ("X-Kith-Visitor" = Option<String>, Header, description = "a token from an earlier session")),
+    request_body(content = Object, description = "`{}`"),
+    responses((status = 200, body = SessionResponse), (status = 401, description = "unknown website"),
+              (status = 429, description = "too many new sessions from this IP")))]
+async fn session(
+    State(state): State<AppState>,
+    WidgetSite(website): WidgetSite,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    _body: JsonBody,
+) -> ApiResult<Json<SessionResponse>> {
+    let sent = headers
+        .get("x-kith-visitor")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| {
+            token::verify(&website.token_secret, &website.id, t.trim())
+                .map(|id| (t.trim().to_string(), id))
+        });
+    if let Some((token, visitor_id)) = sent {
+        state.store.visitor_session(&website, &visitor_id).await?;
+        return Ok(Json(SessionResponse {
+            visitor_token: token,
+        }));
+    }
+    state
+        .limiters
+        .sessions_per_ip
+        .check(&ip.to_string())
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let visitor_id = new_id();
+    Ok(Json(SessionResponse {
+        visitor_token: token::issue(&website.token_secret, &website.id, &visitor_id),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IdentifyResponse {
+    /// The matched contact, or `null` until the visitor's first message creates one.
+    pub contact_id: Option<String>,
+    /// `lead`, `customer` or `null`.
+    pub status: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IdentifyRequest {
+    user_id: Option<String>,
+    email: Option<String>,
+    /// Lowercase hex HMAC-SHA256(identity_secret, user_id as sent — or email when no user_id).
+    user_hash: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    company: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+/// Tell Kith who the visitor is (from the customer's app, through the widget SDK).
+#[utoipa::path(post, path = "/api/widget/v1/identify", tag = "widget",
+    request_body = IdentifyRequest,
+    responses((status = 200, body = IdentifyResponse),
+              (status = 401, description = "user_id without a valid user_hash, or no visitor token"),
+              (status = 422, description = "invalid value, naming the field")))]
+async fn identify(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<IdentifyResponse>> {
+    let secret = auth
+        .website
+        .verification_required
+        .then_some(auth.website.identity_secret.as_str());
+    let claim = Claim::from_identify(&body, secret).map_err(|e| match e {
+        IdentifyError::Invalid(v) => ApiError::Invalid(v),
+        IdentifyError::Unverified => ApiError::Unauthorized {
+            code: "identity_unverified",
+            message: "a user_id needs a valid user_hash (HMAC-SHA256 of the user_id with the website's identity secret)".into(),
+        },
+    })?;
+    let out = state
+        .store
+        .identify(&auth.website, &auth.visitor_id, &claim)
+        .await?;
+    metrics::IDENTIFIES.inc();
+    Ok(Json(IdentifyResponse {
+        contact_id: out.contact_id,
+        status: out.status,
+    }))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PostMessageRequest {
+    /// 1 to 10,000 characters.
+    body: String,
+    /// Omit to start a new conversation.
+    conversation_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PostMessageResponse {
+    pub message_id: String,
+    pub conversation_id: String,
+    pub contact_id: String,
+}
+
+pub(crate) fn message_body(body: &Value) -> Result<String, ApiError> {
+    match body.get("body") {
+        Some(Value::String(s)) => Ok(parse_message_body(s)?),
+        None | Some(Value::Null) => Err(ValidationError::new("body", "is required").into()),
+        Some(_) => Err(ValidationError::new("body", "must be a string").into()),
+    }
+}
+
+/// Send a visitor message. The first one creates the contact (or finds it, SPEC rule 2).
+#[utoipa::path(post, path = "/api/widget/v1/messages", tag = "widget",
+    request_body = PostMessageRequest,
+    responses((status = 201, body = PostMessageResponse),
+              (status = 404, description = "a conversation this visitor may not see"),
+              (status = 422, description = "invalid body")))]
+async fn post_message(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let text = message_body(&body)?;
+    let conversation_id = match body.get("conversation_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()),
+        Some(_) => return Err(ValidationError::new("conversation_id", "must be a string").into()),
+    };
+    let posted = state
+        .store
+        .visitor_message(
+            &auth.website,
+            &auth.visitor_id,
+            &text,
+            conversation_id.as_deref(),
+        )
+        .await
+        .map_err(|e| match e {
+            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
+            e => e.into(),
+        })?;
+    state.publish(&auth.website.org_id, &posted).await;
+    metrics::VISITOR_MESSAGES.inc();
+    Ok((
+        StatusCode::CREATED,
+        Json(PostMessageResponse {
+            message_id: posted.message.id,
+            conversation_id: posted.conversation.id,
+            contact_id: posted.contact_id,
+        }),
+    ))
+}
+
+/// A conversation as the widget shows it: no contact data.
+#[derive(Serialize, ToSchema)]
+pub struct WidgetConversation {
+    pub id: String,
+    pub status: String,
+    pub message_count: i64,
+    pub last_message: Option<LastMessage>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Conversation> for WidgetConversation {
+    fn from(c: Conversation) -> Self {
+        WidgetConversation {
+            id: c.id,
+            status: c.status,
+            message_count: c.message_count,
+            last_message: c.last_message,
+            created_at: c.created_at.to_rfc3339(),
+            updated_at: c.updated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WidgetConversations {
+    pub items: Vec<WidgetConversation>,
+}
+
+/// The conversations this visitor may see on this website (SPEC rule 6).
+#[utoipa::path(get, path = "/api/widget/v1/conversations", tag = "widget",
+    responses((status = 200, body = WidgetConversations)))]
+async fn conversations(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+) -> ApiResult<Json<WidgetConversations>> {
+    let items = state
+        .store
+        .visitor_conversations(&auth.website, &auth.visitor_id)
+        .await?;
+    Ok(Json(WidgetConversations {
+        items: items.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WidgetMessages {
+    pub items: Vec<MessageJson>,
+}
+
+/// Messages of a conversation this visitor may see, oldest first.
+#[utoipa::path(get, path = "/api/widget/v1/conversations/{id}/messages", tag = "widget",
+    params(("id" = String, Path)),
+    responses((status = 200, body = WidgetMessages), (status = 404, description = "not visible to this visitor")))]
+async fn messages(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WidgetMessages>> {
+    let items = state
+        .store
+        .visitor_messages(&auth.website, &auth.visitor_id, &id)
+        .await
+        .map_err(|e| match e {
+            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
+            e => e.into(),
+        })?;
+    Ok(Json(WidgetMessages {
+        items: items.iter().map(MessageJson::from).collect(),
+    }))
+}
+
+/// Ask for a human. Escalating an escalated conversation changes nothing.
+#[utoipa::path(post, path = "/api/widget/v1/conversations/{id}/escalate", tag = "widget",
+    params(("id" = String, Path)),
+    responses((status = 200, body = WidgetConversation), (status = 404, description = "not visible to this visitor")))]
+async fn escalate(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<WidgetConversation>> {
+    let conv = state
+        .store
+        .visitor_escalate(&auth.website, &auth.visitor_id, &id)
+        .await
+        .map_err(|e| match e {
+            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
+            e => e.into(),
+        })?;
+    Ok(Json(conv.into()))
+}
+
+/// Server-Sent Events: `message` events for new messages in the conversations this visitor
+/// may see. EventSource cannot send headers, so `?website_key=&visitor_token=` work too.
+#[utoipa::path(get, path = "/api/widget/v1/events", tag = "widget",
+    responses((status = 200, description = "text/event-stream of `message` events (data: a message)")))]
+async fn events(
+    State(state): State<AppState>,
+    auth: VisitorAuth,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut rx = state.bus.subscribe();
+    let website = auth.website.clone();
+    let visitor_id = auth.visitor_id.clone();
+    let stream = async_stream::stream! {
+        let _gauge = metrics::SseGuard::new();
+        yield Ok(Event::default().event("ready").data(json!({"visitor": "ok"}).to_string()));
+        // The visitor's contact, refreshed now and then: most events are for other contacts
+        // and are skipped without a query.
+        let mut contact: Option<String> = None;
+        let mut refreshed = Instant::now() - Duration::from_secs(60);
+        loop {
+            let ev = match rx.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
+            if ev.org_id != website.org_id || ev.website_id != website.id {
+                continue;
+            }
+            let visible = if ev.starter_visitor_id == visitor_id {
+                true
+            } else {
+                if refreshed.elapsed() > Duration::from_secs(5) || contact.as_deref() == Some(ev.contact_id.as_str()) {
+                    contact = state.store.visitor(&website, &visitor_id).await.ok().flatten().and_then(|v| v.contact_id);
+                    refreshed = Instant::now();
+                }
+                contact.as_deref() == Some(ev.contact_id.as_str())
+                    && state.store.visitor_can_see(&website, &visitor_id, &ev.conversation_id).await.unwrap_or(false)
+            };
+            if visible {
+                if let Ok(data) = serde_json::to_string(&ev.message) {
+                    yield Ok(Event::default().event("message").data(data));
+                }
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

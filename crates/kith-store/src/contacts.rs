@@ -1,0 +1,239 @@
+//! Reading and editing contacts from the admin side: one contact, an admin's edit, the
+//! timeline, and the contact listing.
+
+use crate::conn::{args, Conn};
+use crate::ids::now_ms;
+use crate::model::{ContactRow, EventRow, TimelineEvent, CONTACT_COLUMNS};
+use crate::resolution::{contact_by, record_changes, write_profile};
+use crate::{read, transact, Contact, Store, StoreError};
+use kith_core::contact::ProfilePatch;
+use kith_core::timeline::Actor;
+use kith_core::ValidationError;
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: Option<i64>,
+    pub next_cursor: Option<String>,
+}
+
+/// Why a contact id does not resolve: gone by merge, or never here.
+async fn missing<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<StoreError, StoreError> {
+    let merged: Option<(String,)> = c
+        .fetch_optional(
+            "SELECT merged_into FROM contact_merges WHERE org_id = $1 AND absorbed_id = $2",
+            args![org_id, id],
+        )
+        .await?;
+    Ok(match merged {
+        Some((into,)) => StoreError::Merged { merged_into: into },
+        None => StoreError::NotFound,
+    })
+}
+
+/// Cursors are opaque to clients: hex of `last_seen_at|id`.
+fn encode_cursor(last_seen_at: Option<i64>, id: &str) -> String {
+    let ls = last_seen_at.map(|v| v.to_string()).unwrap_or_default();
+    hex::encode(format!("{ls}|{id}"))
+}
+
+fn decode_cursor(cursor: &str) -> Option<(Option<i64>, String)> {
+    let raw = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+    let (ls, id) = raw.split_once('|')?;
+    let ls = if ls.is_empty() {
+        None
+    } else {
+        Some(ls.parse().ok()?)
+    };
+    (!id.is_empty()).then(|| (ls, id.to_string()))
+}
+
+impl Store {
+    /// One contact; a merged id answers `Merged` with where it went.
+    pub async fn contact(&self, org_id: &str, id: &str) -> Result<Contact, StoreError> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND id = $2");
+        read!(self, |c| async {
+            match c
+                .fetch_optional::<ContactRow>(&sql, args![org_id, id])
+                .await?
+            {
+                Some(row) => row.view(),
+                None => Err(missing(c, org_id, id).await?),
+            }
+        }
+        .await)
+    }
+
+    /// An admin's edit. Never merges: an email or user id held by another contact answers
+    /// `Conflict` naming the holder, and nothing changes.
+    pub async fn patch_contact(
+        &self,
+        org_id: &str,
+        id: &str,
+        patch: &ProfilePatch,
+        actor: &Actor,
+    ) -> Result<Contact, StoreError> {
+        transact!(self, |c| async {
+            let now = now_ms();
+            let Some(row) = contact_by(c, org_id, "id", id).await? else {
+                return Err(missing(c, org_id, id).await?);
+            };
+            if let Some(Some(u)) = &patch.user_id {
+                if let Some(h) = contact_by(c, org_id, "user_id", u.as_str()).await? {
+                    if h.id != id {
+                        return Err(StoreError::Conflict {
+                            field: "user_id".into(),
+                            contact_id: h.id,
+                        });
+                    }
+                }
+            }
+            if let Some(Some(e)) = &patch.email {
+                if let Some(h) = contact_by(c, org_id, "email_lower", &e.key()).await? {
+                    if h.id != id {
+                        return Err(StoreError::Conflict {
+                            field: "email".into(),
+                            contact_id: h.id,
+                        });
+                    }
+                }
+            }
+            let mut profile = row.profile()?;
+            let before = profile.status();
+            let changes = profile.apply_patch(patch);
+            if !changes.is_empty() {
+                write_profile(c, org_id, id, &profile, now).await?;
+                record_changes(
+                    c,
+                    org_id,
+                    id,
+                    before,
+                    profile.status(),
+                    &changes,
+                    actor,
+                    now,
+                )
+                .await?;
+            }
+            contact_by(c, org_id, "id", id)
+                .await?
+                .ok_or(StoreError::Raced)?
+                .view()
+        }
+        .await)
+    }
+
+    /// A contact's timeline, newest first, `limit` entries after `cursor`.
+    pub async fn timeline(
+        &self,
+        org_id: &str,
+        contact_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<TimelineEvent>, StoreError> {
+        if let Some(cur) = cursor {
+            if cur.is_empty() || cur.len() > 64 || !cur.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(StoreError::BadCursor);
+            }
+        }
+        self.contact(org_id, contact_id).await?;
+        let rows: Vec<EventRow> = read!(self, |c| c
+            .fetch_all(
+                "SELECT id, kind, actor, data, at FROM contact_events \
+                 WHERE org_id = $1 AND contact_id = $2 AND ($3 IS NULL OR id < $3) \
+                 ORDER BY id DESC LIMIT $4",
+                args![org_id, contact_id, cursor, limit + 1],
+            )
+            .await)?;
+        let more = rows.len() as i64 > limit;
+        let items: Vec<TimelineEvent> = rows
+            .iter()
+            .take(limit as usize)
+            .map(EventRow::view)
+            .collect();
+        Ok(Page {
+            next_cursor: if more {
+                items.last().map(|e| e.id.clone())
+            } else {
+                None
+            },
+            items,
+            total: None,
+        })
+    }
+
+    /// Every contact of the organization, most recently seen first (contacts never seen
+    /// last), with the exact total. Keyset pagination: a cursor names the last row seen.
+    pub async fn list_contacts(
+        &self,
+        org_id: &str,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
+        if !(1..=200).contains(&limit) {
+            return Err(ValidationError::new("limit", "must be between 1 and 200").into());
+        }
+        let after = match cursor {
+            Some(c) => Some(decode_cursor(c).ok_or(StoreError::BadCursor)?),
+            None => None,
+        };
+        let (ls, cid) = match &after {
+            Some((ls, id)) => (*ls, Some(id.clone())),
+            None => (None, None),
+        };
+        // Order: seen contacts by last_seen_at desc, then never-seen ones; ties by id desc.
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND ( \
+               $3 IS NULL \
+               OR ($2 IS NOT NULL AND (last_seen_at < $2 OR (last_seen_at = $2 AND id < $3) OR last_seen_at IS NULL)) \
+               OR ($2 IS NULL AND last_seen_at IS NULL AND id < $3)) \
+             ORDER BY CASE WHEN last_seen_at IS NULL THEN 1 ELSE 0 END, last_seen_at DESC, id DESC \
+             LIMIT $4"
+        );
+        let (rows, total): (Vec<ContactRow>, i64) = read!(self, |c| async {
+            let rows: Vec<ContactRow> = c
+                .fetch_all(&sql, args![org_id, ls, cid.clone(), limit + 1])
+                .await?;
+            let total: (i64,) = c
+                .fetch_one(
+                    "SELECT count(*) FROM contacts WHERE org_id = $1",
+                    args![org_id],
+                )
+                .await?;
+            Ok::<_, StoreError>((rows, total.0))
+        }
+        .await)?;
+        let more = rows.len() as i64 > limit;
+        let page: Vec<&ContactRow> = rows.iter().take(limit as usize).collect();
+        let next_cursor = if more {
+            page.last().map(|r| encode_cursor(r.last_seen_at, &r.id))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: page
+                .into_iter()
+                .map(ContactRow::view)
+                .collect::<Result<_, _>>()?,
+            total: Some(total),
+            next_cursor,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor(Some(42), "01abc");
+        assert_eq!(decode_cursor(&c), Some((Some(42), "01abc".to_string())));
+        let c = encode_cursor(None, "01abc");
+        assert_eq!(decode_cursor(&c), Some((None, "01abc".to_string())));
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(decode_cursor(&hex::encode("x|")), None);
+        assert_eq!(decode_cursor(&hex::encode("nope")), None);
+    }
+}

@@ -1,0 +1,236 @@
+//! Organizations, websites, admins and API tokens.
+
+use crate::conn::{args, Conn};
+use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
+use crate::model::{Website, WebsiteRow};
+use crate::{read, transact, Store, StoreError};
+use kith_core::ValidationError;
+use serde::Serialize;
+
+/// What `kith org create` prints: everything needed to sign in, call the API and install the
+/// widget. Secrets appear here once; the token is stored only as a hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Credentials {
+    pub org_id: String,
+    pub api_token: String,
+    pub website_key: String,
+    pub identity_secret: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub name: String,
+    pub admin_email: String,
+    pub website_name: String,
+}
+
+const WEBSITE_COLUMNS: &str = "org_id, id, name, website_key, identity_secret, token_secret, \
+     verification_required, allowed_origins, created_at";
+
+/// The organization a public key or token names. Keys carry it (`wk_<org>_…`, `kt_<org>_…`)
+/// so every lookup is scoped by organization, as a sharded database needs.
+fn org_of(key: &str, prefix: &str) -> Option<String> {
+    let rest = key.strip_prefix(prefix)?;
+    let (org, secret) = rest.split_once('_')?;
+    (!org.is_empty()
+        && !secret.is_empty()
+        && org.len() <= 64
+        && org.chars().all(|c| c.is_ascii_alphanumeric()))
+    .then(|| org.to_string())
+}
+
+fn hash_password(password: &str) -> Result<String, StoreError> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Config(format!("password hashing failed: {e}")))
+}
+
+impl Store {
+    /// Creates an organization with one website (identity verification on), one admin with a
+    /// random password and one API token.
+    pub async fn create_org(&self, new: &NewOrg) -> Result<Credentials, StoreError> {
+        let name = new.name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
+        }
+        let org_id = new_id();
+        let admin_password = random_hex(12);
+        let password = admin_password.clone();
+        let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Config(format!("password hashing task failed: {e}")))??;
+        let api_token = format!("kt_{org_id}_{}", random_hex(24));
+        let website_key = format!("wk_{org_id}_{}", random_hex(8));
+        let identity_secret = random_hex(32);
+        let now = now_ms();
+        let admin_email = new.admin_email.trim().to_string();
+        transact!(self, |c| async {
+            c.execute(
+                "INSERT INTO organizations (org_id, name, created_at) VALUES ($1, $2, $3)",
+                args![&org_id, name, now],
+            )
+            .await?;
+            c.execute(
+                "INSERT INTO admins (org_id, id, email, email_lower, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                args![
+                    &org_id,
+                    new_id(),
+                    &admin_email,
+                    admin_email.to_lowercase(),
+                    &password_hash,
+                    now
+                ],
+            )
+            .await?;
+            c.execute(
+                "INSERT INTO api_tokens (org_id, id, name, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+                args![&org_id, new_id(), "default", sha256_hex(&api_token), now],
+            )
+            .await?;
+            insert_website(
+                c,
+                &org_id,
+                &new.website_name,
+                &website_key,
+                &identity_secret,
+                now,
+            )
+            .await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)?;
+        Ok(Credentials {
+            org_id,
+            api_token,
+            website_key,
+            identity_secret,
+            admin_email,
+            admin_password,
+        })
+    }
+
+    pub async fn count_orgs(&self) -> Result<i64, StoreError> {
+        read!(self, |c| c
+            .fetch_one::<(i64,)>("SELECT count(*) FROM organizations", vec![])
+            .await
+            .map(|r| r.0))
+    }
+
+    /// The organization an API token belongs to, or `None` for an unknown token.
+    pub async fn org_for_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let Some(org_id) = org_of(token, "kt_") else {
+            return Ok(None);
+        };
+        let hash = sha256_hex(token);
+        let row: Option<(String,)> = read!(self, |c| c
+            .fetch_optional(
+                "SELECT org_id FROM api_tokens WHERE org_id = $1 AND token_hash = $2",
+                args![&org_id, &hash],
+            )
+            .await)?;
+        Ok(row.map(|r| r.0))
+    }
+
+    /// The website a widget names by its public key.
+    pub async fn website_by_key(&self, key: &str) -> Result<Option<Website>, StoreError> {
+        let Some(org_id) = org_of(key, "wk_") else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 AND website_key = $2"
+        );
+        let row: Option<WebsiteRow> =
+            read!(self, |c| c.fetch_optional(&sql, args![&org_id, key]).await)?;
+        Ok(row.map(Website::from))
+    }
+
+    pub async fn websites(&self, org_id: &str) -> Result<Vec<Website>, StoreError> {
+        let sql = format!("SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 ORDER BY id");
+        let rows: Vec<WebsiteRow> = read!(self, |c| c.fetch_all(&sql, args![org_id]).await)?;
+        Ok(rows.into_iter().map(Website::from).collect())
+    }
+
+    /// Adds a website (identity verification on unless `verification_required` is false).
+    pub async fn create_website(
+        &self,
+        org_id: &str,
+        name: &str,
+        verification_required: bool,
+        allowed_origins: &[String],
+    ) -> Result<Website, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
+        }
+        let key = format!("wk_{org_id}_{}", random_hex(8));
+        let secret = random_hex(32);
+        let now = now_ms();
+        let origins = serde_json::to_string(allowed_origins).unwrap_or_else(|_| "[]".into());
+        let id = transact!(self, |c| async {
+            let id = insert_website(c, org_id, name, &key, &secret, now).await?;
+            c.execute(
+                "UPDATE websites SET verification_required = $3, allowed_origins = $4 \
+                 WHERE org_id = $1 AND id = $2",
+                args![org_id, &id, verification_required, &origins],
+            )
+            .await?;
+            Ok::<_, StoreError>(id)
+        }
+        .await)?;
+        self.websites(org_id)
+            .await?
+            .into_iter()
+            .find(|w| w.id == id)
+            .ok_or(StoreError::NotFound)
+    }
+}
+
+async fn insert_website<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    name: &str,
+    key: &str,
+    identity_secret: &str,
+    now: i64,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    c.execute(
+        "INSERT INTO websites (org_id, id, name, website_key, identity_secret, token_secret, \
+         verification_required, allowed_origins, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        args![
+            org_id,
+            &id,
+            name,
+            key,
+            identity_secret,
+            random_hex(32),
+            true,
+            "[]",
+            now
+        ],
+    )
+    .await?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::org_of;
+
+    #[test]
+    fn keys_name_their_organization() {
+        assert_eq!(org_of("kt_01abc_ff00", "kt_").as_deref(), Some("01abc"));
+        assert_eq!(org_of("kt_01abc_", "kt_"), None);
+        assert_eq!(org_of("wk_01abc_ff", "kt_"), None);
+        assert_eq!(org_of("kt_x'y_ff", "kt_"), None);
+        assert_eq!(org_of("", "kt_"), None);
+    }
+}

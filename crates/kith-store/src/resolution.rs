@@ -1,0 +1,407 @@
+//! Applying identity resolution inside one transaction: gather the candidates, ask
+//! `kith_core::identity::resolve`, then merge, write fields, link the visitor and record the
+//! timeline. Also the small contact primitives the other modules share.
+
+use crate::conn::{args, Conn};
+use crate::dialect::for_update;
+use crate::ids::new_id;
+use crate::model::{ContactRow, CONTACT_COLUMNS};
+use crate::StoreError;
+use kith_core::contact::{Changes, Stats, WriteMode};
+use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target};
+use kith_core::timeline::{Actor, EventKind};
+use kith_core::{Profile, Status};
+use serde_json::{json, Value};
+
+/// A contact by `id`, `user_id` or `email_lower`, locked for the rest of the transaction
+/// (the rules decide on what it holds).
+pub(crate) async fn contact_by<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<ContactRow>, StoreError> {
+    // `column` is one of three fixed names, never user input.
+    debug_assert!(matches!(column, "id" | "user_id" | "email_lower"));
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND {column} = $2{}",
+        for_update(c.dialect())
+    );
+    Ok(c.fetch_optional(&sql, args![org_id, value]).await?)
+}
+
+pub(crate) async fn insert_event<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    kind: EventKind,
+    actor: &Actor,
+    data: Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![
+            org_id,
+            new_id(),
+            contact_id,
+            kind.as_str(),
+            actor.to_string(),
+            data.to_string(),
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(|s| s.as_ref().to_string())
+}
+
+/// Writes a contact's profile (and `updated_at`). Unique keys are enforced by the database;
+/// callers check holders first so a violation here means a concurrent writer (retried).
+pub(crate) async fn write_profile<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    id: &str,
+    p: &Profile,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE contacts SET user_id = $3, email = $4, email_lower = $5, name = $6, phone = $7, \
+         company = $8, tags = $9, metadata = $10, updated_at = $11 \
+         WHERE org_id = $1 AND id = $2",
+        args![
+            org_id,
+            id,
+            text(&p.user_id),
+            text(&p.email),
+            p.email.as_ref().map(|e| e.key()),
+            text(&p.name),
+            text(&p.phone),
+            text(&p.company),
+            serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
+            p.metadata.to_json().to_string(),
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts a new contact; writes `created` (with its status) to the timeline.
+pub(crate) async fn create_contact<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    p: &Profile,
+    actor: &Actor,
+    now: i64,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    c.execute(
+        "INSERT INTO contacts (org_id, id, user_id, email, email_lower, name, phone, company, \
+         tags, metadata, conversation_count, message_count, last_seen_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11)",
+        args![
+            org_id,
+            &id,
+            text(&p.user_id),
+            text(&p.email),
+            p.email.as_ref().map(|e| e.key()),
+            text(&p.name),
+            text(&p.phone),
+            text(&p.company),
+            serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
+            p.metadata.to_json().to_string(),
+            now
+        ],
+    )
+    .await?;
+    insert_event(
+        c,
+        org_id,
+        &id,
+        EventKind::Created,
+        actor,
+        json!({"status": p.status().as_str()}),
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Records the timeline entries of a profile change: `fields_updated` with each changed
+/// field, and `promoted` when the contact became a customer.
+pub(crate) async fn record_changes<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    before: Status,
+    after: Status,
+    changes: &Changes,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !changes.is_empty() {
+        insert_event(
+            c,
+            org_id,
+            contact_id,
+            EventKind::FieldsUpdated,
+            actor,
+            json!({"changes": changes.to_json()}),
+            now,
+        )
+        .await?;
+    }
+    if before == Status::Lead && after == Status::Customer {
+        insert_event(
+            c,
+            org_id,
+            contact_id,
+            EventKind::Promoted,
+            actor,
+            json!({"from": "lead", "to": "customer"}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Merge rule 3: `absorbed` moves into `holder` (visitors, conversations, tags, stats,
+/// timeline; absent fields and missing metadata keys filled) and stops existing; its id
+/// answers `merged` from now on.
+pub(crate) async fn merge_contacts<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    absorbed_id: &str,
+    holder_id: &str,
+    by: MergeKey,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let absorbed = contact_by(c, org_id, "id", absorbed_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let holder = contact_by(c, org_id, "id", holder_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let mut profile = holder.profile()?;
+    profile.absorb(&absorbed.profile()?);
+    let mut stats: Stats = holder.stats();
+    stats.absorb(&absorbed.stats());
+
+    for table in ["visitors", "conversations", "contact_events"] {
+        let sql =
+            format!("UPDATE {table} SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2");
+        c.execute(&sql, args![org_id, absorbed_id, holder_id])
+            .await?;
+    }
+    // Earlier merges into the absorbed contact now point at the holder: one hop always.
+    c.execute(
+        "UPDATE contact_merges SET merged_into = $3 WHERE org_id = $1 AND merged_into = $2",
+        args![org_id, absorbed_id, holder_id],
+    )
+    .await?;
+    // Delete before writing the holder, so the absorbed email or user id is free to move.
+    c.execute(
+        "DELETE FROM contacts WHERE org_id = $1 AND id = $2",
+        args![org_id, absorbed_id],
+    )
+    .await?;
+    c.execute(
+        "INSERT INTO contact_merges (org_id, absorbed_id, merged_into, merged_at) \
+         VALUES ($1, $2, $3, $4)",
+        args![org_id, absorbed_id, holder_id, now],
+    )
+    .await?;
+    write_profile(c, org_id, holder_id, &profile, now).await?;
+    c.execute(
+        "UPDATE contacts SET conversation_count = $3, message_count = $4, last_seen_at = $5, \
+         created_at = $6 WHERE org_id = $1 AND id = $2",
+        args![
+            org_id,
+            holder_id,
+            stats.conversation_count,
+            stats.message_count,
+            stats.last_seen_at,
+            stats.created_at
+        ],
+    )
+    .await?;
+    insert_event(
+        c,
+        org_id,
+        holder_id,
+        EventKind::Merged,
+        actor,
+        json!({"absorbed_contact_id": absorbed_id, "by": by.as_str()}),
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+fn candidate(row: &Option<ContactRow>) -> Option<Candidate> {
+    row.as_ref().map(|r| Candidate {
+        id: r.id.clone(),
+        has_user_id: r.user_id.is_some(),
+    })
+}
+
+/// Why a resolution runs: an identify call (no match → remember) or a visitor's first
+/// message (no match → create).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Occasion {
+    Identify,
+    FirstMessage,
+}
+
+pub(crate) struct Resolved {
+    /// The contact the visitor is now linked to (`None`: identity remembered).
+    pub contact_id: Option<String>,
+    pub visitor_verified: bool,
+}
+
+/// Resolves `claim` for a visitor and applies the answer. The visitor row must exist; it is
+/// linked (or unlinked, with the claim remembered) here.
+pub(crate) async fn resolve_and_apply<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    visitor_id: &str,
+    visitor_contact: Option<&str>,
+    visitor_verified: bool,
+    claim: &Claim,
+    occasion: Occasion,
+    now: i64,
+) -> Result<Resolved, StoreError> {
+    let actor = Actor::Visitor;
+    let by_user_id = match &claim.user_id {
+        Some(u) => contact_by(c, org_id, "user_id", u.as_str()).await?,
+        None => None,
+    };
+    let by_email = match &claim.email {
+        Some(e) => contact_by(c, org_id, "email_lower", &e.key()).await?,
+        None => None,
+    };
+    let own = match visitor_contact {
+        Some(id) => contact_by(c, org_id, "id", id).await?,
+        None => None,
+    };
+    let found = Found {
+        by_user_id: candidate(&by_user_id),
+        by_email: candidate(&by_email),
+        visitor_contact: candidate(&own),
+    };
+    let resolution = resolve(claim, visitor_verified, &found);
+
+    let email = if resolution.take_email {
+        claim.email.clone()
+    } else {
+        None
+    };
+    let contact_id = match &resolution.target {
+        Target::Existing(target) => {
+            for m in &resolution.merges {
+                merge_contacts(c, org_id, &m.absorbed, target, m.by, &actor, now).await?;
+            }
+            let row = contact_by(c, org_id, "id", target)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            let mut profile = row.profile()?;
+            let before = profile.status();
+            let changes = profile.write_identity(
+                claim.write_mode(),
+                &claim.user_id,
+                &email,
+                &claim.name,
+                &claim.phone,
+                &claim.company,
+                &claim.metadata,
+            );
+            if !changes.is_empty() {
+                write_profile(c, org_id, target, &profile, now).await?;
+            }
+            touch_contact(c, org_id, target, now).await?;
+            record_changes(
+                c,
+                org_id,
+                target,
+                before,
+                profile.status(),
+                &changes,
+                &actor,
+                now,
+            )
+            .await?;
+            Some(target.clone())
+        }
+        Target::Nobody if occasion == Occasion::FirstMessage => {
+            let mut profile = Profile::default();
+            profile.write_identity(
+                WriteMode::Overwrite,
+                &claim.user_id,
+                &email,
+                &claim.name,
+                &claim.phone,
+                &claim.company,
+                &claim.metadata,
+            );
+            Some(create_contact(c, org_id, &profile, &actor, now).await?)
+        }
+        Target::Nobody => None,
+    };
+
+    let pending = match (&contact_id, occasion) {
+        (None, Occasion::Identify) => {
+            Some(serde_json::to_string(claim).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+        }
+        _ => None,
+    };
+    c.execute(
+        "UPDATE visitors SET contact_id = $3, verified = $4, pending_claim = $5, last_seen_at = $6 \
+         WHERE org_id = $1 AND id = $2",
+        args![
+            org_id,
+            visitor_id,
+            contact_id.clone(),
+            resolution.visitor_verified,
+            pending,
+            now
+        ],
+    )
+    .await?;
+    Ok(Resolved {
+        contact_id,
+        visitor_verified: resolution.visitor_verified,
+    })
+}
+
+/// `last_seen_at` = now (identify, message, escalate).
+pub(crate) async fn touch_contact<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "UPDATE contacts SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
+            args![org_id, contact_id, now],
+        )
+        .await?;
+    expect_one(n)
+}
+
+/// A write that should touch one row touched none: a concurrent merge removed it. The
+/// transaction is run again and re-reads where things went.
+pub(crate) fn expect_one(rows: u64) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Raced)
+    }
+}

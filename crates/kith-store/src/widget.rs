@@ -1,0 +1,416 @@
+//! What a visitor does through the widget: identify, write, read its conversations, escalate.
+//! Visibility (SPEC rule 6): an unverified visitor sees only the conversations it started; a
+//! verified one also those of its contact on the same website that were started by visitors
+//! verified for that contact. Conversations that reached the contact through somebody's
+//! unverified email claim stay visible only to the visitor that started them.
+
+use crate::conn::{args, Conn};
+use crate::conversations::{append_message, AuthorKind, PostedMessage};
+use crate::dialect::for_update;
+use crate::ids::{new_id, now_ms};
+use crate::model::{ConversationRow, Message, MessageRow, Website, CONVERSATION_SELECT};
+use crate::resolution::{
+    contact_by, expect_one, insert_event, resolve_and_apply, touch_contact, Occasion,
+};
+use crate::{read, transact, Conversation, Store, StoreError};
+use kith_core::identity::Claim;
+use kith_core::timeline::{Actor, EventKind};
+use serde_json::json;
+
+/// A visitor as stored (only once it identified or wrote).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Visitor {
+    pub id: String,
+    pub website_id: String,
+    pub contact_id: Option<String>,
+    pub verified: bool,
+    pub pending_claim: Option<String>,
+    pub last_seen_at: i64,
+}
+
+/// The answer of an identify call: the contact it matched, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentifyOutcome {
+    pub contact_id: Option<String>,
+    pub status: Option<String>,
+}
+
+/// The conversations a visitor may see: `$1` org, `$2` website, `$3` visitor, `$4` verified,
+/// `$5` its contact.
+const VISIBLE: &str = "cv.org_id = $1 AND cv.website_id = $2 AND (cv.visitor_id = $3 OR \
+     ($4 AND cv.contact_id = $5 AND EXISTS (SELECT 1 FROM visitors sv WHERE sv.org_id = cv.org_id \
+     AND sv.id = cv.visitor_id AND sv.verified AND sv.contact_id = cv.contact_id)))";
+
+/// How long a `session` call waits before it may write `last_seen_at` again.
+const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
+
+async fn load_visitor<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    visitor_id: &str,
+    lock: bool,
+) -> Result<Option<Visitor>, StoreError> {
+    let sql = format!(
+        "SELECT id, website_id, contact_id, verified, pending_claim, last_seen_at FROM visitors \
+         WHERE org_id = $1 AND id = $2{}",
+        if lock { for_update(c.dialect()) } else { "" }
+    );
+    Ok(c.fetch_optional(&sql, args![org_id, visitor_id]).await?)
+}
+
+/// The visitor's row, created on its first identify or message, and locked: two calls of
+/// one visitor never decide on the same stale state.
+async fn ensure_visitor<C: Conn>(
+    c: &mut C,
+    website: &Website,
+    visitor_id: &str,
+    now: i64,
+) -> Result<Visitor, StoreError> {
+    c.execute(
+        "INSERT INTO visitors (org_id, id, website_id, contact_id, verified, pending_claim, \
+         created_at, last_seen_at) VALUES ($1, $2, $3, NULL, FALSE, NULL, $4, $4) \
+         ON CONFLICT (org_id, id) DO NOTHING",
+        args![&website.org_id, visitor_id, &website.id, now],
+    )
+    .await?;
+    let v = load_visitor(c, &website.org_id, visitor_id, true)
+        .await?
+        .ok_or(StoreError::Raced)?;
+    if v.website_id != website.id {
+        // Tokens are signed per website, so this means a forged or mixed-up id.
+        return Err(StoreError::NotFound);
+    }
+    Ok(v)
+}
+
+fn pending_claim(v: &Visitor) -> Result<Option<Claim>, StoreError> {
+    v.pending_claim
+        .as_deref()
+        .map(|s| serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
+}
+
+async fn visible_conversation<C: Conn>(
+    c: &mut C,
+    website: &Website,
+    v: &Visitor,
+    conversation_id: &str,
+) -> Result<ConversationRow, StoreError> {
+    let sql = format!("{CONVERSATION_SELECT} WHERE {VISIBLE} AND cv.id = $6");
+    c.fetch_optional(
+        &sql,
+        args![
+            &website.org_id,
+            &website.id,
+            &v.id,
+            v.verified,
+            v.contact_id.clone(),
+            conversation_id
+        ],
+    )
+    .await?
+    .ok_or(StoreError::NotFound)
+}
+
+impl Store {
+    /// A `session` call of a returning visitor: refreshes its contact's `last_seen_at`, at
+    /// most once a minute. Reads one row; writes only when the minute has passed and the
+    /// visitor has a contact.
+    pub async fn visitor_session(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+    ) -> Result<(), StoreError> {
+        let org_id = &website.org_id;
+        let v = read!(self, |c| load_visitor(c, org_id, visitor_id, false).await)?;
+        let Some(v) = v else { return Ok(()) };
+        let now = now_ms();
+        if v.contact_id.is_none() || now - v.last_seen_at < SESSION_TOUCH_INTERVAL_MS {
+            return Ok(());
+        }
+        transact!(self, |c| async {
+            // Re-checked under the write lock so parallel page views write once.
+            let n = c
+                .execute(
+                    "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
+                     AND last_seen_at <= $4",
+                    args![org_id, visitor_id, now, now - SESSION_TOUCH_INTERVAL_MS],
+                )
+                .await?;
+            if n == 1 {
+                c.execute(
+                    "UPDATE contacts SET last_seen_at = $3 WHERE org_id = $1 AND id = \
+                     (SELECT contact_id FROM visitors WHERE org_id = $1 AND id = $2) \
+                     AND (last_seen_at IS NULL OR last_seen_at < $3)",
+                    args![org_id, visitor_id, now],
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await)
+    }
+
+    /// How many visitors of the organization are stored (only those that identified or wrote).
+    pub async fn visitor_count(&self, org_id: &str) -> Result<i64, StoreError> {
+        read!(self, |c| c
+            .fetch_one::<(i64,)>(
+                "SELECT count(*) FROM visitors WHERE org_id = $1",
+                args![org_id]
+            )
+            .await
+            .map(|r| r.0))
+    }
+
+    /// The stored visitor, if it ever identified or wrote.
+    pub async fn visitor(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+    ) -> Result<Option<Visitor>, StoreError> {
+        let v = read!(self, |c| load_visitor(
+            c,
+            &website.org_id,
+            visitor_id,
+            false
+        )
+        .await)?;
+        Ok(v.filter(|v| v.website_id == website.id))
+    }
+
+    /// `POST /api/widget/v1/identify` with a verified (or verification-free) claim.
+    pub async fn identify(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+        claim: &Claim,
+    ) -> Result<IdentifyOutcome, StoreError> {
+        let org_id = &website.org_id;
+        transact!(self, |c| async {
+            let now = now_ms();
+            let v = ensure_visitor(c, website, visitor_id, now).await?;
+            // Before the first message, identities add up: the newer values win.
+            let claim = match (&v.contact_id, pending_claim(&v)?) {
+                (None, Some(older)) => older.overlay(claim.clone()),
+                _ => claim.clone(),
+            };
+            let resolved = resolve_and_apply(
+                c,
+                org_id,
+                visitor_id,
+                v.contact_id.as_deref(),
+                v.verified,
+                &claim,
+                Occasion::Identify,
+                now,
+            )
+            .await?;
+            let status = match &resolved.contact_id {
+                Some(id) => contact_by(c, org_id, "id", id).await?.map(|r| {
+                    if r.user_id.is_some() {
+                        "customer"
+                    } else {
+                        "lead"
+                    }
+                    .to_string()
+                }),
+                None => None,
+            };
+            Ok::<_, StoreError>(IdentifyOutcome {
+                contact_id: resolved.contact_id,
+                status,
+            })
+        }
+        .await)
+    }
+
+    /// `POST /api/widget/v1/messages`: the first message creates (or finds) the contact;
+    /// without `conversation_id` a new conversation starts.
+    pub async fn visitor_message(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+        body: &str,
+        conversation_id: Option<&str>,
+    ) -> Result<PostedMessage, StoreError> {
+        let org_id = &website.org_id;
+        transact!(self, |c| {
+            async {
+            let now = now_ms();
+            let mut v = ensure_visitor(c, website, visitor_id, now).await?;
+            let contact_id = match v.contact_id.clone() {
+                Some(id) => id,
+                None => {
+                    let claim = pending_claim(&v)?.unwrap_or_default();
+                    let resolved = resolve_and_apply(
+                        c,
+                        org_id,
+                        visitor_id,
+                        None,
+                        v.verified,
+                        &claim,
+                        Occasion::FirstMessage,
+                        now,
+                    )
+                    .await?;
+                    let id = resolved.contact_id.ok_or(StoreError::Raced)?;
+                    v.contact_id = Some(id.clone());
+                    v.verified = resolved.visitor_verified;
+                    id
+                }
+            };
+            let (conv_id, started) = match conversation_id {
+                Some(id) => (visible_conversation(c, website, &v, id).await?.id, false),
+                None => {
+                    let id = new_id();
+                    c.execute(
+                        "INSERT INTO conversations (org_id, id, website_id, contact_id, visitor_id, \
+                         status, message_count, last_message_preview, last_message_at, created_at, \
+                         updated_at) VALUES ($1, $2, $3, $4, $5, 'open', 0, NULL, NULL, $6, $6)",
+                        args![org_id, &id, &website.id, &contact_id, visitor_id, now],
+                    )
+                    .await?;
+                    let n = c
+                        .execute(
+                            "UPDATE contacts SET conversation_count = conversation_count + 1 \
+                             WHERE org_id = $1 AND id = $2",
+                            args![org_id, &contact_id],
+                        )
+                        .await?;
+                    expect_one(n)?;
+                    insert_event(
+                        c,
+                        org_id,
+                        &contact_id,
+                        EventKind::ConversationStarted,
+                        &Actor::Visitor,
+                        json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
+                        now,
+                    )
+                    .await?;
+                    (id, true)
+                }
+            };
+            let n = c
+                .execute(
+                    "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
+                     WHERE org_id = $1 AND id = $2",
+                    args![org_id, &contact_id, now],
+                )
+                .await?;
+            expect_one(n)?;
+            c.execute(
+                "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
+                args![org_id, visitor_id, now],
+            )
+            .await?;
+            let mut posted =
+                append_message(c, org_id, &conv_id, AuthorKind::Visitor, None, body, now).await?;
+            posted.conversation_started = started;
+            Ok::<_, StoreError>(posted)
+        }
+        .await
+        })
+    }
+
+    /// `GET /api/widget/v1/conversations`: newest activity first.
+    pub async fn visitor_conversations(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let Some(v) = self.visitor(website, visitor_id).await? else {
+            return Ok(vec![]);
+        };
+        let sql = format!(
+            "{CONVERSATION_SELECT} WHERE {VISIBLE} ORDER BY coalesce(cv.last_message_at, cv.created_at) DESC, cv.id DESC LIMIT 200"
+        );
+        let rows: Vec<ConversationRow> = read!(self, |c| c
+            .fetch_all(
+                &sql,
+                args![
+                    &website.org_id,
+                    &website.id,
+                    &v.id,
+                    v.verified,
+                    v.contact_id.clone()
+                ],
+            )
+            .await)?;
+        Ok(rows.iter().map(ConversationRow::view).collect())
+    }
+
+    /// Whether the visitor may see a conversation (for the event stream).
+    pub async fn visitor_can_see(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+        conversation_id: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(v) = self.visitor(website, visitor_id).await? else {
+            return Ok(false);
+        };
+        match read!(self, |c| visible_conversation(
+            c,
+            website,
+            &v,
+            conversation_id
+        )
+        .await)
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /api/widget/v1/conversations/{id}/messages`: oldest first.
+    pub async fn visitor_messages(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+        conversation_id: &str,
+    ) -> Result<Vec<Message>, StoreError> {
+        let v = self
+            .visitor(website, visitor_id)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let rows: Vec<MessageRow> = read!(self, |c| async {
+            visible_conversation(c, website, &v, conversation_id).await?;
+            Ok::<_, StoreError>(
+                c.fetch_all(
+                    "SELECT id, conversation_id, author, body, created_at FROM messages \
+                     WHERE org_id = $1 AND conversation_id = $2 ORDER BY id LIMIT 1000",
+                    args![&website.org_id, conversation_id],
+                )
+                .await?,
+            )
+        }
+        .await)?;
+        Ok(rows.iter().map(MessageRow::view).collect())
+    }
+
+    /// `POST /api/widget/v1/conversations/{id}/escalate`.
+    pub async fn visitor_escalate(
+        &self,
+        website: &Website,
+        visitor_id: &str,
+        conversation_id: &str,
+    ) -> Result<Conversation, StoreError> {
+        let org_id = &website.org_id;
+        transact!(self, |c| async {
+            let now = now_ms();
+            let v = load_visitor(c, org_id, visitor_id, true)
+                .await?
+                .filter(|v| v.website_id == website.id)
+                .ok_or(StoreError::NotFound)?;
+            let conv = visible_conversation(c, website, &v, conversation_id).await?;
+            crate::conversations::escalate(c, org_id, &conv, &Actor::Visitor, now).await?;
+            touch_contact(c, org_id, &conv.contact_id, now).await?;
+            let sql = format!("{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.id = $2");
+            let row: ConversationRow = c.fetch_one(&sql, args![org_id, conversation_id]).await?;
+            Ok::<_, StoreError>(row.view())
+        }
+        .await)
+    }
+}
