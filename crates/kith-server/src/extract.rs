@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-fn header_or_query<'a>(parts: &'a Parts, header: &str, query_key: &str) -> Option<String> {
+fn header_or_query(parts: &Parts, header: &str, query_key: &str) -> Option<String> {
     if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
         return Some(v.to_string());
     }
@@ -219,17 +219,6 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::url_param;
-
-    #[test]
-    fn query_params() {
-        assert_eq!(url_param("a=1&b=2", "b").as_deref(), Some("2"));
-        assert_eq!(url_param("a=1", "b"), None);
-    }
-}
-
 /// Query parameters as decoded pairs (a key may repeat). Never rejects: malformed pairs are
 /// decoded leniently, and each handler validates the values it reads.
 pub struct QueryMap(pub Vec<(String, String)>);
@@ -263,5 +252,16 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_param;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(url_param("a=1&b=2", "b").as_deref(), Some("2"));
+        assert_eq!(url_param("a=1", "b"), None);
     }
 }

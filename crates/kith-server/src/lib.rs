@@ -79,8 +79,14 @@ pub fn router(state: AppState) -> Router {
         0 => DefaultBodyLimit::disable(),
         n => DefaultBodyLimit::max(n),
     };
+    // Nested as a service so the CORS layer answers preflights before any method routing.
+    let widget = routes::widget::router()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(widget_cors)
+        .with_state(state.clone());
     Router::new()
-        .nest("/api/widget/v1", routes::widget::router().layer(widget_cors))
+        .nest_service("/api/widget/v1", widget)
         .nest("/api/v1", routes::admin::router())
         .merge(routes::health::router())
         .route("/api/openapi.json", get(openapi_json))

@@ -30,13 +30,8 @@ static SSE_STREAMS: AtomicI64 = AtomicI64::new(0);
 pub struct SseGuard;
 
 impl SseGuard {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        SseGuard::default()
-    }
-}
-
-impl Default for SseGuard {
-    fn default() -> Self {
         SSE_STREAMS.fetch_add(1, Ordering::Relaxed);
         SseGuard
     }

@@ -138,8 +138,7 @@ pub(crate) async fn record_changes<C: Conn>(
     c: &mut C,
     org_id: &str,
     contact_id: &str,
-    before: Status,
-    after: Status,
+    (before, after): (Status, Status),
     changes: &Changes,
     actor: &Actor,
     now: i64,
@@ -260,6 +259,14 @@ pub(crate) enum Occasion {
     FirstMessage,
 }
 
+/// The visitor a resolution is for, as stored before it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VisitorState<'a> {
+    pub id: &'a str,
+    pub contact_id: Option<&'a str>,
+    pub verified: bool,
+}
+
 pub(crate) struct Resolved {
     /// The contact the visitor is now linked to (`None`: identity remembered).
     pub contact_id: Option<String>,
@@ -271,9 +278,7 @@ pub(crate) struct Resolved {
 pub(crate) async fn resolve_and_apply<C: Conn>(
     c: &mut C,
     org_id: &str,
-    visitor_id: &str,
-    visitor_contact: Option<&str>,
-    visitor_verified: bool,
+    visitor: VisitorState<'_>,
     claim: &Claim,
     occasion: Occasion,
     now: i64,
@@ -287,7 +292,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         Some(e) => contact_by(c, org_id, "email_lower", &e.key()).await?,
         None => None,
     };
-    let own = match visitor_contact {
+    let own = match visitor.contact_id {
         Some(id) => contact_by(c, org_id, "id", id).await?,
         None => None,
     };
@@ -296,7 +301,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         by_email: candidate(&by_email),
         visitor_contact: candidate(&own),
     };
-    let resolution = resolve(claim, visitor_verified, &found);
+    let resolution = resolve(claim, visitor.verified, &found);
 
     let email = if resolution.take_email {
         claim.email.clone()
@@ -330,8 +335,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
                 c,
                 org_id,
                 target,
-                before,
-                profile.status(),
+                (before, profile.status()),
                 &changes,
                 &actor,
                 now,
@@ -366,7 +370,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
          WHERE org_id = $1 AND id = $2",
         args![
             org_id,
-            visitor_id,
+            visitor.id,
             contact_id.clone(),
             resolution.visitor_verified,
             pending,

@@ -10,7 +10,7 @@ use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, Website, CONVERSATION_SELECT};
 use crate::resolution::{
-    contact_by, expect_one, insert_event, resolve_and_apply, touch_contact, Occasion,
+    contact_by, expect_one, insert_event, resolve_and_apply, touch_contact, Occasion, VisitorState,
 };
 use crate::{read, transact, Conversation, Store, StoreError};
 use kith_core::identity::Claim;
@@ -194,17 +194,13 @@ impl Store {
                 (None, Some(older)) => older.overlay(claim.clone()),
                 _ => claim.clone(),
             };
-            let resolved = resolve_and_apply(
-                c,
-                org_id,
-                visitor_id,
-                v.contact_id.as_deref(),
-                v.verified,
-                &claim,
-                Occasion::Identify,
-                now,
-            )
-            .await?;
+            let state = VisitorState {
+                id: visitor_id,
+                contact_id: v.contact_id.as_deref(),
+                verified: v.verified,
+            };
+            let resolved =
+                resolve_and_apply(c, org_id, state, &claim, Occasion::Identify, now).await?;
             let status = match &resolved.contact_id {
                 Some(id) => contact_by(c, org_id, "id", id).await?.map(|r| {
                     if r.user_id.is_some() {
@@ -242,12 +238,15 @@ impl Store {
                 Some(id) => id,
                 None => {
                     let claim = pending_claim(&v)?.unwrap_or_default();
+                    let state = VisitorState {
+                        id: visitor_id,
+                        contact_id: None,
+                        verified: v.verified,
+                    };
                     let resolved = resolve_and_apply(
                         c,
                         org_id,
-                        visitor_id,
-                        None,
-                        v.verified,
+                        state,
                         &claim,
                         Occasion::FirstMessage,
                         now,

@@ -74,13 +74,15 @@ impl TestDb {
                     &kith_store::new_id()[20..]
                 );
                 let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!(
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
                         "PostgreSQL is not reachable at {admin}: {e}. Start it (on these machines: \
                          pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
                          or point KITH_TEST_POSTGRES_URL at a server with trust auth."
                     )
-                });
+                    });
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .await
@@ -108,9 +110,10 @@ impl Drop for TestDb {
                     .expect("runtime");
                 rt.block_on(async {
                     if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                            .execute(&mut c)
-                            .await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut c)
+                                .await;
                     }
                 });
             })
@@ -190,8 +193,14 @@ impl TestApp {
     }
 
     /// An admin API call with the organization's token.
-    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.admin_as(&self.creds.api_token.clone(), method, path, body).await
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.admin_as(&self.creds.api_token.clone(), method, path, body)
+            .await
     }
 
     pub async fn admin_as(
@@ -227,7 +236,9 @@ impl TestApp {
     }
 
     pub async fn timeline_kinds(&self, id: &str) -> Vec<String> {
-        let (s, v) = self.get(&format!("/api/v1/contacts/{id}/timeline?limit=200")).await;
+        let (s, v) = self
+            .get(&format!("/api/v1/contacts/{id}/timeline?limit=200"))
+            .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v["items"]
             .as_array()
@@ -346,7 +357,12 @@ pub struct Visitor {
 }
 
 impl Visitor {
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .site
             .http

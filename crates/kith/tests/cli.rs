@@ -1,0 +1,221 @@
+//! The `kith` binary as a user runs it: `org create --json` and `serve` on an empty
+//! database, on SQLite and PostgreSQL.
+
+use serde_json::Value;
+use sqlx::Connection;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+fn kith() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kith"));
+    c.env_remove("KITH_DATABASE_URL").env("KITH_LOG", "warn");
+    c
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "kith-cli-{}-{}",
+        std::process::id(),
+        kith_store::new_id()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn pg_admin() -> String {
+    std::env::var("KITH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database for one test; returns its URL and name.
+async fn pg_db() -> (String, String) {
+    let admin = pg_admin();
+    let name = format!(
+        "kith_cli_{}_{}",
+        std::process::id(),
+        &kith_store::new_id()[16..]
+    );
+    let mut c = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL not reachable at {admin}: {e}; start it (see README)")
+        });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let base = admin.rsplit_once('/').unwrap().0.to_string();
+    (format!("{base}/{name}"), name)
+}
+
+async fn drop_pg(name: &str) {
+    let mut c = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
+    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await;
+}
+
+fn org_create(db: &str) -> Value {
+    let out = kith()
+        .args(["org", "create", "Acme Inc", "--json", "--db", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    for key in [
+        "org_id",
+        "api_token",
+        "website_key",
+        "identity_secret",
+        "admin_email",
+        "admin_password",
+    ] {
+        assert!(
+            v[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} missing in {v}"
+        );
+    }
+    v
+}
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `kith serve` on a random port; answers the server, its base URL and what it printed.
+fn serve(db: &str, cwd: &std::path::Path) -> (Server, String, Vec<String>) {
+    let mut child = kith()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(if db.is_empty() {
+            vec![]
+        } else {
+            vec!["--db", db]
+        })
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut lines = vec![];
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.contains("is listening on");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let last = lines.last().expect("serve printed nothing");
+    let base = last
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("address")
+        .to_string();
+    (server, base, lines)
+}
+
+async fn check_server(base: &str, lines: &[String]) {
+    let text = lines.join("\n");
+    assert!(text.contains("created an organization"), "{text}");
+    let token = lines
+        .iter()
+        .find(|l| l.contains("API token:"))
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let r = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{base}/api/v1/websites"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn org_create_prints_one_json_line_sqlite() {
+    let dir = temp_dir();
+    let db = format!("sqlite://{}/k.db", dir.display());
+    let a = org_create(&db);
+    let b = org_create(&db);
+    assert_ne!(a["org_id"], b["org_id"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn org_create_prints_one_json_line_postgres() {
+    let (url, name) = pg_db().await;
+    org_create(&url);
+    drop_pg(&name).await;
+}
+
+#[tokio::test]
+async fn serve_on_an_empty_default_database_creates_the_first_organization() {
+    let dir = temp_dir();
+    let (server, base, lines) = serve("", &dir);
+    check_server(&base, &lines).await;
+    drop(server);
+    assert!(
+        dir.join("kith-data/kith.db").exists(),
+        "default database under ./kith-data/"
+    );
+    // A second start finds the organization and creates none.
+    let (server, base, lines) = serve("", &dir);
+    assert!(!lines.join("\n").contains("created an organization"));
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn serve_on_postgres() {
+    let (url, name) = pg_db().await;
+    let dir = temp_dir();
+    let (server, base, lines) = serve(&url, &dir);
+    check_server(&base, &lines).await;
+    drop(server);
+    drop_pg(&name).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_bad_database_url_is_a_clear_error() {
+    let out = kith()
+        .args(["org", "create", "X", "--json", "--db", "mysql://nope"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unsupported database URL"), "{err}");
+}
