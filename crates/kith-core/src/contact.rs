@@ -533,6 +533,27 @@ impl Profile {
         }
     }
 
+    /// What free-text search looks in: name, email, phone, company, user_id and metadata
+    /// values (numbers and booleans as their JSON text), lower-cased, one per line so a search
+    /// term never spans two fields.
+    pub fn search_text(&self) -> String {
+        let mut parts: Vec<String> = [&self.name, &self.user_id, &self.company]
+            .into_iter()
+            .flatten()
+            .map(|t| t.as_str().to_lowercase())
+            .collect();
+        parts.extend(self.email.iter().map(|e| e.as_str().to_lowercase()));
+        parts.extend(self.phone.iter().map(|p| p.as_str().to_lowercase()));
+        for (_, v) in self.metadata.iter() {
+            let text = match v {
+                Value::String(s) => s.to_lowercase(),
+                other => other.to_string(),
+            };
+            parts.push(text.replace('\n', " "));
+        }
+        parts.join("\n")
+    }
+
     /// The profile of the response and of timeline snapshots.
     pub fn to_json(&self) -> Map<String, Value> {
         let mut m = Map::new();
@@ -801,6 +822,33 @@ mod tests {
         assert_eq!(holder.tags.as_slice(), ["VIP", "trial"]);
         assert_eq!(holder.metadata.get("plan"), Some(&json!("pro")));
         assert_eq!(holder.metadata.get("ref"), Some(&json!("ad")));
+    }
+
+    #[test]
+    fn search_text_has_every_searchable_field_lower_cased() {
+        let p = Profile {
+            name: Text::parse("name", "Zoë Ångström").unwrap(),
+            email: Email::parse("email", "Zoe@Example.com").unwrap(),
+            phone: Phone::parse("phone", "+14155550100").unwrap(),
+            metadata: Metadata::from_stored(
+                json!({"plan": "Pro\nPlus", "seats": 12, "beta": true})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            ..Profile::default()
+        };
+        let t = p.search_text();
+        for part in [
+            "zoë ångström",
+            "zoe@example.com",
+            "+14155550100",
+            "pro plus",
+            "12",
+            "true",
+        ] {
+            assert!(t.lines().any(|l| l == part), "{part:?} missing from {t:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the answer in one transaction.
 
 pub mod contact;
+pub mod filter;
 pub mod identity;
 pub mod limits;
 pub mod time;

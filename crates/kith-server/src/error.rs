@@ -85,6 +85,11 @@ impl From<StoreError> for ApiError {
                 }
             }
             StoreError::Invalid(v) => ApiError::Invalid(v),
+            StoreError::Builtin => ApiError::Conflict {
+                code: "builtin_list",
+                message: "built-in lists cannot be changed or deleted".into(),
+                extra: Map::new(),
+            },
             StoreError::BadCursor => {
                 ApiError::BadRequest("the cursor is not one this server handed out".into())
             }

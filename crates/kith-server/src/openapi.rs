@@ -11,7 +11,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         widget::session, widget::identify, widget::post_message, widget::conversations,
         widget::messages, widget::escalate, widget::events,
-        admin::list_contacts, admin::get_contact, admin::patch_contact, admin::timeline,
+        admin::list_contacts, admin::lists, admin::get_list, admin::create_list,
+        admin::update_list, admin::delete_list, admin::get_contact, admin::patch_contact, admin::timeline,
         admin::contact_conversations, admin::get_conversation, admin::conversation_messages,
         admin::reply, admin::escalate, admin::resolve, admin::websites, admin::create_website,
         admin::events,
@@ -20,6 +21,7 @@ use utoipa::{Modify, OpenApi};
     modifiers(&Bearer),
     tags((name = "widget", description = "Called by the chat widget: `X-Kith-Website` always, `X-Kith-Visitor` after `session`."),
          (name = "contacts", description = "Admin API: `Authorization: Bearer <api token>`."),
+         (name = "lists", description = "Saved segments with exact counts."),
          (name = "conversations"), (name = "websites"), (name = "operations"))
 )]
 pub struct ApiDoc;

@@ -8,7 +8,6 @@ use crate::resolution::{contact_by, record_changes, write_profile};
 use crate::{read, transact, Contact, Store, StoreError};
 use kith_core::contact::ProfilePatch;
 use kith_core::timeline::Actor;
-use kith_core::ValidationError;
 
 /// One page of a listing.
 #[derive(Debug, Clone)]
@@ -30,23 +29,6 @@ async fn missing<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<StoreErro
         Some((into,)) => StoreError::Merged { merged_into: into },
         None => StoreError::NotFound,
     })
-}
-
-/// Cursors are opaque to clients: hex of `last_seen_at|id`.
-fn encode_cursor(last_seen_at: Option<i64>, id: &str) -> String {
-    let ls = last_seen_at.map(|v| v.to_string()).unwrap_or_default();
-    hex::encode(format!("{ls}|{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<(Option<i64>, String)> {
-    let raw = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
-    let (ls, id) = raw.split_once('|')?;
-    let ls = if ls.is_empty() {
-        None
-    } else {
-        Some(ls.parse().ok()?)
-    };
-    (!id.is_empty()).then(|| (ls, id.to_string()))
 }
 
 impl Store {
@@ -160,79 +142,5 @@ impl Store {
             items,
             total: None,
         })
-    }
-
-    /// Every contact of the organization, most recently seen first (contacts never seen
-    /// last), with the exact total. Keyset pagination: a cursor names the last row seen.
-    pub async fn list_contacts(
-        &self,
-        org_id: &str,
-        cursor: Option<&str>,
-        limit: i64,
-    ) -> Result<Page<Contact>, StoreError> {
-        if !(1..=200).contains(&limit) {
-            return Err(ValidationError::new("limit", "must be between 1 and 200").into());
-        }
-        let after = match cursor {
-            Some(c) => Some(decode_cursor(c).ok_or(StoreError::BadCursor)?),
-            None => None,
-        };
-        let (ls, cid) = match &after {
-            Some((ls, id)) => (*ls, Some(id.clone())),
-            None => (None, None),
-        };
-        // Order: seen contacts by last_seen_at desc, then never-seen ones; ties by id desc.
-        let sql = format!(
-            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND ( \
-               $3 IS NULL \
-               OR ($2 IS NOT NULL AND (last_seen_at < $2 OR (last_seen_at = $2 AND id < $3) OR last_seen_at IS NULL)) \
-               OR ($2 IS NULL AND last_seen_at IS NULL AND id < $3)) \
-             ORDER BY CASE WHEN last_seen_at IS NULL THEN 1 ELSE 0 END, last_seen_at DESC, id DESC \
-             LIMIT $4"
-        );
-        let (rows, total): (Vec<ContactRow>, i64) = read!(self, |c| async {
-            let rows: Vec<ContactRow> = c
-                .fetch_all(&sql, args![org_id, ls, cid.clone(), limit + 1])
-                .await?;
-            let total: (i64,) = c
-                .fetch_one(
-                    "SELECT count(*) FROM contacts WHERE org_id = $1",
-                    args![org_id],
-                )
-                .await?;
-            Ok::<_, StoreError>((rows, total.0))
-        }
-        .await)?;
-        let more = rows.len() as i64 > limit;
-        let page: Vec<&ContactRow> = rows.iter().take(limit as usize).collect();
-        let next_cursor = if more {
-            page.last().map(|r| encode_cursor(r.last_seen_at, &r.id))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: page
-                .into_iter()
-                .map(ContactRow::view)
-                .collect::<Result<_, _>>()?,
-            total: Some(total),
-            next_cursor,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_reject_garbage() {
-        let c = encode_cursor(Some(42), "01abc");
-        assert_eq!(decode_cursor(&c), Some((Some(42), "01abc".to_string())));
-        let c = encode_cursor(None, "01abc");
-        assert_eq!(decode_cursor(&c), Some((None, "01abc".to_string())));
-        assert_eq!(decode_cursor("zz"), None);
-        assert_eq!(decode_cursor(&hex::encode("x|")), None);
-        assert_eq!(decode_cursor(&hex::encode("nope")), None);
     }
 }

@@ -12,3 +12,98 @@ pub(crate) fn for_update(d: Dialect) -> &'static str {
         Dialect::Postgres => " FOR UPDATE",
     }
 }
+
+/// The search-index number of a new contact. SQLite inserts run one at a time under the write
+/// lock, so the next number is simply one past the largest; PostgreSQL has a sequence.
+pub(crate) fn next_rid(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "(SELECT coalesce(max(rid), 0) + 1 FROM contacts)",
+        Dialect::Postgres => "nextval('contacts_rid_seq')",
+    }
+}
+
+/// A condition: the contact's searchable text contains `term` (already lower-cased), for
+/// `c.search_text`. SQLite: the FTS5 trigram index narrows candidates for terms of three or
+/// more characters (its LIKE treats `%` and `_` as wildcards, so `instr` confirms the exact
+/// substring); shorter terms scan. PostgreSQL: LIKE with the term escaped, which the pg_trgm
+/// GIN index answers for three or more characters.
+pub(crate) fn search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql) -> String {
+    match d {
+        Dialect::Sqlite => {
+            let exact = q.arg(term.to_string());
+            if term.chars().count() >= 3 {
+                let pattern = q.arg(format!("%{term}%"));
+                format!(
+                    "(c.rid IN (SELECT rowid FROM contact_search WHERE search_text LIKE {pattern}) \
+                     AND instr(c.search_text, {exact}) > 0)"
+                )
+            } else {
+                format!("instr(c.search_text, {exact}) > 0")
+            }
+        }
+        Dialect::Postgres => {
+            let escaped = term
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = q.arg(format!("%{escaped}%"));
+            format!("c.search_text LIKE {pattern}")
+        }
+    }
+}
+
+/// A condition on one metadata key of `c.metadata` (JSON text).
+pub(crate) fn metadata_condition(
+    d: Dialect,
+    cond: &kith_core::filter::MetaCond,
+    q: &mut crate::query::Sql,
+) -> String {
+    use kith_core::filter::MetaCond;
+    use serde_json::Value;
+    match d {
+        Dialect::Sqlite => {
+            let path = |q: &mut crate::query::Sql, key: &str| {
+                q.arg(format!("$.\"{}\"", key.replace('"', "\\\"")))
+            };
+            match cond {
+                MetaCond::Exists(key, present) => {
+                    let p = path(q, key);
+                    let not = if *present { "NOT " } else { "" };
+                    format!("json_type(c.metadata, {p}) IS {not}NULL")
+                }
+                MetaCond::Eq(key, value) => {
+                    let p = path(q, key);
+                    match value {
+                        Value::Bool(b) => {
+                            format!(
+                                "json_type(c.metadata, {p}) = '{}'",
+                                if *b { "true" } else { "false" }
+                            )
+                        }
+                        Value::String(s) => {
+                            let v = q.arg(s.clone());
+                            format!("(json_type(c.metadata, {p}) = 'text' AND json_extract(c.metadata, {p}) = {v})")
+                        }
+                        other => {
+                            // Numbers compare as their JSON text, so 3 and 3.0 stay distinct as stored.
+                            let v = q.arg(other.to_string());
+                            format!("(json_type(c.metadata, {p}) IN ('integer', 'real') AND CAST(json_extract(c.metadata, {p}) AS TEXT) = {v})")
+                        }
+                    }
+                }
+            }
+        }
+        Dialect::Postgres => match cond {
+            MetaCond::Exists(key, present) => {
+                let k = q.arg(key.clone());
+                let not = if *present { "" } else { "NOT " };
+                format!("{not}jsonb_exists(c.metadata::jsonb, {k})")
+            }
+            MetaCond::Eq(key, value) => {
+                let k = q.arg(key.clone());
+                let v = q.arg(value.to_string());
+                format!("(c.metadata::jsonb -> {k}) = CAST({v} AS jsonb)")
+            }
+        },
+    }
+}

@@ -11,8 +11,10 @@ mod contacts;
 mod conversations;
 mod dialect;
 mod ids;
+mod lists;
 mod model;
 mod orgs;
+mod query;
 mod resolution;
 mod widget;
 
@@ -20,6 +22,7 @@ pub use backend::{redact as redact_url, Store, DEFAULT_DATABASE_URL};
 pub use contacts::Page;
 pub use conversations::{AuthorKind, PostedMessage};
 pub use ids::{new_id, now_ms};
+pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
 pub use widget::{IdentifyOutcome, Visitor};
@@ -36,6 +39,8 @@ pub enum StoreError {
     Conflict { field: String, contact_id: String },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    #[error("built-in lists cannot be changed or deleted")]
+    Builtin,
     #[error("the cursor is not one this server handed out")]
     BadCursor,
     #[error("{0}")]

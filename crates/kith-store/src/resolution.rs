@@ -3,7 +3,7 @@
 //! timeline. Also the small contact primitives the other modules share.
 
 use crate::conn::{args, Conn};
-use crate::dialect::for_update;
+use crate::dialect::{for_update, next_rid};
 use crate::ids::new_id;
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::StoreError;
@@ -60,8 +60,9 @@ fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|s| s.as_ref().to_string())
 }
 
-/// Writes a contact's profile (and `updated_at`). Unique keys are enforced by the database;
-/// callers check holders first so a violation here means a concurrent writer (retried).
+/// Writes a contact's profile (and `updated_at`), with everything derived from it: status,
+/// sort name, search text and the tag rows. Unique keys are enforced by the database; callers
+/// check holders first, so a violation here means a concurrent writer (retried).
 pub(crate) async fn write_profile<C: Conn>(
     c: &mut C,
     org_id: &str,
@@ -71,7 +72,8 @@ pub(crate) async fn write_profile<C: Conn>(
 ) -> Result<(), StoreError> {
     c.execute(
         "UPDATE contacts SET user_id = $3, email = $4, email_lower = $5, name = $6, phone = $7, \
-         company = $8, tags = $9, metadata = $10, updated_at = $11 \
+         company = $8, tags = $9, metadata = $10, updated_at = $11, status = $12, \
+         name_lower = $13, search_text = $14 \
          WHERE org_id = $1 AND id = $2",
         args![
             org_id,
@@ -84,10 +86,36 @@ pub(crate) async fn write_profile<C: Conn>(
             text(&p.company),
             serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
             p.metadata.to_json().to_string(),
-            now
+            now,
+            p.status().as_str(),
+            p.name.as_ref().map(|n| n.as_str().to_lowercase()),
+            p.search_text()
         ],
     )
     .await?;
+    write_tags(c, org_id, id, p).await
+}
+
+/// One row per tag (lower-cased) for tag filters.
+async fn write_tags<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    id: &str,
+    p: &Profile,
+) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2",
+        args![org_id, id],
+    )
+    .await?;
+    for tag in p.tags.as_slice() {
+        c.execute(
+            "INSERT INTO contact_tags (org_id, contact_id, tag) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            args![org_id, id, tag.to_lowercase()],
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -100,10 +128,15 @@ pub(crate) async fn create_contact<C: Conn>(
     now: i64,
 ) -> Result<String, StoreError> {
     let id = new_id();
-    c.execute(
+    let sql = format!(
         "INSERT INTO contacts (org_id, id, user_id, email, email_lower, name, phone, company, \
-         tags, metadata, conversation_count, message_count, last_seen_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11)",
+         tags, metadata, conversation_count, message_count, last_seen_at, created_at, updated_at, \
+         status, name_lower, search_text, rid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11, $12, $13, $14, {})",
+        next_rid(c.dialect())
+    );
+    c.execute(
+        &sql,
         args![
             org_id,
             &id,
@@ -115,10 +148,14 @@ pub(crate) async fn create_contact<C: Conn>(
             text(&p.company),
             serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
             p.metadata.to_json().to_string(),
-            now
+            now,
+            p.status().as_str(),
+            p.name.as_ref().map(|n| n.as_str().to_lowercase()),
+            p.search_text()
         ],
     )
     .await?;
+    write_tags(c, org_id, &id, p).await?;
     insert_event(
         c,
         org_id,
@@ -206,6 +243,11 @@ pub(crate) async fn merge_contacts<C: Conn>(
     )
     .await?;
     // Delete before writing the holder, so the absorbed email or user id is free to move.
+    c.execute(
+        "DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2",
+        args![org_id, absorbed_id],
+    )
+    .await?;
     c.execute(
         "DELETE FROM contacts WHERE org_id = $1 AND id = $2",
         args![org_id, absorbed_id],

@@ -14,8 +14,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use kith_core::contact::ProfilePatch;
-use kith_core::ValidationError;
-use kith_store::{Contact, Conversation, Message, TimelineEvent, WebsiteView};
+use kith_core::filter::{search_term, tag_key, ListFilter, Sort};
+use kith_core::{Status, ValidationError};
+use kith_store::{Contact, ContactList, Conversation, Message, TimelineEvent, WebsiteView};
 use serde::Serialize;
 use serde_json::Value;
 use std::convert::Infallible;
@@ -24,6 +25,11 @@ use utoipa::ToSchema;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/contacts", get(list_contacts))
+        .route("/lists", get(lists).post(create_list))
+        .route(
+            "/lists/{id}",
+            get(get_list).patch(update_list).delete(delete_list),
+        )
         .route("/contacts/{id}", get(get_contact).patch(patch_contact))
         .route("/contacts/{id}/timeline", get(timeline))
         .route("/contacts/{id}/conversations", get(contact_conversations))
@@ -61,12 +67,20 @@ pub struct ContactPage {
     pub next_cursor: Option<String>,
 }
 
-/// Contacts, most recently seen first, with the exact total.
+/// Contacts of a list and/or matching ad-hoc filters, one page in the chosen order, with the
+/// exact total. All given parameters combine with AND.
 #[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
-    params(("limit" = Option<i64>, Query, description = "1–200, default 50"),
+    params(("list" = Option<String>, Query, description = "a list id: all, leads, customers or a custom list"),
+           ("status" = Option<String>, Query, description = "lead or customer"),
+           ("tag" = Option<Vec<String>>, Query, description = "may repeat: contacts with all of them"),
+           ("q" = Option<String>, Query, description = "case-insensitive substring of name, email, phone, company, user_id or a metadata value"),
+           ("filter" = Option<String>, Query, description = "a full filter as JSON (the lists' filter shape)"),
+           ("sort" = Option<String>, Query, description = "last_seen_at, created_at or name; leading - for descending; default -last_seen_at"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50"),
            ("cursor" = Option<String>, Query, description = "from next_cursor")),
     responses((status = 200, body = ContactPage), (status = 400, description = "undecodable cursor"),
-              (status = 422, description = "limit out of range")),
+              (status = 404, description = "unknown list"),
+              (status = 422, description = "invalid parameter, naming it")),
     security(("bearer" = [])))]
 async fn list_contacts(
     State(state): State<AppState>,
@@ -74,15 +88,173 @@ async fn list_contacts(
     q: QueryMap,
 ) -> ApiResult<Json<ContactPage>> {
     let limit = limit_param(&q, 50)?;
+    let sort = match q.one("sort") {
+        Some(s) => Sort::parse(s)?,
+        None => Sort::default(),
+    };
+    let mut filter = match q.one("list") {
+        Some(id) => state
+            .store
+            .list_filter(&admin.org_id, id.trim())
+            .await
+            .map_err(|e| match e {
+                kith_store::StoreError::NotFound => ApiError::not_found("list"),
+                e => e.into(),
+            })?,
+        None => ListFilter::default(),
+    };
+    let mut adhoc = ListFilter::default();
+    if let Some(s) = q.one("status") {
+        adhoc.status.push(
+            Status::parse(s.trim())
+                .ok_or_else(|| ValidationError::new("status", "must be lead or customer"))?,
+        );
+    }
+    for t in q.all("tag") {
+        adhoc.tags_all.push(tag_key("tag", t)?);
+    }
+    if let Some(text) = q.one("q") {
+        adhoc.q.extend(search_term("q", text)?);
+    }
+    if let Some(raw) = q.one("filter") {
+        let v: Value = serde_json::from_str(raw)
+            .map_err(|_| ValidationError::new("filter", "must be a JSON object"))?;
+        adhoc = adhoc.and(ListFilter::parse(&v)?);
+    }
+    filter = filter.and(adhoc);
     let page = state
         .store
-        .list_contacts(&admin.org_id, q.one("cursor"), limit)
+        .list_contacts(&admin.org_id, &filter, &sort, q.one("cursor"), limit)
         .await?;
     Ok(Json(ContactPage {
         items: page.items,
         total: page.total.unwrap_or(0),
         next_cursor: page.next_cursor,
     }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListList {
+    pub items: Vec<ContactList>,
+}
+
+fn list_error(e: kith_store::StoreError) -> ApiError {
+    match e {
+        kith_store::StoreError::NotFound => ApiError::not_found("list"),
+        e => e.into(),
+    }
+}
+
+/// Every list with its exact count: the built-ins (all, leads, customers), then custom lists.
+#[utoipa::path(get, path = "/api/v1/lists", tag = "lists",
+    responses((status = 200, body = ListList)), security(("bearer" = [])))]
+async fn lists(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<ListList>> {
+    Ok(Json(ListList {
+        items: state.store.lists(&admin.org_id).await?,
+    }))
+}
+
+/// One list with its exact count.
+#[utoipa::path(get, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ContactList), (status = 404)), security(("bearer" = [])))]
+async fn get_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactList>> {
+    Ok(Json(
+        state
+            .store
+            .list(&admin.org_id, &id)
+            .await
+            .map_err(list_error)?,
+    ))
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ListRequest {
+    name: String,
+    /// `{"status", "tags": {"all", "any", "none"}, "q", "metadata": {key: {"eq" | "exists"}},
+    /// "last_seen_at" / "created_at": {"after", "before"}, "message_count" /
+    /// "conversation_count": {"min", "max"}, "website_id"}`; every key optional, ANDed.
+    #[schema(value_type = Object)]
+    filter: Value,
+}
+
+fn list_body(body: &Value, require: bool) -> ApiResult<(Option<String>, Option<ListFilter>)> {
+    let name = match body.get("name") {
+        None | Some(Value::Null) if !require => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => return Err(ValidationError::new("name", "is required (a string)").into()),
+    };
+    let filter = match body.get("filter") {
+        None | Some(Value::Null) if !require => None,
+        None | Some(Value::Null) => Some(ListFilter::default()),
+        Some(v) => Some(ListFilter::parse(v)?),
+    };
+    Ok((name, filter))
+}
+
+/// Save a segment.
+#[utoipa::path(post, path = "/api/v1/lists", tag = "lists", request_body = ListRequest,
+    responses((status = 201, body = ContactList), (status = 422, description = "invalid filter, naming the field")),
+    security(("bearer" = [])))]
+async fn create_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let (name, filter) = list_body(&body, true)?;
+    let list = state
+        .store
+        .create_list(
+            &admin.org_id,
+            &name.unwrap_or_default(),
+            &filter.unwrap_or_default(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(list)))
+}
+
+/// Rename or re-filter a custom list. Built-ins answer 409 `builtin_list`.
+#[utoipa::path(patch, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)), request_body = ListRequest,
+    responses((status = 200, body = ContactList), (status = 404), (status = 409, description = "`builtin_list`"), (status = 422)),
+    security(("bearer" = [])))]
+async fn update_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<ContactList>> {
+    let (name, filter) = list_body(&body, false)?;
+    Ok(Json(
+        state
+            .store
+            .update_list(&admin.org_id, &id, name.as_deref(), filter.as_ref())
+            .await
+            .map_err(list_error)?,
+    ))
+}
+
+/// Delete a custom list. Built-ins answer 409 `builtin_list`.
+#[utoipa::path(delete, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "`{\"id\", \"deleted\": true}`"), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+async fn delete_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .delete_list(&admin.org_id, &id)
+        .await
+        .map_err(list_error)?;
+    Ok(Json(serde_json::json!({"id": id, "deleted": true})))
 }
 
 fn contact_error(e: kith_store::StoreError) -> ApiError {

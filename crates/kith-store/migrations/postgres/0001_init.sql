@@ -52,6 +52,8 @@ CREATE TABLE websites (
     FOREIGN KEY (org_id) REFERENCES organizations (org_id)
 );
 
+CREATE SEQUENCE contacts_rid_seq;
+
 CREATE TABLE contacts (
     org_id             TEXT   NOT NULL,
     id                 TEXT   NOT NULL,
@@ -69,11 +71,36 @@ CREATE TABLE contacts (
     last_seen_at       BIGINT,
     created_at         BIGINT NOT NULL,
     updated_at         BIGINT NOT NULL,
+    -- Derived from user_id (customer exactly while it is set); stored so lists can use an index.
+    status             TEXT   NOT NULL,
+    -- Lower-cased name: the name sort is case-insensitive.
+    name_lower         TEXT,
+    -- Lower-cased name, email, phone, company, user_id and metadata values, one per line:
+    -- what free-text search matches substrings in.
+    search_text        TEXT   NOT NULL,
+    -- A number for the search index (SQLite FTS5 keys rows by integer).
+    rid                BIGINT NOT NULL,
     PRIMARY KEY (org_id, id),
     UNIQUE (org_id, user_id),
     UNIQUE (org_id, email_lower),
+    UNIQUE (org_id, rid),
     FOREIGN KEY (org_id) REFERENCES organizations (org_id)
 );
+-- Sorts, each ascending or (scanned backwards) descending; keyset cursors seek into them.
+CREATE INDEX contacts_last_seen ON contacts (org_id, last_seen_at, id);
+CREATE INDEX contacts_created ON contacts (org_id, created_at, id);
+CREATE INDEX contacts_name ON contacts (org_id, name_lower, id);
+CREATE INDEX contacts_status_last_seen ON contacts (org_id, status, last_seen_at, id);
+
+-- Tags, lower-cased, one row each: tag filters and counts read this index.
+CREATE TABLE contact_tags (
+    org_id     TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    PRIMARY KEY (org_id, contact_id, tag),
+    FOREIGN KEY (org_id, contact_id) REFERENCES contacts (org_id, id)
+);
+CREATE INDEX contact_tags_tag ON contact_tags (org_id, tag, contact_id);
 
 -- Where an absorbed contact went, so its id answers 404 `merged` with `merged_into`.
 CREATE TABLE contact_merges (
@@ -149,3 +176,19 @@ CREATE TABLE contact_events (
     FOREIGN KEY (org_id, contact_id) REFERENCES contacts (org_id, id)
 );
 CREATE INDEX contact_events_contact ON contact_events (org_id, contact_id, id);
+
+-- Saved segments. The built-ins (all, leads, customers) are not stored.
+CREATE TABLE contact_lists (
+    org_id     TEXT   NOT NULL,
+    id         TEXT   NOT NULL,
+    name       TEXT   NOT NULL,
+    filter     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id) REFERENCES organizations (org_id)
+);
+
+-- Free-text search: a trigram GIN index answers LIKE '%term%' for terms of 3+ characters.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX contacts_search ON contacts USING gin (search_text gin_trgm_ops);

@@ -69,11 +69,36 @@ CREATE TABLE contacts (
     last_seen_at       BIGINT,
     created_at         BIGINT NOT NULL,
     updated_at         BIGINT NOT NULL,
+    -- Derived from user_id (customer exactly while it is set); stored so lists can use an index.
+    status             TEXT   NOT NULL,
+    -- Lower-cased name: the name sort is case-insensitive.
+    name_lower         TEXT,
+    -- Lower-cased name, email, phone, company, user_id and metadata values, one per line:
+    -- what free-text search matches substrings in.
+    search_text        TEXT   NOT NULL,
+    -- A number for the search index (SQLite FTS5 keys rows by integer).
+    rid                BIGINT NOT NULL,
     PRIMARY KEY (org_id, id),
     UNIQUE (org_id, user_id),
     UNIQUE (org_id, email_lower),
+    UNIQUE (org_id, rid),
     FOREIGN KEY (org_id) REFERENCES organizations (org_id)
 );
+-- Sorts, each ascending or (scanned backwards) descending; keyset cursors seek into them.
+CREATE INDEX contacts_last_seen ON contacts (org_id, last_seen_at, id);
+CREATE INDEX contacts_created ON contacts (org_id, created_at, id);
+CREATE INDEX contacts_name ON contacts (org_id, name_lower, id);
+CREATE INDEX contacts_status_last_seen ON contacts (org_id, status, last_seen_at, id);
+
+-- Tags, lower-cased, one row each: tag filters and counts read this index.
+CREATE TABLE contact_tags (
+    org_id     TEXT NOT NULL,
+    contact_id TEXT NOT NULL,
+    tag        TEXT NOT NULL,
+    PRIMARY KEY (org_id, contact_id, tag),
+    FOREIGN KEY (org_id, contact_id) REFERENCES contacts (org_id, id)
+);
+CREATE INDEX contact_tags_tag ON contact_tags (org_id, tag, contact_id);
 
 -- Where an absorbed contact went, so its id answers 404 `merged` with `merged_into`.
 CREATE TABLE contact_merges (
@@ -149,3 +174,30 @@ CREATE TABLE contact_events (
     FOREIGN KEY (org_id, contact_id) REFERENCES contacts (org_id, id)
 );
 CREATE INDEX contact_events_contact ON contact_events (org_id, contact_id, id);
+
+-- Saved segments. The built-ins (all, leads, customers) are not stored.
+CREATE TABLE contact_lists (
+    org_id     TEXT   NOT NULL,
+    id         TEXT   NOT NULL,
+    name       TEXT   NOT NULL,
+    filter     TEXT   NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id) REFERENCES organizations (org_id)
+);
+
+-- Free-text search: an FTS5 trigram index over search_text, keyed by rid and kept in step
+-- by triggers, so a contact is searchable in the transaction that writes it.
+CREATE VIRTUAL TABLE contact_search USING fts5(search_text, tokenize = 'trigram', detail = 'none');
+
+CREATE TRIGGER contacts_search_insert AFTER INSERT ON contacts BEGIN
+    INSERT INTO contact_search (rowid, search_text) VALUES (new.rid, new.search_text);
+END;
+CREATE TRIGGER contacts_search_delete AFTER DELETE ON contacts BEGIN
+    DELETE FROM contact_search WHERE rowid = old.rid;
+END;
+CREATE TRIGGER contacts_search_update AFTER UPDATE OF search_text ON contacts BEGIN
+    DELETE FROM contact_search WHERE rowid = old.rid;
+    INSERT INTO contact_search (rowid, search_text) VALUES (new.rid, new.search_text);
+END;

@@ -1,0 +1,399 @@
+//! Saved segments and the contact listing: built-in lists (`all`, `leads`, `customers`),
+//! custom lists with a filter, and `list_contacts` — one page in a chosen order plus the exact
+//! count, paged with keyset cursors.
+
+use crate::conn::{args, Arg, Conn};
+use crate::ids::{new_id, now_ms};
+use crate::model::{ContactRow, CONTACT_COLUMNS};
+use crate::query::{where_clause, Sql};
+use crate::{read, transact, Contact, Page, Store, StoreError};
+use kith_core::filter::{ListFilter, Sort, SortField};
+use kith_core::{Status, ValidationError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// A list as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactList {
+    /// `all`, `leads`, `customers`, or the id of a custom list.
+    pub id: String,
+    pub name: String,
+    pub builtin: bool,
+    #[schema(value_type = Object)]
+    pub filter: Value,
+    /// Exact number of contacts in the list now.
+    pub count: i64,
+}
+
+const BUILTINS: [(&str, &str); 3] = [
+    ("all", "All contacts"),
+    ("leads", "Leads"),
+    ("customers", "Customers"),
+];
+
+fn builtin_filter(id: &str) -> Option<ListFilter> {
+    let mut f = ListFilter::default();
+    match id {
+        "all" => {}
+        "leads" => f.status.push(Status::Lead),
+        "customers" => f.status.push(Status::Customer),
+        _ => return None,
+    }
+    Some(f)
+}
+
+fn check_name(name: &str) -> Result<String, ValidationError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 255 {
+        return Err(ValidationError::new("name", "must be 1 to 255 characters"));
+    }
+    Ok(n.to_string())
+}
+
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    id: String,
+    name: String,
+    filter: String,
+}
+
+impl ListRow {
+    fn filter(&self) -> Result<ListFilter, StoreError> {
+        let v: Value = serde_json::from_str(&self.filter)
+            .map_err(|e| StoreError::Corrupt(format!("filter of list {}: {e}", self.id)))?;
+        ListFilter::parse(&v)
+            .map_err(|e| StoreError::Corrupt(format!("filter of list {}: {e}", self.id)))
+    }
+}
+
+/// Where a page starts: after the row with this sort value and id, in this order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    s: String,
+    v: Option<Value>,
+    id: String,
+}
+
+fn encode_cursor(c: &Cursor) -> String {
+    hex::encode(serde_json::to_vec(c).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str, sort: &Sort) -> Result<Cursor, StoreError> {
+    let bytes = hex::decode(raw).map_err(|_| StoreError::BadCursor)?;
+    let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+    // A cursor belongs to the order it was made for.
+    if c.s != sort.as_str() || c.id.is_empty() {
+        return Err(StoreError::BadCursor);
+    }
+    let value_ok = match (&sort.field, &c.v) {
+        (_, None) => true,
+        (SortField::Name, Some(v)) => v.is_string(),
+        (_, Some(v)) => v.is_i64(),
+    };
+    if !value_ok {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(c)
+}
+
+fn sort_column(f: SortField) -> &'static str {
+    match f {
+        SortField::LastSeenAt => "c.last_seen_at",
+        SortField::CreatedAt => "c.created_at",
+        SortField::Name => "c.name_lower",
+    }
+}
+
+fn sort_value(f: SortField, row: &ContactRow) -> Option<Value> {
+    match f {
+        SortField::LastSeenAt => row.last_seen_at.map(Value::from),
+        SortField::CreatedAt => Some(Value::from(row.created_at)),
+        SortField::Name => row.name.as_ref().map(|n| Value::from(n.to_lowercase())),
+    }
+}
+
+fn value_arg(v: &Value) -> Arg {
+    match v {
+        Value::String(s) => Arg::Text(Some(s.clone())),
+        other => Arg::Int(other.as_i64()),
+    }
+}
+
+/// One page (`limit + 1` rows, to know whether more follow) and the exact count.
+async fn page_and_count<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    filter: &ListFilter,
+    sort: &Sort,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<(Vec<ContactRow>, i64), StoreError> {
+    let d = c.dialect();
+    let col = sort_column(sort.field);
+    let (cmp, dir) = if sort.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+
+    // Contacts with the sort value first, in order; then those without, by id. Each part is
+    // one range of the (org_id, value, id) index, so a cursor seeks instead of skipping.
+    let mut rows: Vec<ContactRow> = Vec::new();
+    let in_valued_part = after.is_none_or(|a| a.v.is_some());
+    if in_valued_part {
+        let mut q = Sql::default();
+        let mut w = where_clause(d, org_id, filter, &mut q);
+        w.push_str(&format!(" AND {col} IS NOT NULL"));
+        if let Some(a) = after {
+            let v = q.arg(value_arg(a.v.as_ref().expect("valued part")));
+            let id = q.arg(a.id.clone());
+            w.push_str(&format!(" AND ({col}, c.id) {cmp} ({v}, {id})"));
+        }
+        let lim = q.arg(limit + 1);
+        let sql = format!(
+            "SELECT {cols} FROM contacts c WHERE {w} ORDER BY {col} {dir}, c.id {dir} LIMIT {lim}",
+            cols = prefixed_columns()
+        );
+        rows = c.fetch_all(&sql, q.args).await?;
+    }
+    if (rows.len() as i64) <= limit {
+        let mut q = Sql::default();
+        let mut w = where_clause(d, org_id, filter, &mut q);
+        w.push_str(&format!(" AND {col} IS NULL"));
+        if let Some(a) = after.filter(|a| a.v.is_none()) {
+            let id = q.arg(a.id.clone());
+            w.push_str(&format!(" AND c.id {cmp} {id}"));
+        }
+        let lim = q.arg(limit + 1 - rows.len() as i64);
+        let sql = format!(
+            "SELECT {cols} FROM contacts c WHERE {w} ORDER BY c.id {dir} LIMIT {lim}",
+            cols = prefixed_columns()
+        );
+        let more: Vec<ContactRow> = c.fetch_all(&sql, q.args).await?;
+        rows.extend(more);
+    }
+    let total = count(c, org_id, filter).await?;
+    Ok((rows, total))
+}
+
+async fn count<C: Conn>(c: &mut C, org_id: &str, filter: &ListFilter) -> Result<i64, StoreError> {
+    let mut q = Sql::default();
+    let w = where_clause(c.dialect(), org_id, filter, &mut q);
+    let sql = format!("SELECT count(*) FROM contacts c WHERE {w}");
+    let (n,): (i64,) = c.fetch_one(&sql, q.args).await?;
+    Ok(n)
+}
+
+fn prefixed_columns() -> String {
+    CONTACT_COLUMNS
+        .split(", ")
+        .map(|col| format!("c.{col}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// The filter of a list (`all`, `leads`, `customers` or a custom list's id).
+    pub async fn list_filter(&self, org_id: &str, list_id: &str) -> Result<ListFilter, StoreError> {
+        if let Some(f) = builtin_filter(list_id) {
+            return Ok(f);
+        }
+        let row: Option<ListRow> = read!(self, |c| c
+            .fetch_optional(
+                "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 AND id = $2",
+                args![org_id, list_id],
+            )
+            .await)?;
+        row.ok_or(StoreError::NotFound)?.filter()
+    }
+
+    /// Contacts matching `filter`, one page in `sort` order after `cursor`, with the exact total.
+    pub async fn list_contacts(
+        &self,
+        org_id: &str,
+        filter: &ListFilter,
+        sort: &Sort,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
+        if !(1..=200).contains(&limit) {
+            return Err(ValidationError::new("limit", "must be between 1 and 200").into());
+        }
+        let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+        let (rows, total) = read!(self, |c| page_and_count(
+            c,
+            org_id,
+            filter,
+            sort,
+            after.as_ref(),
+            limit
+        )
+        .await)?;
+        let more = rows.len() as i64 > limit;
+        let page: Vec<&ContactRow> = rows.iter().take(limit as usize).collect();
+        let next_cursor = if more {
+            page.last().map(|r| {
+                encode_cursor(&Cursor {
+                    s: sort.as_str(),
+                    v: sort_value(sort.field, r),
+                    id: r.id.clone(),
+                })
+            })
+        } else {
+            None
+        };
+        Ok(Page {
+            items: page
+                .into_iter()
+                .map(ContactRow::view)
+                .collect::<Result<_, _>>()?,
+            total: Some(total),
+            next_cursor,
+        })
+    }
+
+    /// Built-in lists first, then custom ones by creation, each with its exact count.
+    pub async fn lists(&self, org_id: &str) -> Result<Vec<ContactList>, StoreError> {
+        read!(self, |c| async {
+            let mut out = Vec::new();
+            for (id, name) in BUILTINS {
+                let f = builtin_filter(id).expect("built-in");
+                out.push(ContactList {
+                    id: id.into(),
+                    name: name.into(),
+                    builtin: true,
+                    filter: f.to_json(),
+                    count: count(c, org_id, &f).await?,
+                });
+            }
+            let rows: Vec<ListRow> = c
+                .fetch_all(
+                    "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 ORDER BY id",
+                    args![org_id],
+                )
+                .await?;
+            for r in rows {
+                let f = r.filter()?;
+                out.push(ContactList {
+                    count: count(c, org_id, &f).await?,
+                    id: r.id,
+                    name: r.name,
+                    builtin: false,
+                    filter: f.to_json(),
+                });
+            }
+            Ok::<_, StoreError>(out)
+        }
+        .await)
+    }
+
+    pub async fn list(&self, org_id: &str, id: &str) -> Result<ContactList, StoreError> {
+        self.lists(org_id)
+            .await?
+            .into_iter()
+            .find(|l| l.id == id)
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub async fn create_list(
+        &self,
+        org_id: &str,
+        name: &str,
+        filter: &ListFilter,
+    ) -> Result<ContactList, StoreError> {
+        let name = check_name(name)?;
+        let id = new_id();
+        let now = now_ms();
+        let stored = filter.to_json().to_string();
+        transact!(self, |c| c
+            .execute(
+                "INSERT INTO contact_lists (org_id, id, name, filter, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5)",
+                args![org_id, &id, &name, &stored, now],
+            )
+            .await)?;
+        self.list(org_id, &id).await
+    }
+
+    /// Renames and/or re-filters a custom list. Built-ins answer `Builtin`.
+    pub async fn update_list(
+        &self,
+        org_id: &str,
+        id: &str,
+        name: Option<&str>,
+        filter: Option<&ListFilter>,
+    ) -> Result<ContactList, StoreError> {
+        if builtin_filter(id).is_some() {
+            return Err(StoreError::Builtin);
+        }
+        let name = name.map(check_name).transpose()?;
+        let stored = filter.map(|f| f.to_json().to_string());
+        let n = transact!(self, |c| {
+            c
+            .execute(
+                "UPDATE contact_lists SET name = coalesce($3, name), filter = coalesce($4, filter), \
+                 updated_at = $5 WHERE org_id = $1 AND id = $2",
+                args![org_id, id, name.clone(), stored.clone(), now_ms()],
+            )
+            .await
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.list(org_id, id).await
+    }
+
+    pub async fn delete_list(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
+        if builtin_filter(id).is_some() {
+            return Err(StoreError::Builtin);
+        }
+        let n = transact!(self, |c| c
+            .execute(
+                "DELETE FROM contact_lists WHERE org_id = $1 AND id = $2",
+                args![org_id, id],
+            )
+            .await)?;
+        if n == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_belong_to_their_sort() {
+        let sort = Sort::parse("-last_seen_at").unwrap();
+        let c = Cursor {
+            s: sort.as_str(),
+            v: Some(Value::from(42)),
+            id: "01x".into(),
+        };
+        let raw = encode_cursor(&c);
+        assert_eq!(decode_cursor(&raw, &sort).unwrap(), c);
+        assert!(matches!(
+            decode_cursor(&raw, &Sort::parse("name").unwrap()),
+            Err(StoreError::BadCursor)
+        ));
+        assert!(matches!(
+            decode_cursor("zz", &sort),
+            Err(StoreError::BadCursor)
+        ));
+        assert!(matches!(
+            decode_cursor(&hex::encode("{}"), &sort),
+            Err(StoreError::BadCursor)
+        ));
+        let wrong = Cursor {
+            v: Some(Value::from("text")),
+            ..c
+        };
+        assert!(matches!(
+            decode_cursor(&encode_cursor(&wrong), &sort),
+            Err(StoreError::BadCursor)
+        ));
+    }
+}

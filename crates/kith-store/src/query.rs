@@ -1,0 +1,75 @@
+//! Compiling a `ListFilter` into SQL conditions with numbered placeholders.
+
+use crate::conn::{Arg, Dialect};
+use crate::dialect::{metadata_condition, search_condition};
+use kith_core::filter::{ListFilter, Range};
+
+/// SQL text under construction and its arguments; `arg` hands out `$n` in order.
+#[derive(Default)]
+pub(crate) struct Sql {
+    pub args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn arg(&mut self, a: impl Into<Arg>) -> String {
+        self.args.push(a.into());
+        format!("${}", self.args.len())
+    }
+}
+
+fn range(q: &mut Sql, column: &str, r: &Range, out: &mut Vec<String>) {
+    if let Some(min) = r.min {
+        let p = q.arg(min);
+        out.push(format!("{column} >= {p}"));
+    }
+    if let Some(max) = r.max {
+        let p = q.arg(max);
+        out.push(format!("{column} <= {p}"));
+    }
+}
+
+fn tag_exists(q: &mut Sql, tags: &[String]) -> String {
+    let list: Vec<String> = tags.iter().map(|t| q.arg(t.clone())).collect();
+    format!(
+        "EXISTS (SELECT 1 FROM contact_tags t WHERE t.org_id = c.org_id AND t.contact_id = c.id \
+         AND t.tag IN ({}))",
+        list.join(", ")
+    )
+}
+
+/// `c.org_id = $1 AND …`: the conditions of `f` over `contacts c` of one organization.
+pub(crate) fn where_clause(d: Dialect, org_id: &str, f: &ListFilter, q: &mut Sql) -> String {
+    let org = q.arg(org_id);
+    let mut parts = vec![format!("c.org_id = {org}")];
+    for s in &f.status {
+        let p = q.arg(s.as_str());
+        parts.push(format!("c.status = {p}"));
+    }
+    for tag in &f.tags_all {
+        parts.push(tag_exists(q, std::slice::from_ref(tag)));
+    }
+    for group in &f.tags_any {
+        parts.push(tag_exists(q, group));
+    }
+    if !f.tags_none.is_empty() {
+        parts.push(format!("NOT {}", tag_exists(q, &f.tags_none)));
+    }
+    for term in &f.q {
+        parts.push(search_condition(d, term, q));
+    }
+    for cond in &f.metadata {
+        parts.push(metadata_condition(d, cond, q));
+    }
+    range(q, "c.last_seen_at", &f.last_seen_at, &mut parts);
+    range(q, "c.created_at", &f.created_at, &mut parts);
+    range(q, "c.message_count", &f.message_count, &mut parts);
+    range(q, "c.conversation_count", &f.conversation_count, &mut parts);
+    for w in &f.website_ids {
+        let p = q.arg(w.clone());
+        parts.push(format!(
+            "EXISTS (SELECT 1 FROM conversations cv WHERE cv.org_id = c.org_id \
+             AND cv.contact_id = c.id AND cv.website_id = {p})"
+        ));
+    }
+    parts.join(" AND ")
+}
