@@ -54,7 +54,12 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                .pragma("temp_store", "memory");
+                .pragma("temp_store", "memory")
+                // Lists and search read large parts of big tables: a 64 MiB page cache per
+                // connection and the file memory-mapped (shared by all connections) keep
+                // them off the read() path.
+                .pragma("cache_size", "-65536")
+                .pragma("mmap_size", "8589934592");
             if let Some(parent) = opts.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|e| {

@@ -22,6 +22,27 @@ pub(crate) fn next_rid(d: Dialect) -> &'static str {
     }
 }
 
+/// After rows were inserted with explicit search-index numbers, the statement (if any) that
+/// moves the number generator past them.
+pub(crate) fn after_bulk_rid(d: Dialect) -> Option<&'static str> {
+    match d {
+        Dialect::Sqlite => None,
+        Dialect::Postgres => {
+            Some("SELECT setval('contacts_rid_seq', (SELECT coalesce(max(rid), 1) FROM contacts))")
+        }
+    }
+}
+
+/// The same condition as `search_condition`, deliberately without any index: the full-scan
+/// baseline `kith bench lists` compares against.
+pub(crate) fn scan_search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql) -> String {
+    let t = q.arg(term.to_string());
+    match d {
+        Dialect::Sqlite => format!("c.search_text LIKE '%' || {t} || '%'"),
+        Dialect::Postgres => format!("strpos(c.search_text, {t}) > 0"),
+    }
+}
+
 /// A condition: the contact's searchable text contains `term` (already lower-cased), for
 /// `c.search_text`. SQLite: the FTS5 trigram index narrows candidates for terms of three or
 /// more characters (its LIKE treats `%` and `_` as wildcards, so `instr` confirms the exact

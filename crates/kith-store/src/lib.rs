@@ -16,6 +16,7 @@ mod model;
 mod orgs;
 mod query;
 mod resolution;
+mod seed;
 mod widget;
 
 pub use backend::{redact as redact_url, Store, DEFAULT_DATABASE_URL};
@@ -25,6 +26,7 @@ pub use ids::{new_id, now_ms};
 pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
+pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};
 
 use kith_core::ValidationError;

@@ -253,6 +253,29 @@ impl Store {
         })
     }
 
+    /// The exact number of contacts matching `filter`.
+    pub async fn count_contacts(
+        &self,
+        org_id: &str,
+        filter: &ListFilter,
+    ) -> Result<i64, StoreError> {
+        read!(self, |c| count(c, org_id, filter).await)
+    }
+
+    /// How many contacts contain `term`, found by scanning every row without an index: the
+    /// baseline the benchmark compares indexed search with.
+    pub async fn count_search_by_scan(&self, org_id: &str, term: &str) -> Result<i64, StoreError> {
+        read!(self, |c| async {
+            let mut q = Sql::default();
+            let org = q.arg(org_id);
+            let cond = crate::dialect::scan_search_condition(c.dialect(), term, &mut q);
+            let sql = format!("SELECT count(*) FROM contacts c WHERE c.org_id = {org} AND {cond}");
+            let (n,): (i64,) = c.fetch_one(&sql, q.args).await?;
+            Ok::<_, StoreError>(n)
+        }
+        .await)
+    }
+
     /// Built-in lists first, then custom ones by creation, each with its exact count.
     pub async fn lists(&self, org_id: &str) -> Result<Vec<ContactList>, StoreError> {
         read!(self, |c| async {

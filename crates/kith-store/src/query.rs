@@ -28,10 +28,12 @@ fn range(q: &mut Sql, column: &str, r: &Range, out: &mut Vec<String>) {
     }
 }
 
-fn tag_exists(q: &mut Sql, tags: &[String]) -> String {
+/// `c.id IN (contacts carrying one of tags)`: uncorrelated, so the database may drive the
+/// query from the tag index (or build the set once) instead of probing per contact.
+fn tag_in(q: &mut Sql, org: &str, tags: &[String]) -> String {
     let list: Vec<String> = tags.iter().map(|t| q.arg(t.clone())).collect();
     format!(
-        "EXISTS (SELECT 1 FROM contact_tags t WHERE t.org_id = c.org_id AND t.contact_id = c.id \
+        "c.id IN (SELECT t.contact_id FROM contact_tags t WHERE t.org_id = {org} \
          AND t.tag IN ({}))",
         list.join(", ")
     )
@@ -46,13 +48,13 @@ pub(crate) fn where_clause(d: Dialect, org_id: &str, f: &ListFilter, q: &mut Sql
         parts.push(format!("c.status = {p}"));
     }
     for tag in &f.tags_all {
-        parts.push(tag_exists(q, std::slice::from_ref(tag)));
+        parts.push(tag_in(q, &org, std::slice::from_ref(tag)));
     }
     for group in &f.tags_any {
-        parts.push(tag_exists(q, group));
+        parts.push(tag_in(q, &org, group));
     }
     if !f.tags_none.is_empty() {
-        parts.push(format!("NOT {}", tag_exists(q, &f.tags_none)));
+        parts.push(format!("NOT {}", tag_in(q, &org, &f.tags_none)));
     }
     for term in &f.q {
         parts.push(search_condition(d, term, q));

@@ -1,6 +1,8 @@
 //! `kith`: the command line. `serve` runs the server; `org create` provisions an
 //! organization. Every command takes `--db` and applies pending migrations first.
 
+mod bench;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kith_server::state::AppState;
@@ -34,6 +36,42 @@ enum Command {
     Org {
         #[command(subcommand)]
         command: OrgCommand,
+    },
+    /// Add synthetic contacts, conversations and messages to an organization.
+    Seed {
+        /// How many contacts to add.
+        #[arg(long)]
+        contacts: u64,
+        /// The organization (see `kith org create`).
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Random seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time a fixed mix of list queries (page + exact count) against a seeded organization.
+    Lists {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Timed runs per query shape.
+        #[arg(long, default_value_t = 100)]
+        iterations: usize,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -90,12 +128,48 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KITH_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=error,tower_http=warn".into()),
         )
         .init();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Seed {
+            contacts,
+            org,
+            db,
+            seed,
+        } => {
+            let store = open(&db.url, 4).await?;
+            let started = std::time::Instant::now();
+            let r = store
+                .seed(&org, contacts, seed)
+                .await
+                .with_context(|| format!("seeding organization {org}"))?;
+            println!(
+                "Added {} contacts, {} conversations, {} messages in {:.1} s.",
+                r.contacts,
+                r.conversations,
+                r.messages,
+                started.elapsed().as_secs_f64()
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Lists {
+                    org,
+                    db,
+                    iterations,
+                    json,
+                },
+        } => {
+            let store = open(&db.url, 4).await?;
+            bench::lists(&store, &org, iterations.max(1), json).await?;
+            store.close().await;
+            Ok(())
+        }
         Command::Org {
             command:
                 OrgCommand::Create {

@@ -1,0 +1,211 @@
+//! `kith bench lists`: a fixed mix of list queries against a seeded database, timed in
+//! process (store call to answer, no HTTP), with page + exact count and count alone per
+//! query shape, and full-scan search as the baseline for indexed search.
+
+use anyhow::Context;
+use kith_core::filter::{ListFilter, Sort};
+use kith_store::Store;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+struct Shape {
+    name: String,
+    filter: ListFilter,
+    sort: Sort,
+    /// Pages to walk before timing (a deep cursor).
+    depth: usize,
+}
+
+fn shape(name: &str, filter: ListFilter) -> Shape {
+    Shape {
+        name: name.into(),
+        filter,
+        sort: Sort::default(),
+        depth: 0,
+    }
+}
+
+fn tags(all: &[&str]) -> ListFilter {
+    ListFilter {
+        tags_all: all.iter().map(|t| t.to_string()).collect(),
+        ..ListFilter::default()
+    }
+}
+
+fn q(term: &str) -> ListFilter {
+    ListFilter {
+        q: vec![term.to_string()],
+        ..ListFilter::default()
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Stats {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+}
+
+fn stats(mut d: Vec<Duration>) -> Stats {
+    d.sort();
+    Stats {
+        p50: percentile(&d, 0.50),
+        p95: percentile(&d, 0.95),
+        p99: percentile(&d, 0.99),
+    }
+}
+
+pub async fn lists(
+    store: &Store,
+    org_id: &str,
+    iterations: usize,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let total = store.count_contacts(org_id, &ListFilter::default()).await?;
+    anyhow::ensure!(
+        total > 0,
+        "organization {org_id} has no contacts; run `kith seed` first"
+    );
+    let leads = store.list_filter(org_id, "leads").await?;
+    let customers = store.list_filter(org_id, "customers").await?;
+    let mut combined = customers.clone().and(tags(&["enterprise"]));
+    combined.q.push("son".into());
+    let mut shapes = vec![
+        shape("list all", ListFilter::default()),
+        shape("list leads", leads),
+        shape("list customers", customers),
+        shape("tag enterprise", tags(&["enterprise"])),
+        shape("tags trial + newsletter", tags(&["trial", "newsletter"])),
+        shape(
+            "tags any churned|vip",
+            ListFilter {
+                tags_any: vec![vec!["churned".into(), "vip".into()]],
+                ..ListFilter::default()
+            },
+        ),
+        shape(
+            "tags none newsletter",
+            ListFilter {
+                tags_none: vec!["newsletter".into()],
+                ..ListFilter::default()
+            },
+        ),
+        shape("customer + enterprise + q 'son'", combined),
+        shape("q 2 chars 'an'", q("an")),
+        shape("q 3 chars 'hop'", q("hop")),
+        shape("q 8 chars 'lovelace'", q("lovelace")),
+    ];
+    shapes.push(Shape {
+        sort: Sort::parse("name")?,
+        ..shape("sort name", ListFilter::default())
+    });
+    shapes.push(Shape {
+        depth: 50,
+        ..shape("page 51 of list all", ListFilter::default())
+    });
+
+    let mut results = vec![];
+    if !json_out {
+        println!(
+            "{} contacts, {} backend, {iterations} runs per shape, page of 50\n",
+            total,
+            store.backend_name()
+        );
+        println!(
+            "{:<34} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+            "shape", "matches", "p50 ms", "p95 ms", "p99 ms", "count50", "count95", "count99"
+        );
+    }
+    for s in &shapes {
+        // Walk to the page this shape times.
+        let mut cursor: Option<String> = None;
+        for _ in 0..s.depth {
+            let page = store
+                .list_contacts(org_id, &s.filter, &s.sort, cursor.as_deref(), 50)
+                .await?;
+            cursor = page.next_cursor;
+        }
+        let mut page_times = vec![];
+        let mut count_times = vec![];
+        let mut matches = 0;
+        for i in 0..iterations + 3 {
+            let t = Instant::now();
+            let page = store
+                .list_contacts(org_id, &s.filter, &s.sort, cursor.as_deref(), 50)
+                .await
+                .with_context(|| format!("query shape {}", s.name))?;
+            let page_time = t.elapsed();
+            let t = Instant::now();
+            matches = store.count_contacts(org_id, &s.filter).await?;
+            let count_time = t.elapsed();
+            anyhow::ensure!(page.total == Some(matches), "count mismatch in {}", s.name);
+            if i >= 3 {
+                page_times.push(page_time);
+                count_times.push(count_time);
+            }
+        }
+        let p = stats(page_times);
+        let c = stats(count_times);
+        if !json_out {
+            println!(
+                "{:<34} {:>9} {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
+                s.name, matches, p.p50, p.p95, p.p99, c.p50, c.p95, c.p99
+            );
+        }
+        results.push(json!({"shape": s.name, "matches": matches,
+            "page_and_count_ms": {"p50": p.p50, "p95": p.p95, "p99": p.p99},
+            "count_ms": {"p50": c.p50, "p95": c.p95, "p99": c.p99}}));
+    }
+
+    // Indexed search against a full scan, on the same data.
+    let mut comparisons = vec![];
+    if !json_out {
+        println!("\nsearch count: indexed vs full-scan LIKE");
+    }
+    for term in ["an", "hop", "lovelace"] {
+        let filter = q(term);
+        let mut indexed = vec![];
+        let mut scan = vec![];
+        let runs = (iterations / 10).max(3);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let a = store.count_contacts(org_id, &filter).await?;
+            indexed.push(t.elapsed());
+            let t = Instant::now();
+            let b = store.count_search_by_scan(org_id, term).await?;
+            scan.push(t.elapsed());
+            anyhow::ensure!(
+                a == b,
+                "indexed search found {a}, the scan {b} for {term:?}"
+            );
+        }
+        let i = stats(indexed);
+        let s = stats(scan);
+        let speedup = s.p50 / i.p50.max(0.001);
+        if !json_out {
+            println!(
+                "  q {:<10} indexed p50 {:>8.2} ms   scan p50 {:>8.2} ms   {:>6.1}x",
+                format!("{term:?}"),
+                i.p50,
+                s.p50,
+                speedup
+            );
+        }
+        comparisons.push(json!({"term": term, "indexed_p50_ms": i.p50, "scan_p50_ms": s.p50, "speedup": speedup}));
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"contacts": total, "backend": store.backend_name(), "iterations": iterations,
+                   "shapes": results, "search_vs_scan": comparisons})
+        );
+    }
+    Ok(())
+}
