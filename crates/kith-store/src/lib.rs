@@ -15,6 +15,7 @@ mod lists;
 mod model;
 mod orgs;
 mod query;
+mod realtime;
 mod resolution;
 mod seed;
 mod widget;
@@ -26,6 +27,7 @@ pub use ids::{new_id, now_ms};
 pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
+pub use realtime::MessageListener;
 pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};
 

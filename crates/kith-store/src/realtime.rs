@@ -1,0 +1,87 @@
+//! Cross-process realtime on PostgreSQL: a committed message is announced with NOTIFY
+//! (a small reference, well under NOTIFY's 8000-byte payload limit), and every server process
+//! LISTENs and loads the message to hand to its own subscribers. SQLite serves one process,
+//! whose in-process bus needs none of this.
+
+use crate::conn::args;
+use crate::conversations::PostedMessage;
+use crate::model::{ConversationRow, MessageRow, CONVERSATION_SELECT};
+use crate::{read, Store, StoreError};
+use sqlx::postgres::PgListener;
+
+const CHANNEL: &str = "kith_messages";
+
+/// Messages announced by any process, as `(org_id, message_id)`.
+pub struct MessageListener(PgListener);
+
+impl MessageListener {
+    /// The next announced message. Reconnects by itself after a lost connection (messages
+    /// announced meanwhile are missed, as with any LISTEN).
+    pub async fn next(&mut self) -> Result<(String, String), StoreError> {
+        loop {
+            let n = self.0.recv().await?;
+            if let Some((org, id)) = n.payload().split_once(' ') {
+                return Ok((org.to_string(), id.to_string()));
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Announces a committed message to every process. `Ok(false)` on SQLite: the caller
+    /// delivers it in process.
+    pub async fn announce_message(
+        &self,
+        org_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
+        let Some(pool) = self.pg_pool() else {
+            return Ok(false);
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{org_id} {message_id}"))
+            .execute(pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// Subscribes to announced messages; `None` on SQLite.
+    pub async fn listen_messages(&self) -> Result<Option<MessageListener>, StoreError> {
+        let Some(pool) = self.pg_pool() else {
+            return Ok(None);
+        };
+        let mut l = PgListener::connect_with(pool).await?;
+        l.listen(CHANNEL).await?;
+        Ok(Some(MessageListener(l)))
+    }
+
+    /// A message with its conversation, as the realtime bus carries it.
+    pub async fn posted_message(
+        &self,
+        org_id: &str,
+        message_id: &str,
+    ) -> Result<PostedMessage, StoreError> {
+        read!(self, |c| async {
+            let m: MessageRow = crate::conn::Conn::fetch_optional(
+                c,
+                "SELECT id, conversation_id, author, body, created_at FROM messages \
+                 WHERE org_id = $1 AND id = $2",
+                args![org_id, message_id],
+            )
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let sql = format!("{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.id = $2");
+            let conv: ConversationRow =
+                crate::conn::Conn::fetch_one(c, &sql, args![org_id, &m.conversation_id]).await?;
+            Ok::<_, StoreError>(PostedMessage {
+                message: m.view(),
+                contact_id: conv.contact_id.clone(),
+                starter_visitor_id: conv.visitor_id.clone(),
+                conversation: conv.view(),
+                conversation_started: false,
+            })
+        }
+        .await)
+    }
+}
