@@ -164,10 +164,7 @@ pub async fn serve(
         .listen_messages()
         .await
         .map_err(|e| std::io::Error::other(format!("LISTEN on the database: {e}")))?;
-    let relay = match announcements {
-        Some(l) => Some(tokio::spawn(state.clone().relay_announcements(Some(l)))),
-        None => None,
-    };
+    let relay = announcements.map(|l| tokio::spawn(state.clone().relay_announcements(Some(l))));
     let limiters = state.clone();
     let janitor = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));

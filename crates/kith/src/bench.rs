@@ -209,3 +209,134 @@ pub async fn lists(
     }
     Ok(())
 }
+
+/// `kith bench ingest`: an in-process server on 127.0.0.1 over `store`, `visitors` concurrent
+/// widget clients (each: session, first message — which creates its contact — then more
+/// messages in the same conversation) until `messages` are written. Reports throughput and
+/// latency of first messages and of follow-ups.
+pub async fn ingest(
+    store: Store,
+    visitors: usize,
+    messages: usize,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use kith_server::state::AppState;
+    use kith_server::{realtime::Bus, Config, Limits};
+    let creds = store
+        .create_org(&kith_store::NewOrg {
+            name: "Ingest bench".into(),
+            admin_email: "bench@localhost".into(),
+            website_name: "Bench".into(),
+        })
+        .await?;
+    let config = Config {
+        limits: Limits {
+            sessions_per_ip_per_minute: 0,
+            visitor_per_second: 0,
+            admin_per_second: 0,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = AppState::new(store.clone(), Bus::new(), config);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(kith_server::serve(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(visitors)
+        .build()?;
+    let per_visitor = messages.div_ceil(visitors.max(1)).max(1);
+    let started = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..visitors {
+        let (http, base, key) = (http.clone(), base.clone(), creds.website_key.clone());
+        tasks.push(tokio::spawn(async move {
+            let s: serde_json::Value = http
+                .post(format!("{base}/api/widget/v1/session"))
+                .header("X-Kith-Website", &key)
+                .json(&json!({}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let token = s["visitor_token"].as_str().unwrap_or_default().to_string();
+            let mut first = Duration::ZERO;
+            let mut rest = Vec::with_capacity(per_visitor);
+            let mut conversation: Option<String> = None;
+            for i in 0..per_visitor {
+                let body = match &conversation {
+                    Some(c) => json!({"body": format!("message {i}"), "conversation_id": c}),
+                    None => json!({"body": "hello"}),
+                };
+                let t = Instant::now();
+                let r = http
+                    .post(format!("{base}/api/widget/v1/messages"))
+                    .header("X-Kith-Website", &key)
+                    .header("X-Kith-Visitor", &token)
+                    .json(&body)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 201, "message answered {}", r.status());
+                let v: serde_json::Value = r.json().await?;
+                let took = t.elapsed();
+                if conversation.is_none() {
+                    first = took;
+                    conversation = v["conversation_id"].as_str().map(str::to_string);
+                } else {
+                    rest.push(took);
+                }
+            }
+            Ok::<_, anyhow::Error>((first, rest))
+        }));
+    }
+    let mut firsts = vec![];
+    let mut rest = vec![];
+    for t in tasks {
+        let (f, r) = t.await??;
+        firsts.push(f);
+        rest.extend(r);
+    }
+    let elapsed = started.elapsed();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let total = firsts.len() + rest.len();
+    let contacts = store
+        .count_contacts(&creds.org_id, &ListFilter::default())
+        .await?;
+    anyhow::ensure!(
+        contacts as usize == visitors,
+        "expected {visitors} contacts, found {contacts}"
+    );
+    let rate = total as f64 / elapsed.as_secs_f64();
+    let f = stats(firsts);
+    let r = stats(rest);
+    if json_out {
+        println!(
+            "{}",
+            json!({"backend": store.backend_name(), "visitors": visitors, "messages": total,
+                   "seconds": elapsed.as_secs_f64(), "messages_per_second": rate,
+                   "first_message_ms": {"p50": f.p50, "p95": f.p95, "p99": f.p99},
+                   "follow_up_ms": {"p50": r.p50, "p95": r.p95, "p99": r.p99}})
+        );
+    } else {
+        println!(
+            "{} backend: {visitors} concurrent visitors wrote {total} messages in {:.2} s = {:.0} messages/s",
+            store.backend_name(),
+            elapsed.as_secs_f64(),
+            rate
+        );
+        println!(
+            "  first message (creates the contact): p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
+            f.p50, f.p95, f.p99
+        );
+        println!(
+            "  follow-up message:                   p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms",
+            r.p50, r.p95, r.p99
+        );
+    }
+    Ok(())
+}

@@ -73,6 +73,22 @@ enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+
+    /// Write messages through the widget API of an in-process server on 127.0.0.1 and report
+    /// messages per second (creates a fresh organization in the database).
+    Ingest {
+        #[command(flatten)]
+        db: DbArg,
+        /// Concurrent visitors.
+        #[arg(long, default_value_t = 64)]
+        visitors: usize,
+        /// Messages in all.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -167,6 +183,20 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let store = open(&db.url, 4).await?;
             bench::lists(&store, &org, iterations.max(1), json).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Ingest {
+                    db,
+                    visitors,
+                    messages,
+                    json,
+                },
+        } => {
+            let store = open(&db.url, 16).await?;
+            bench::ingest(store.clone(), visitors.max(1), messages.max(1), json).await?;
             store.close().await;
             Ok(())
         }

@@ -95,8 +95,13 @@ impl Drop for Server {
 
 /// Starts `kith serve` on a random port; answers the server, its base URL and what it printed.
 fn serve(db: &str, cwd: &std::path::Path) -> (Server, String, Vec<String>) {
+    serve_with(db, cwd, &[])
+}
+
+fn serve_with(db: &str, cwd: &std::path::Path, extra: &[&str]) -> (Server, String, Vec<String>) {
     let mut child = kith()
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
         .args(if db.is_empty() {
             vec![]
         } else {
@@ -218,4 +223,174 @@ fn a_bad_database_url_is_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unsupported database URL"), "{err}");
+}
+
+/// Several server processes on one PostgreSQL database: the identity rules hold across them
+/// and realtime events reach subscribers of the other process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_on_one_postgres_database() {
+    use serde_json::json;
+    let (url, name) = pg_db().await;
+    let creds = org_create(&url);
+    let dir = temp_dir();
+    let no_limits = [
+        "--rate-visitor",
+        "0",
+        "--rate-sessions-per-ip",
+        "0",
+        "--rate-admin",
+        "0",
+    ];
+    let (a, base_a, _) = serve_with(&url, &dir, &no_limits);
+    let (b, base_b, _) = serve_with(&url, &dir, &no_limits);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let key = creds["website_key"].as_str().unwrap().to_string();
+    let secret = creds["identity_secret"].as_str().unwrap().to_string();
+    let token = creds["api_token"].as_str().unwrap().to_string();
+
+    // 200 new visitors per identity, alternating between the processes, all at once.
+    const N: usize = 200;
+    for identity in [
+        json!({"email": "race@example.com"}),
+        json!({"user_id": "racer", "user_hash": kith_core::verify::user_hash(&secret, "racer")}),
+    ] {
+        let mut tasks = vec![];
+        for i in 0..N {
+            let base = if i % 2 == 0 {
+                base_a.clone()
+            } else {
+                base_b.clone()
+            };
+            let (http, key, identity) = (http.clone(), key.clone(), identity.clone());
+            tasks.push(tokio::spawn(async move {
+                let s: Value = http
+                    .post(format!("{base}/api/widget/v1/session"))
+                    .header("X-Kith-Website", &key)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let vt = s["visitor_token"].as_str().unwrap().to_string();
+                let r = http
+                    .post(format!("{base}/api/widget/v1/identify"))
+                    .header("X-Kith-Website", &key)
+                    .header("X-Kith-Visitor", &vt)
+                    .json(&identity)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+                let r = http
+                    .post(format!("{base}/api/widget/v1/messages"))
+                    .header("X-Kith-Website", &key)
+                    .header("X-Kith-Visitor", &vt)
+                    .json(&json!({"body": "first!"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+                let v: Value = r.json().await.unwrap();
+                v["contact_id"].as_str().unwrap().to_string()
+            }));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for t in tasks {
+            ids.insert(t.await.unwrap());
+        }
+        assert_eq!(ids.len(), 1, "one contact for {identity}");
+        let id = ids.into_iter().next().unwrap();
+        let c: Value = http
+            .get(format!("{base_b}/api/v1/contacts/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(c["message_count"], N, "{c}");
+        assert_eq!(c["conversation_count"], N, "{c}");
+    }
+    let list: Value = http
+        .get(format!("{base_a}/api/v1/contacts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["total"], 2);
+
+    // A visitor streams events from process B; an agent replies through process A.
+    let s: Value = http
+        .post(format!("{base_b}/api/widget/v1/session"))
+        .header("X-Kith-Website", &key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vt = s["visitor_token"].as_str().unwrap().to_string();
+    let m: Value = http
+        .post(format!("{base_b}/api/widget/v1/messages"))
+        .header("X-Kith-Website", &key)
+        .header("X-Kith-Visitor", &vt)
+        .json(&json!({"body": "help"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conv = m["conversation_id"].as_str().unwrap().to_string();
+    let resp = http
+        .get(format!(
+            "{base_b}/api/widget/v1/events?website_key={key}&visitor_token={vt}"
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    use futures::StreamExt;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !buf.contains("event: ready") {
+            buf.push_str(&String::from_utf8_lossy(
+                &stream.next().await.unwrap().unwrap(),
+            ));
+        }
+    })
+    .await
+    .expect("ready");
+    let r = http
+        .post(format!("{base_a}/api/v1/conversations/{conv}/messages"))
+        .bearer_auth(&token)
+        .json(&json!({"body": "Reply from process A"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !buf.contains("Reply from process A") {
+            buf.push_str(&String::from_utf8_lossy(
+                &stream.next().await.unwrap().unwrap(),
+            ));
+        }
+    })
+    .await
+    .expect("the reply posted through A reaches the subscriber on B");
+
+    drop((a, b));
+    drop_pg(&name).await;
+    let _ = std::fs::remove_dir_all(dir);
 }
