@@ -59,7 +59,8 @@ fn string_field<'a>(
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        // Apps often keep numeric user ids; accept them as their decimal text.
+        // The hash covers the user id exactly as sent, so a number would be ambiguous
+        // (42 vs 42.0); ask for the text the app hashed.
         Some(Value::Number(_)) if key == "user_id" => Err(ValidationError::new(
             key,
             "must be a string (send numeric ids as text, e.g. \"42\")",
