@@ -121,6 +121,7 @@ both_backends! {
         assert_eq!(now, holder);
         assert_eq!(anon.conversation_ids().await.len(), 3);
         assert_eq!(app.all_contacts().await.len(), 1);
+        app.assert_builtin_counts().await;
     }
 
     async fn rule3_no_holder_updates_the_visitors_contact_in_place(app) {
@@ -207,6 +208,7 @@ both_backends! {
         let (_, tl) = app.get(&format!("/api/v1/contacts/{born}/timeline")).await;
         assert_eq!(tl["items"][0]["kind"], "promoted");
         assert_eq!(tl["items"][0]["actor"], "api");
+        app.assert_builtin_counts().await;
     }
 
     async fn rule6_a_user_id_without_a_valid_hash_is_rejected_and_changes_nothing(app) {
@@ -363,6 +365,7 @@ both_backends! {
         let (_, out) = c.identify(json!({"user_id": "u-1", "email": "two@example.com"})).await;
         assert_eq!(out["contact_id"], holder);
         assert_eq!(app.contact(&two).await["email"], "two@example.com");
+        app.assert_builtin_counts().await;
     }
 
     async fn rule8_admin_edits_never_merge(app) {
@@ -423,5 +426,6 @@ both_backends! {
         assert_eq!(app.all_contacts().await.len(), 2);
         let kinds = app.timeline_kinds(&id).await;
         assert_eq!(kinds.iter().filter(|k| *k == "created").count(), 1);
+        app.assert_builtin_counts().await;
     }
 }

@@ -268,6 +268,31 @@ impl TestApp {
         out
     }
 
+    /// The built-in lists' counts agree with the contacts actually there (they are kept by
+    /// triggers, so every path that creates, merges or promotes must keep them right).
+    pub async fn assert_builtin_counts(&self) {
+        let contacts = self.all_contacts().await;
+        let customers = contacts
+            .iter()
+            .filter(|c| c["status"] == "customer")
+            .count() as i64;
+        let (s, lists) = self.get("/api/v1/lists").await;
+        assert_eq!(s, StatusCode::OK, "{lists}");
+        let count = |id: &str| {
+            lists["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["id"] == id)
+                .unwrap()["count"]
+                .as_i64()
+                .unwrap()
+        };
+        assert_eq!(count("all"), contacts.len() as i64, "all");
+        assert_eq!(count("customers"), customers, "customers");
+        assert_eq!(count("leads"), contacts.len() as i64 - customers, "leads");
+    }
+
     /// A website with identity verification off.
     pub async fn unverified_site(&self) -> Site {
         let (s, w) = self
