@@ -5,7 +5,7 @@
 use crate::conn::{args, Arg, Conn};
 use crate::ids::{new_id, now_ms};
 use crate::model::{ContactRow, CONTACT_COLUMNS};
-use crate::query::{where_clause, Sql};
+use crate::query::{where_clause, Sql, TagPlan};
 use crate::{read, transact, Contact, Page, Store, StoreError};
 use kith_core::filter::{ListFilter, Sort, SortField};
 use kith_core::{Status, ValidationError};
@@ -143,7 +143,7 @@ async fn page_and_count<C: Conn>(
     let in_valued_part = after.is_none_or(|a| a.v.is_some());
     if in_valued_part {
         let mut q = Sql::default();
-        let mut w = where_clause(d, org_id, filter, &mut q);
+        let mut w = where_clause(d, org_id, filter, TagPlan::Probe, &mut q);
         w.push_str(&format!(" AND {col} IS NOT NULL"));
         if let Some(a) = after {
             let v = q.arg(value_arg(a.v.as_ref().expect("valued part")));
@@ -159,7 +159,7 @@ async fn page_and_count<C: Conn>(
     }
     if (rows.len() as i64) <= limit {
         let mut q = Sql::default();
-        let mut w = where_clause(d, org_id, filter, &mut q);
+        let mut w = where_clause(d, org_id, filter, TagPlan::Probe, &mut q);
         w.push_str(&format!(" AND {col} IS NULL"));
         if let Some(a) = after.filter(|a| a.v.is_none()) {
             let id = q.arg(a.id.clone());
@@ -177,35 +177,83 @@ async fn page_and_count<C: Conn>(
     Ok((rows, total))
 }
 
+/// The exact number of contacts matching `filter`. Shapes that a small table or one index
+/// range answers are counted there; the rest by the general query.
 async fn count<C: Conn>(c: &mut C, org_id: &str, filter: &ListFilter) -> Result<i64, StoreError> {
-    // Every contact, or every contact of one status: the trigger-kept counts answer at once.
-    let status_only = ListFilter {
-        status: filter.status.clone(),
+    let only = |f: ListFilter| *filter == f;
+    let tags_only = ListFilter {
+        tags_all: filter.tags_all.clone(),
+        tags_any: filter.tags_any.clone(),
+        tags_none: filter.tags_none.clone(),
         ..ListFilter::default()
     };
-    if *filter == status_only && filter.status.len() <= 1 {
-        let (n,): (i64,) = match filter.status.first() {
-            None => {
-                c.fetch_one(
-                    "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM contact_counts WHERE org_id = $1",
-                    args![org_id],
-                )
-                .await?
+    // Every contact, or every contact of one status: the trigger-kept counts.
+    if filter.status.len() <= 1
+        && only(ListFilter {
+            status: filter.status.clone(),
+            ..ListFilter::default()
+        })
+    {
+        return status_count(c, org_id, filter.status.first().map(|s| s.as_str())).await;
+    }
+    if only(tags_only) {
+        match (
+            &filter.tags_all[..],
+            &filter.tags_any[..],
+            &filter.tags_none[..],
+        ) {
+            // One tag: one range of the tag index.
+            ([tag], [], []) => return tagged_count(c, org_id, std::slice::from_ref(tag)).await,
+            // Any of a few tags: distinct contacts in a few ranges.
+            ([], [any], []) => return tagged_count(c, org_id, any).await,
+            // None of some tags: everyone minus those carrying any of them.
+            ([], [], none) => {
+                let all = status_count(c, org_id, None).await?;
+                return Ok(all - tagged_count(c, org_id, none).await?);
             }
-            Some(s) => {
-                c.fetch_one(
-                    "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM contact_counts \
-                     WHERE org_id = $1 AND status = $2",
-                    args![org_id, s.as_str()],
-                )
-                .await?
-            }
-        };
-        return Ok(n);
+            _ => {}
+        }
     }
     let mut q = Sql::default();
-    let w = where_clause(c.dialect(), org_id, filter, &mut q);
+    let w = where_clause(c.dialect(), org_id, filter, TagPlan::Set, &mut q);
     let sql = format!("SELECT count(*) FROM contacts c WHERE {w}");
+    let (n,): (i64,) = c.fetch_one(&sql, q.args).await?;
+    Ok(n)
+}
+
+async fn status_count<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    status: Option<&str>,
+) -> Result<i64, StoreError> {
+    let (n,): (i64,) = c
+        .fetch_one(
+            "SELECT CAST(coalesce(sum(n), 0) AS BIGINT) FROM contact_counts \
+             WHERE org_id = $1 AND ($2 IS NULL OR status = $2)",
+            args![org_id, status],
+        )
+        .await?;
+    Ok(n)
+}
+
+/// Contacts carrying at least one of `tags` (lower-cased).
+async fn tagged_count<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    tags: &[String],
+) -> Result<i64, StoreError> {
+    let mut q = Sql::default();
+    let org = q.arg(org_id);
+    let list: Vec<String> = tags.iter().map(|t| q.arg(t.clone())).collect();
+    let what = if tags.len() == 1 {
+        "count(*)"
+    } else {
+        "count(DISTINCT contact_id)"
+    };
+    let sql = format!(
+        "SELECT {what} FROM contact_tags WHERE org_id = {org} AND tag IN ({})",
+        list.join(", ")
+    );
     let (n,): (i64,) = c.fetch_one(&sql, q.args).await?;
     Ok(n)
 }

@@ -28,19 +28,41 @@ fn range(q: &mut Sql, column: &str, r: &Range, out: &mut Vec<String>) {
     }
 }
 
-/// `c.id IN (contacts carrying one of tags)`: uncorrelated, so the database may drive the
-/// query from the tag index (or build the set once) instead of probing per contact.
-fn tag_in(q: &mut Sql, org: &str, tags: &[String]) -> String {
+/// How a tag condition is written, for the plan that suits the query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TagPlan {
+    /// `EXISTS` per contact: a page walks the sort index and stops after one page of
+    /// matches, probing the tag index once per contact it visits.
+    Probe,
+    /// `c.id IN (set)`: a count visits every match, so the set is built once from the tag
+    /// index instead.
+    Set,
+}
+
+fn tag_condition(q: &mut Sql, org: &str, tags: &[String], plan: TagPlan) -> String {
     let list: Vec<String> = tags.iter().map(|t| q.arg(t.clone())).collect();
-    format!(
-        "c.id IN (SELECT t.contact_id FROM contact_tags t WHERE t.org_id = {org} \
-         AND t.tag IN ({}))",
-        list.join(", ")
-    )
+    match plan {
+        TagPlan::Probe => format!(
+            "EXISTS (SELECT 1 FROM contact_tags t WHERE t.org_id = c.org_id \
+             AND t.contact_id = c.id AND t.tag IN ({}))",
+            list.join(", ")
+        ),
+        TagPlan::Set => format!(
+            "c.id IN (SELECT t.contact_id FROM contact_tags t WHERE t.org_id = {org} \
+             AND t.tag IN ({}))",
+            list.join(", ")
+        ),
+    }
 }
 
 /// `c.org_id = $1 AND …`: the conditions of `f` over `contacts c` of one organization.
-pub(crate) fn where_clause(d: Dialect, org_id: &str, f: &ListFilter, q: &mut Sql) -> String {
+pub(crate) fn where_clause(
+    d: Dialect,
+    org_id: &str,
+    f: &ListFilter,
+    plan: TagPlan,
+    q: &mut Sql,
+) -> String {
     let org = q.arg(org_id);
     let mut parts = vec![format!("c.org_id = {org}")];
     for s in &f.status {
@@ -48,13 +70,16 @@ pub(crate) fn where_clause(d: Dialect, org_id: &str, f: &ListFilter, q: &mut Sql
         parts.push(format!("c.status = {p}"));
     }
     for tag in &f.tags_all {
-        parts.push(tag_in(q, &org, std::slice::from_ref(tag)));
+        parts.push(tag_condition(q, &org, std::slice::from_ref(tag), plan));
     }
     for group in &f.tags_any {
-        parts.push(tag_in(q, &org, group));
+        parts.push(tag_condition(q, &org, group, plan));
     }
     if !f.tags_none.is_empty() {
-        parts.push(format!("NOT {}", tag_in(q, &org, &f.tags_none)));
+        parts.push(format!(
+            "NOT {}",
+            tag_condition(q, &org, &f.tags_none, plan)
+        ));
     }
     for term in &f.q {
         parts.push(search_condition(d, term, q));
