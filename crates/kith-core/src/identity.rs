@@ -139,6 +139,10 @@ impl Claim {
     /// Combines a remembered identity with a newer identify: the newer values win. Values
     /// kept from an unverified older claim keep the whole claim from overwriting anything.
     pub fn overlay(self, newer: Claim) -> Claim {
+        // Another person logged in before writing: nothing of the first one carries over.
+        if matches!((&self.user_id, &newer.user_id), (Some(a), Some(b)) if a != b) {
+            return newer;
+        }
         let older_only_values = (self.name.is_some() && newer.name.is_none())
             || (self.phone.is_some() && newer.phone.is_none())
             || (self.company.is_some() && newer.company.is_none())
@@ -200,6 +204,17 @@ pub struct Found {
     pub visitor_contact: Option<Candidate>,
 }
 
+/// What is known about the visitor a claim comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VisitorFacts {
+    /// It made a verified identify at some point (spec rule 6).
+    pub verified: bool,
+    /// Its link to its current contact is its own: it created that contact with its first
+    /// message, or a verified identify put it there. A link made by following an unverified
+    /// email is not: such a contact belongs to somebody else as far as Kith knows.
+    pub link_proven: bool,
+}
+
 /// Which key joined two contacts, for the `merged` timeline entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergeKey {
@@ -240,21 +255,35 @@ pub struct Resolution {
     pub take_email: bool,
     /// Whether the visitor counts as verified from now on.
     pub visitor_verified: bool,
+    /// Whether the visitor's link to the target is its own (see [`VisitorFacts`]).
+    pub link_proven: bool,
 }
 
 fn same(a: &Option<Candidate>, b: &Option<Candidate>) -> bool {
     matches!((a, b), (Some(x), Some(y)) if x.id == y.id)
 }
 
-/// Decides where `claim` lands, given the visitor's verification and what the store found.
-pub fn resolve(claim: &Claim, visitor_verified: bool, found: &Found) -> Resolution {
+/// Decides where `claim` lands, given what is known of the visitor and what the store found.
+///
+/// Only a contact the visitor proved (or created) counts as its own: only that one is updated
+/// in place by a verified claim or merged into another contact. A contact the visitor reached
+/// by an unverified email is somebody else's; a verified claim takes the visitor away from it,
+/// and an unverified one may only fill its absent fields.
+pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolution {
+    let visitor_verified = visitor.verified;
     let hu = &found.by_user_id;
     let he = if claim.email.is_some() {
         &found.by_email
     } else {
         &None
     };
-    let vc = &found.visitor_contact;
+    let linked = &found.visitor_contact;
+    let own = if visitor.link_proven {
+        linked.clone()
+    } else {
+        None
+    };
+    let vc = &own;
     let anonymous = |c: &Option<Candidate>| c.as_ref().is_some_and(|c| !c.has_user_id);
 
     if claim.user_id.is_some() {
@@ -302,6 +331,7 @@ pub fn resolve(claim: &Claim, visitor_verified: bool, found: &Found) -> Resoluti
             }
         }
         return Resolution {
+            link_proven: target.is_some(),
             target: target.map_or(Target::Nobody, |c| Target::Existing(c.id)),
             merges,
             take_email: email_free,
@@ -312,37 +342,53 @@ pub fn resolve(claim: &Claim, visitor_verified: bool, found: &Found) -> Resoluti
     // No user id: the email's holder, then the visitor's contact.
     let may_follow_email = claim.email_verified || !visitor_verified;
     let visitor_verified = visitor_verified || claim.verified;
-    let (target, merges, take_email) = match (he, vc) {
-        (None, vc) => (vc.clone(), vec![], true),
-        (Some(h), None) if may_follow_email => (Some(h.clone()), vec![], true),
-        (Some(_), None) => (None, vec![], false),
-        (Some(h), Some(v)) if h.id == v.id => (Some(v.clone()), vec![], true),
+    let ev = claim.email_verified;
+    let (target, merges, take_email, proven) = match (he, vc) {
+        (None, vc) => (vc.clone(), vec![], true, vc.is_some()),
+        (Some(h), None) if may_follow_email => (Some(h.clone()), vec![], true, ev),
+        (Some(_), None) => (None, vec![], false, false),
+        (Some(h), Some(v)) if h.id == v.id => (Some(v.clone()), vec![], true, true),
         (Some(h), Some(v)) if !v.has_user_id => {
             if may_follow_email {
                 let m = Merge {
                     absorbed: v.id.clone(),
                     by: MergeKey::Email,
                 };
-                (Some(h.clone()), vec![m], true)
+                (Some(h.clone()), vec![m], true, ev)
             } else {
-                (Some(v.clone()), vec![], false)
+                (Some(v.clone()), vec![], false, true)
             }
         }
         (Some(h), Some(v)) => {
             // The visitor's contact has a user id. A verified email pulls an anonymous holder
             // in (the user id outranks the email); otherwise the email stays where it is.
-            if claim.email_verified && !h.has_user_id {
+            if ev && !h.has_user_id {
                 let m = Merge {
                     absorbed: h.id.clone(),
                     by: MergeKey::Email,
                 };
-                (Some(v.clone()), vec![m], true)
+                (Some(v.clone()), vec![m], true, true)
             } else {
-                (Some(v.clone()), vec![], false)
+                (Some(v.clone()), vec![], false, true)
             }
         }
     };
+    // An unverified claim from a visitor linked to somebody else's contact stays there and
+    // may only fill absent fields; a verified one takes it away (target Nobody above).
+    if target.is_none() && !claim.verified && !visitor.link_proven {
+        if let Some(l) = linked {
+            let take_email = he.is_none() || same(he, linked);
+            return Resolution {
+                target: Target::Existing(l.id.clone()),
+                merges: vec![],
+                take_email,
+                visitor_verified,
+                link_proven: false,
+            };
+        }
+    }
     Resolution {
+        link_proven: proven && target.is_some(),
         target: target.map_or(Target::Nobody, |c| Target::Existing(c.id)),
         merges,
         take_email,
@@ -374,6 +420,14 @@ mod tests {
         }
     }
 
+    /// A visitor whose link to its contact is its own.
+    fn own(verified: bool) -> VisitorFacts {
+        VisitorFacts {
+            verified,
+            link_proven: true,
+        }
+    }
+
     fn merge(id: &str, by: MergeKey) -> Merge {
         Merge {
             absorbed: id.into(),
@@ -388,14 +442,14 @@ mod tests {
             by_email: cand("E", true),
             visitor_contact: cand("V", true),
         };
-        let r = resolve(&claim(Some("u1"), Some("a@x.io"), true), true, &found);
+        let r = resolve(&claim(Some("u1"), Some("a@x.io"), true), own(true), &found);
         assert_eq!(r.target, Target::Existing("U".into()));
         let found = Found {
             by_email: cand("E", false),
             visitor_contact: None,
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("a@x.io"), false), false, &found);
+        let r = resolve(&claim(None, Some("a@x.io"), false), own(false), &found);
         assert_eq!(r.target, Target::Existing("E".into()));
     }
 
@@ -406,7 +460,7 @@ mod tests {
             by_email: None,
             visitor_contact: cand("V", false),
         };
-        let r = resolve(&claim(Some("u1"), None, false), false, &found);
+        let r = resolve(&claim(Some("u1"), None, false), own(false), &found);
         assert_eq!(r.target, Target::Existing("U".into()));
         assert_eq!(r.merges, vec![merge("V", MergeKey::UserId)]);
 
@@ -416,7 +470,7 @@ mod tests {
             visitor_contact: cand("V", false),
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("a@x.io"), false), false, &found);
+        let r = resolve(&claim(None, Some("a@x.io"), false), own(false), &found);
         assert_eq!(r.target, Target::Existing("E".into()));
         assert_eq!(r.merges, vec![merge("V", MergeKey::Email)]);
     }
@@ -427,7 +481,11 @@ mod tests {
             visitor_contact: cand("V", false),
             ..Found::default()
         };
-        let r = resolve(&claim(Some("u1"), Some("a@x.io"), false), false, &found);
+        let r = resolve(
+            &claim(Some("u1"), Some("a@x.io"), false),
+            own(false),
+            &found,
+        );
         assert_eq!(r.target, Target::Existing("V".into()));
         assert!(r.merges.is_empty());
         assert!(r.take_email);
@@ -440,7 +498,7 @@ mod tests {
             visitor_contact: cand("U1", true),
             ..Found::default()
         };
-        let r = resolve(&claim(Some("u2"), None, false), true, &found);
+        let r = resolve(&claim(Some("u2"), None, false), own(true), &found);
         assert_eq!(r.target, Target::Existing("U2".into()));
         assert!(r.merges.is_empty());
 
@@ -449,7 +507,7 @@ mod tests {
             visitor_contact: cand("U1", true),
             ..Found::default()
         };
-        let r = resolve(&claim(Some("u2"), None, false), true, &found);
+        let r = resolve(&claim(Some("u2"), None, false), own(true), &found);
         assert_eq!(r.target, Target::Nobody);
         assert!(r.merges.is_empty());
     }
@@ -461,7 +519,7 @@ mod tests {
             visitor_contact: cand("V", true),
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("a@x.io"), true), true, &found);
+        let r = resolve(&claim(None, Some("a@x.io"), true), own(true), &found);
         assert_eq!(r.target, Target::Existing("V".into()));
         assert!(r.merges.is_empty());
         assert!(!r.take_email);
@@ -474,7 +532,7 @@ mod tests {
             visitor_contact: cand("V", true),
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("a@x.io"), false), true, &found);
+        let r = resolve(&claim(None, Some("a@x.io"), false), own(true), &found);
         assert_eq!(r.target, Target::Existing("V".into()));
         assert!(r.merges.is_empty());
         assert!(!r.take_email);
@@ -487,7 +545,7 @@ mod tests {
             visitor_contact: cand("V", false),
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("b@x.io"), false), true, &found);
+        let r = resolve(&claim(None, Some("b@x.io"), false), own(true), &found);
         assert_eq!(r.target, Target::Existing("V".into()));
         assert!(r.merges.is_empty());
         // Nor links it from no contact at all.
@@ -495,7 +553,7 @@ mod tests {
             by_email: cand("E", false),
             ..Found::default()
         };
-        let r = resolve(&claim(None, Some("b@x.io"), false), true, &found);
+        let r = resolve(&claim(None, Some("b@x.io"), false), own(true), &found);
         assert_eq!(r.target, Target::Nobody);
         assert!(!r.take_email);
     }
@@ -504,13 +562,21 @@ mod tests {
     fn rule6_visitor_becomes_verified_only_by_a_verified_claim() {
         let r = resolve(
             &claim(None, Some("a@x.io"), false),
-            false,
+            own(false),
             &Found::default(),
         );
         assert!(!r.visitor_verified);
-        let r = resolve(&claim(None, Some("a@x.io"), true), false, &Found::default());
+        let r = resolve(
+            &claim(None, Some("a@x.io"), true),
+            own(false),
+            &Found::default(),
+        );
         assert!(r.visitor_verified);
-        let r = resolve(&claim(Some("u"), None, false), false, &Found::default());
+        let r = resolve(
+            &claim(Some("u"), None, false),
+            own(false),
+            &Found::default(),
+        );
         assert!(r.visitor_verified);
     }
 
@@ -521,13 +587,13 @@ mod tests {
             by_email: cand("E", false),
             visitor_contact: None,
         };
-        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), true, &base);
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), own(true), &base);
         assert_eq!(r.target, Target::Existing("U".into()));
         assert_eq!(r.merges, vec![merge("E", MergeKey::Email)]);
         assert!(r.take_email);
 
         // Unverified email: E keeps it.
-        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), true, &base);
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), own(true), &base);
         assert!(r.merges.is_empty());
         assert!(!r.take_email);
 
@@ -536,7 +602,7 @@ mod tests {
             by_email: cand("E", true),
             ..base
         };
-        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), true, &other);
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), own(true), &other);
         assert!(r.merges.is_empty());
         assert!(!r.take_email);
     }
@@ -550,19 +616,65 @@ mod tests {
             visitor_contact: cand("V", false),
             ..Found::default()
         };
-        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), false, &found);
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), false), own(false), &found);
         assert_eq!(r.target, Target::Existing("V".into()));
         assert!(r.merges.is_empty());
         assert!(!r.take_email);
         // With the email verified too, the spec's order applies: V merges into E.
-        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), false, &found);
+        let r = resolve(&claim(Some("u"), Some("a@x.io"), true), own(false), &found);
         assert_eq!(r.target, Target::Existing("E".into()));
         assert_eq!(r.merges, vec![merge("V", MergeKey::Email)]);
     }
 
     #[test]
+    fn a_verified_claim_never_takes_over_a_contact_reached_by_an_unverified_email() {
+        // The visitor followed the victim's email without proof, then verifies its own email
+        // (or user id) that nobody holds: it leaves the victim's contact instead of rewriting it.
+        let followed = VisitorFacts {
+            verified: false,
+            link_proven: false,
+        };
+        let found = Found {
+            visitor_contact: cand("VICTIM", false),
+            ..Found::default()
+        };
+        for c in [
+            claim(None, Some("att@x.io"), true),
+            claim(Some("att"), None, false),
+        ] {
+            let r = resolve(&c, followed, &found);
+            assert_eq!(r.target, Target::Nobody, "{c:?}");
+            assert!(r.merges.is_empty());
+        }
+        // An unverified claim stays on it, filling only absent fields.
+        let r = resolve(&claim(None, Some("att@x.io"), false), followed, &found);
+        assert_eq!(r.target, Target::Existing("VICTIM".into()));
+        assert!(!r.link_proven);
+        // Nor is it merged anywhere by another unverified email.
+        let found = Found {
+            by_email: cand("OTHER", false),
+            visitor_contact: cand("VICTIM", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("o@x.io"), false), followed, &found);
+        assert!(r.merges.is_empty());
+    }
+
+    #[test]
+    fn overlay_forgets_a_different_person() {
+        let alice = Claim {
+            name: Text::parse("name", "Alice").unwrap(),
+            ..claim(Some("alice"), None, false)
+        };
+        let c = alice.overlay(claim(Some("bob"), None, false));
+        assert_eq!(c.user_id.unwrap().as_str(), "bob");
+        assert_eq!(c.name, None);
+        assert!(c.verified);
+    }
+
+    #[test]
     fn nothing_matches_means_nobody() {
-        let r = resolve(&Claim::default(), false, &Found::default());
+        let r = resolve(&Claim::default(), own(false), &Found::default());
         assert_eq!(r.target, Target::Nobody);
         assert!(r.take_email);
     }
@@ -633,7 +745,7 @@ mod tests {
                 hu in proptest::option::of(0usize..3), he in proptest::option::of(0usize..3),
                 vc in proptest::option::of(0usize..3), mut with_uid in any::<[bool; 3]>(),
                 has_uid in any::<bool>(), has_email in any::<bool>(),
-                ev in any::<bool>(), visitor_verified in any::<bool>(),
+                ev in any::<bool>(), visitor_verified in any::<bool>(), link_proven in any::<bool>(),
             ) {
                 // Three contacts c0..c2; the store finds the user id's holder only for a user
                 // id, and that holder has a user id.
@@ -644,7 +756,7 @@ mod tests {
                 let (hu, he, vc) = (mk(hu), mk(he), mk(vc));
                 let found = Found { by_user_id: hu.clone(), by_email: he.clone(), visitor_contact: vc.clone() };
                 let c = claim(has_uid.then_some("u"), has_email.then_some("a@x.io"), ev);
-                let r = resolve(&c, visitor_verified, &found);
+                let r = resolve(&c, VisitorFacts { verified: visitor_verified, link_proven }, &found);
                 let all = [&hu, &he, &vc];
                 let has_uid_of = |id: &str| all.iter().any(|c| matches!(c, Some(x) if x.id == id && x.has_user_id));
                 for m in &r.merges {
@@ -655,6 +767,18 @@ mod tests {
                     // Rule 6: without a verified key, only the visitor's own contact moves.
                     if !c.verified {
                         prop_assert!(matches!(&vc, Some(v) if v.id == m.absorbed));
+                    }
+                    // A contact reached through an unverified email is never absorbed.
+                    if matches!(&vc, Some(v) if v.id == m.absorbed) {
+                        prop_assert!(link_proven);
+                    }
+                }
+                // A verified claim never updates a contact the visitor did not prove.
+                if c.verified && !link_proven {
+                    if let (Target::Existing(t), Some(v)) = (&r.target, &vc) {
+                        let reached_by_key = hu.as_ref().is_some_and(|h| &h.id == t)
+                            || (ev && he.as_ref().is_some_and(|h| &h.id == t));
+                        prop_assert!(t != &v.id || reached_by_key, "verified claim landed on a contact the visitor did not prove");
                     }
                 }
                 // A verified visitor stays verified.

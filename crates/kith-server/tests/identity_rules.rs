@@ -428,4 +428,68 @@ both_backends! {
         assert_eq!(kinds.iter().filter(|k| *k == "created").count(), 1);
         app.assert_builtin_counts().await;
     }
+
+    async fn rule6_following_an_unverified_email_then_verifying_takes_over_nothing(app) {
+        // The victim: a customer with a verified conversation.
+        let victim = app.visitor().await;
+        victim.identify_verified("victim", json!({"email": "victim@example.com", "name": "Victim"})).await;
+        let (private, victim_contact) = victim.say("my address is 1 Main St").await;
+        let before = app.contact(&victim_contact).await;
+
+        // The attacker follows the victim's email without proof, then verifies its own email
+        // (a hash the site hands out for the attacker's own account)...
+        let attacker = app.visitor().await;
+        attacker.identify(json!({"email": "victim@example.com"})).await;
+        let h = app.user_hash("att@evil.example");
+        let (s, out) = attacker.identify(json!({"email": "att@evil.example", "user_hash": h, "name": "Mallory"})).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_ne!(out["contact_id"], victim_contact);
+        // ...which leaves the victim's contact as it was, and its conversations out of reach.
+        let after = app.contact(&victim_contact).await;
+        assert_eq!(after["email"], before["email"]);
+        assert_eq!(after["name"], before["name"]);
+        assert!(!attacker.conversation_ids().await.contains(&private));
+        let (s, _) = attacker.call(Method::GET, &format!("/conversations/{private}/messages"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (_, mine) = attacker.say("hello").await;
+        assert_ne!(mine, victim_contact);
+
+        // Same with the attacker's own verified user id, against an anonymous lead.
+        let lead = app.visitor().await;
+        lead.identify(json!({"email": "lead@example.com"})).await;
+        let (_, lead_contact) = lead.say("pricing?").await;
+        let other = app.visitor().await;
+        other.identify(json!({"email": "lead@example.com"})).await;
+        other.identify_verified("att-2", json!({})).await;
+        let c = app.contact(&lead_contact).await;
+        assert_eq!(c["user_id"], serde_json::Value::Null, "the lead was not taken over");
+        assert_eq!(c["status"], "lead");
+        app.assert_builtin_counts().await;
+    }
+
+    async fn rule4_after_a_switch_the_previous_persons_conversations_stay_theirs(app) {
+        let shared = app.visitor().await;
+        shared.identify_verified("alice", json!({})).await;
+        let (alice_conv, alice) = shared.say("alice's question").await;
+        let alice_phone = app.visitor().await;
+        alice_phone.identify_verified("alice", json!({})).await;
+        // Bob logs in on the shared browser.
+        shared.identify_verified("bob", json!({})).await;
+        assert!(!shared.conversation_ids().await.contains(&alice_conv), "bob sees alice's chat");
+        assert_eq!(shared.say_in(&alice_conv, "bob writing into alice's chat").await.0, StatusCode::NOT_FOUND);
+        // Alice's other browser still sees it.
+        assert!(alice_phone.conversation_ids().await.contains(&alice_conv));
+        assert_eq!(app.contact(&alice).await["message_count"], 1);
+    }
+
+    async fn rule4_a_remembered_identity_does_not_carry_over_to_another_user(app) {
+        let shared = app.visitor().await;
+        shared.identify_verified("alice", json!({"name": "Alice", "email": "alice@example.com"})).await;
+        shared.identify_verified("bob", json!({})).await;
+        let (_, bob) = shared.say("hi").await;
+        let c = app.contact(&bob).await;
+        assert_eq!(c["user_id"], "bob");
+        assert_eq!(c["name"], serde_json::Value::Null);
+        assert_eq!(c["email"], serde_json::Value::Null);
+    }
 }

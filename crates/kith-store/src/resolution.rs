@@ -8,7 +8,7 @@ use crate::ids::new_id;
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::StoreError;
 use kith_core::contact::{Changes, Stats, WriteMode};
-use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target};
+use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target, VisitorFacts};
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::{Profile, Status};
 use serde_json::{json, Value};
@@ -307,12 +307,14 @@ pub(crate) struct VisitorState<'a> {
     pub id: &'a str,
     pub contact_id: Option<&'a str>,
     pub verified: bool,
+    pub link_proven: bool,
 }
 
 pub(crate) struct Resolved {
     /// The contact the visitor is now linked to (`None`: identity remembered).
     pub contact_id: Option<String>,
     pub visitor_verified: bool,
+    pub link_proven: bool,
 }
 
 /// Resolves `claim` for a visitor and applies the answer. The visitor row must exist; it is
@@ -343,7 +345,11 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         by_email: candidate(&by_email),
         visitor_contact: candidate(&own),
     };
-    let resolution = resolve(claim, visitor.verified, &found);
+    let facts = VisitorFacts {
+        verified: visitor.verified,
+        link_proven: visitor.link_proven,
+    };
+    let resolution = resolve(claim, facts, &found);
 
     let email = if resolution.take_email {
         claim.email.clone()
@@ -401,6 +407,11 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         Target::Nobody => None,
     };
 
+    // Created by this visitor's own first message, or reached by proof: its own contact.
+    let link_proven = match &resolution.target {
+        Target::Existing(_) => resolution.link_proven,
+        Target::Nobody => contact_id.is_some(),
+    };
     let pending = match (&contact_id, occasion) {
         (None, Occasion::Identify) => {
             Some(serde_json::to_string(claim).map_err(|e| StoreError::Corrupt(e.to_string()))?)
@@ -408,21 +419,32 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         _ => None,
     };
     c.execute(
-        "UPDATE visitors SET contact_id = $3, verified = $4, pending_claim = $5, last_seen_at = $6 \
-         WHERE org_id = $1 AND id = $2",
+        "UPDATE visitors SET contact_id = $3, verified = $4, pending_claim = $5, last_seen_at = $6, \
+         link_proven = $7 WHERE org_id = $1 AND id = $2",
         args![
             org_id,
             visitor.id,
             contact_id.clone(),
             resolution.visitor_verified,
             pending,
-            now
+            now,
+            link_proven
         ],
     )
     .await?;
+    if let (Some(id), true, true) = (&contact_id, resolution.visitor_verified, link_proven) {
+        // The visitor proved who it is: what it wrote under this contact is that person's.
+        c.execute(
+            "UPDATE conversations SET verified_start = TRUE \
+             WHERE org_id = $1 AND visitor_id = $2 AND contact_id = $3 AND NOT verified_start",
+            args![org_id, visitor.id, id.as_str()],
+        )
+        .await?;
+    }
     Ok(Resolved {
         contact_id,
         visitor_verified: resolution.visitor_verified,
+        link_proven,
     })
 }
 

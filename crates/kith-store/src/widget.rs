@@ -24,6 +24,8 @@ pub struct Visitor {
     pub website_id: String,
     pub contact_id: Option<String>,
     pub verified: bool,
+    /// Its link to its contact is its own (created by it, or reached by proof).
+    pub link_proven: bool,
     pub pending_claim: Option<String>,
     pub last_seen_at: i64,
 }
@@ -35,11 +37,12 @@ pub struct IdentifyOutcome {
     pub status: Option<String>,
 }
 
-/// The conversations a visitor may see: `$1` org, `$2` website, `$3` visitor, `$4` verified,
+/// The conversations a visitor may see: those of its current contact on this website that it
+/// started itself, and — when it is verified for that contact — those started by visitors
+/// verified for it. `$1` org, `$2` website, `$3` visitor, `$4` verified for its contact,
 /// `$5` its contact.
-const VISIBLE: &str = "cv.org_id = $1 AND cv.website_id = $2 AND (cv.visitor_id = $3 OR \
-     ($4 AND cv.contact_id = $5 AND EXISTS (SELECT 1 FROM visitors sv WHERE sv.org_id = cv.org_id \
-     AND sv.id = cv.visitor_id AND sv.verified AND sv.contact_id = cv.contact_id)))";
+const VISIBLE: &str = "cv.org_id = $1 AND cv.website_id = $2 AND cv.contact_id = $5 \
+     AND (cv.visitor_id = $3 OR ($4 AND cv.verified_start))";
 
 /// How long a `session` call waits before it may write `last_seen_at` again.
 const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
@@ -51,7 +54,7 @@ async fn load_visitor<C: Conn>(
     lock: bool,
 ) -> Result<Option<Visitor>, StoreError> {
     let sql = format!(
-        "SELECT id, website_id, contact_id, verified, pending_claim, last_seen_at FROM visitors \
+        "SELECT id, website_id, contact_id, verified, link_proven, pending_claim, last_seen_at FROM visitors \
          WHERE org_id = $1 AND id = $2{}",
         if lock { for_update(c.dialect()) } else { "" }
     );
@@ -103,7 +106,7 @@ async fn visible_conversation<C: Conn>(
             &website.org_id,
             &website.id,
             &v.id,
-            v.verified,
+            v.verified && v.link_proven,
             v.contact_id.clone(),
             conversation_id
         ],
@@ -198,6 +201,7 @@ impl Store {
                 id: visitor_id,
                 contact_id: v.contact_id.as_deref(),
                 verified: v.verified,
+                link_proven: v.link_proven,
             };
             let resolved =
                 resolve_and_apply(c, org_id, state, &claim, Occasion::Identify, now).await?;
@@ -242,6 +246,7 @@ impl Store {
                         id: visitor_id,
                         contact_id: None,
                         verified: v.verified,
+                        link_proven: false,
                     };
                     let resolved = resolve_and_apply(
                         c,
@@ -255,6 +260,7 @@ impl Store {
                     let id = resolved.contact_id.ok_or(StoreError::Raced)?;
                     v.contact_id = Some(id.clone());
                     v.verified = resolved.visitor_verified;
+                    v.link_proven = resolved.link_proven;
                     id
                 }
             };
@@ -265,8 +271,17 @@ impl Store {
                     c.execute(
                         "INSERT INTO conversations (org_id, id, website_id, contact_id, visitor_id, \
                          status, message_count, last_message_preview, last_message_at, created_at, \
-                         updated_at) VALUES ($1, $2, $3, $4, $5, 'open', 0, NULL, NULL, $6, $6)",
-                        args![org_id, &id, &website.id, &contact_id, visitor_id, now],
+                         updated_at, verified_start) \
+                         VALUES ($1, $2, $3, $4, $5, 'open', 0, NULL, NULL, $6, $6, $7)",
+                        args![
+                            org_id,
+                            &id,
+                            &website.id,
+                            &contact_id,
+                            visitor_id,
+                            now,
+                            v.verified && v.link_proven
+                        ],
                     )
                     .await?;
                     let n = c
