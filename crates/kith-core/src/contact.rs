@@ -33,6 +33,21 @@ impl Status {
     }
 }
 
+/// Control characters (NUL included) have no place in names, keys or labels, and PostgreSQL
+/// refuses NUL outright; tabs and newlines are allowed only where text spans lines.
+fn check_controls(field: &str, s: &str, multiline: bool) -> Result<(), ValidationError> {
+    let bad = s
+        .chars()
+        .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
+    if bad {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
 /// A short free-text field (name, company, user_id): trimmed, non-empty, at most 255 characters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -45,6 +60,7 @@ impl Text {
         if t.is_empty() {
             return Ok(None);
         }
+        check_controls(field, t, false)?;
         if t.chars().count() > FIELD_MAX_CHARS {
             return Err(ValidationError::new(
                 field,
@@ -113,9 +129,10 @@ impl Email {
         &self.0
     }
 
-    /// The unique key: trimmed at parse time, lower-cased here.
+    /// The unique key: trimmed at parse time, lower-cased here. ASCII only: Unicode folding
+    /// would make look-alikes (the Kelvin sign `K` → `k`) collide with real addresses.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        self.0.to_ascii_lowercase()
     }
 }
 
@@ -182,6 +199,7 @@ impl Tags {
             if t.is_empty() {
                 return Err(ValidationError::new(field, "tags must not be empty"));
             }
+            check_controls(field, t, false)?;
             if t.chars().count() > TAG_MAX_CHARS {
                 return Err(ValidationError::new(
                     field,
@@ -260,6 +278,7 @@ impl Metadata {
             if k.is_empty() {
                 return Err(ValidationError::new(field, "keys must not be empty"));
             }
+            check_controls(&kfield, k, false)?;
             if k.chars().count() > METADATA_KEY_MAX_CHARS {
                 return Err(ValidationError::new(
                     kfield,
@@ -269,6 +288,7 @@ impl Metadata {
             let v = match value {
                 Value::Null => None,
                 Value::String(s) => {
+                    check_controls(&kfield, s, true)?;
                     if s.chars().count() > METADATA_VALUE_MAX_CHARS {
                         return Err(ValidationError::new(
                             kfield,
@@ -458,6 +478,10 @@ impl Profile {
         let old_meta = self.metadata.to_json();
         for (k, v) in metadata {
             let present = self.metadata.get(k).is_some();
+            // Visitors add keys only up to the limit; extra keys are dropped, not stored.
+            if !present && self.metadata.len() >= METADATA_MAX_KEYS {
+                continue;
+            }
             match mode {
                 WriteMode::Overwrite => self.metadata.set(k, v.clone()),
                 // An unverified identify may add keys, never change or remove them.
@@ -524,10 +548,13 @@ impl Profile {
         fill(&mut self.phone, &absorbed.phone);
         fill(&mut self.company, &absorbed.company);
         for t in absorbed.tags.as_slice() {
+            if self.tags.as_slice().len() >= TAGS_MAX {
+                break;
+            }
             self.tags.insert(t);
         }
         for (k, v) in absorbed.metadata.iter() {
-            if self.metadata.get(k).is_none() {
+            if self.metadata.get(k).is_none() && self.metadata.len() < METADATA_MAX_KEYS {
                 self.metadata.set(k, Some(v.clone()));
             }
         }
@@ -674,6 +701,7 @@ pub fn parse_message_body(raw: &str) -> Result<String, ValidationError> {
     if t.is_empty() {
         return Err(ValidationError::new("body", "must not be empty"));
     }
+    check_controls("body", t, true)?;
     if t.chars().count() > MESSAGE_MAX_CHARS {
         return Err(ValidationError::new(
             "body",

@@ -245,6 +245,9 @@ impl ListFilter {
         }
         if let Some(m) = obj.get("metadata").filter(|v| !v.is_null()) {
             let mo = object("filter.metadata", m)?;
+            if mo.len() > crate::limits::METADATA_MAX_KEYS {
+                return Err(err("filter.metadata", "too many keys"));
+            }
             for (key, cond) in mo {
                 let field = format!("filter.metadata.{key}");
                 if key.trim().is_empty() || key.chars().count() > METADATA_KEY_MAX_CHARS {

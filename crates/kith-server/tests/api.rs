@@ -35,6 +35,8 @@ both_backends! {
             (nested, "metadata.deep"),
             (json!({"metadata": many_keys}), "metadata"),
             (json!({"metadata": {"k": "v".repeat(1001)}}), "metadata.k"),
+            (json!({"name": "nul\u{0000}byte"}), "name"),
+            (json!({"metadata": {"a\u{0000}": 1}}), "metadata.a\u{0000}"),
         ];
         for (body, field) in cases {
             let (s, err) = v.identify(body.clone()).await;
@@ -48,6 +50,7 @@ both_backends! {
             (json!({}), "body"),
             (json!({"body": 3}), "body"),
             (json!({"body": "hi", "conversation_id": 7}), "conversation_id"),
+            (json!({"body": "nul \u{0000} byte"}), "body"),
         ] {
             let (s, err) = v.call(Method::POST, "/messages", Some(body)).await;
             assert_error(s, &err, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
@@ -68,6 +71,19 @@ both_backends! {
             assert_eq!(err["error"]["field"], field);
         }
         assert_eq!(app.contact(&id).await["tags"], json!([]));
+        // Metadata keys are capped per contact, not only per request.
+        let half: serde_json::Map<String, Value> = (0..60).map(|i| (format!("a{i}"), json!(i))).collect();
+        let other: serde_json::Map<String, Value> = (0..60).map(|i| (format!("b{i}"), json!(i))).collect();
+        assert_eq!(app.patch(&id, json!({"metadata": half})).await.0, StatusCode::OK);
+        let (s, err) = app.patch(&id, json!({"metadata": other.clone()})).await;
+        assert_error(s, &err, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        assert_eq!(err["error"]["field"], "metadata");
+        v.identify(json!({"metadata": other})).await;
+        assert_eq!(app.contact(&id).await["metadata"].as_object().unwrap().len(), 100);
+        // Multi-line message bodies are fine.
+        assert_eq!(v.say_in("", "x").await.0, StatusCode::NOT_FOUND);
+        let (s, _) = v.call(Method::POST, "/messages", Some(json!({"body": "line 1\nline 2\ttabbed"}))).await;
+        assert_eq!(s, StatusCode::CREATED);
     }
 
     async fn malformed_and_oversized_bodies_are_clear_errors(app) {

@@ -84,6 +84,16 @@ impl Store {
             let mut profile = row.profile()?;
             let before = profile.status();
             let changes = profile.apply_patch(patch);
+            if profile.metadata.len() > kith_core::limits::METADATA_MAX_KEYS {
+                return Err(kith_core::ValidationError::new(
+                    "metadata",
+                    format!(
+                        "a contact has at most {} metadata keys",
+                        kith_core::limits::METADATA_MAX_KEYS
+                    ),
+                )
+                .into());
+            }
             if !changes.is_empty() {
                 write_profile(c, org_id, id, &profile, now).await?;
                 record_changes(

@@ -101,14 +101,17 @@ pub(crate) async fn escalate<C: Conn>(
     actor: &Actor,
     now: i64,
 ) -> Result<(), StoreError> {
-    if conv.status == "escalated" {
+    // Conditional, so two concurrent escalations record one event.
+    let changed = c
+        .execute(
+            "UPDATE conversations SET status = 'escalated', updated_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND status <> 'escalated'",
+            args![org_id, &conv.id, now],
+        )
+        .await?;
+    if changed == 0 {
         return Ok(());
     }
-    c.execute(
-        "UPDATE conversations SET status = 'escalated', updated_at = $3 WHERE org_id = $1 AND id = $2",
-        args![org_id, &conv.id, now],
-    )
-    .await?;
     insert_event(
         c,
         org_id,

@@ -110,7 +110,11 @@ async fn list_contacts(
                 .ok_or_else(|| ValidationError::new("status", "must be lead or customer"))?,
         );
     }
-    for t in q.all("tag") {
+    let tags = q.all("tag");
+    if tags.len() > kith_core::limits::TAGS_MAX {
+        return Err(ValidationError::new("tag", "at most 100 tags").into());
+    }
+    for t in tags {
         adhoc.tags_all.push(tag_key("tag", t)?);
     }
     if let Some(text) = q.one("q") {
