@@ -47,7 +47,7 @@ pub(crate) fn scan_search_condition(d: Dialect, term: &str, q: &mut crate::query
 /// `c.search_text`. SQLite: the FTS5 trigram index narrows candidates for terms of three or
 /// more characters (its LIKE treats `%` and `_` as wildcards, so `instr` confirms the exact
 /// substring); shorter terms scan. PostgreSQL: LIKE with the term escaped, which the pg_trgm
-/// GIN index answers for three or more characters.
+/// GIN index answers for three or more characters; shorter terms scan with `strpos`.
 pub(crate) fn search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql) -> String {
     match d {
         Dialect::Sqlite => {
@@ -61,6 +61,12 @@ pub(crate) fn search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql
             } else {
                 format!("instr(c.search_text, {exact}) > 0")
             }
+        }
+        Dialect::Postgres if term.chars().count() < 3 => {
+            // No trigram in the term: the GIN index would read all of itself. A plain scan
+            // is several times faster.
+            let t = q.arg(term.to_string());
+            format!("strpos(c.search_text, {t}) > 0")
         }
         Dialect::Postgres => {
             let escaped = term
