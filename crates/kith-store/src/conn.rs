@@ -116,6 +116,21 @@ pub(crate) trait Conn: Send {
     }
 }
 
+/// Binds every argument of `args` to the query `q`, in order.
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Arg::Text(v) => q.bind(v),
+                Arg::Int(v) => q.bind(v),
+                Arg::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
 macro_rules! impl_conn {
     ($conn:ty, $db:ty, $dialect:expr) => {
         impl Conn for $conn {
@@ -128,15 +143,9 @@ macro_rules! impl_conn {
                 sql: &str,
                 args: Vec<Arg>,
             ) -> Result<Vec<T>, sqlx::Error> {
-                let mut q = sqlx::query_as::<$db, T>(sql);
-                for a in args {
-                    q = match a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::Bool(v) => q.bind(v),
-                    };
-                }
-                q.fetch_all(&mut *self).await
+                bind_all!(sqlx::query_as::<$db, T>(sql), args)
+                    .fetch_all(&mut *self)
+                    .await
             }
 
             async fn fetch_optional<T: Row>(
@@ -144,27 +153,16 @@ macro_rules! impl_conn {
                 sql: &str,
                 args: Vec<Arg>,
             ) -> Result<Option<T>, sqlx::Error> {
-                let mut q = sqlx::query_as::<$db, T>(sql);
-                for a in args {
-                    q = match a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::Bool(v) => q.bind(v),
-                    };
-                }
-                q.fetch_optional(&mut *self).await
+                bind_all!(sqlx::query_as::<$db, T>(sql), args)
+                    .fetch_optional(&mut *self)
+                    .await
             }
 
             async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
-                let mut q = sqlx::query::<$db>(sql);
-                for a in args {
-                    q = match a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::Bool(v) => q.bind(v),
-                    };
-                }
-                Ok(q.execute(&mut *self).await?.rows_affected())
+                Ok(bind_all!(sqlx::query::<$db>(sql), args)
+                    .execute(&mut *self)
+                    .await?
+                    .rows_affected())
             }
         }
     };

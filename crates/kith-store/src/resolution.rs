@@ -60,6 +60,25 @@ fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|s| s.as_ref().to_string())
 }
 
+/// A profile's stored columns, in the order both writes below name them ($3 to $14): the
+/// fields, then `updated_at`, then what is derived (status, sort name, search text).
+fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
+    args![
+        text(&p.user_id),
+        text(&p.email),
+        p.email.as_ref().map(|e| e.key()),
+        text(&p.name),
+        text(&p.phone),
+        text(&p.company),
+        serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
+        p.metadata.to_json().to_string(),
+        now,
+        p.status().as_str(),
+        p.name.as_ref().map(|n| n.as_str().to_lowercase()),
+        p.search_text()
+    ]
+}
+
 /// Writes a contact's profile (and `updated_at`), with everything derived from it: status,
 /// sort name, search text and the tag rows. Unique keys are enforced by the database; callers
 /// check holders first, so a violation here means a concurrent writer (retried).
@@ -75,22 +94,7 @@ pub(crate) async fn write_profile<C: Conn>(
          company = $8, tags = $9, metadata = $10, updated_at = $11, status = $12, \
          name_lower = $13, search_text = $14 \
          WHERE org_id = $1 AND id = $2",
-        args![
-            org_id,
-            id,
-            text(&p.user_id),
-            text(&p.email),
-            p.email.as_ref().map(|e| e.key()),
-            text(&p.name),
-            text(&p.phone),
-            text(&p.company),
-            serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
-            p.metadata.to_json().to_string(),
-            now,
-            p.status().as_str(),
-            p.name.as_ref().map(|n| n.as_str().to_lowercase()),
-            p.search_text()
-        ],
+        [args![org_id, id], profile_args(p, now)].concat(),
     )
     .await?;
     write_tags(c, org_id, id, p).await
@@ -135,26 +139,8 @@ pub(crate) async fn create_contact<C: Conn>(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11, $12, $13, $14, {})",
         next_rid(c.dialect())
     );
-    c.execute(
-        &sql,
-        args![
-            org_id,
-            &id,
-            text(&p.user_id),
-            text(&p.email),
-            p.email.as_ref().map(|e| e.key()),
-            text(&p.name),
-            text(&p.phone),
-            text(&p.company),
-            serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
-            p.metadata.to_json().to_string(),
-            now,
-            p.status().as_str(),
-            p.name.as_ref().map(|n| n.as_str().to_lowercase()),
-            p.search_text()
-        ],
-    )
-    .await?;
+    c.execute(&sql, [args![org_id, &id], profile_args(p, now)].concat())
+        .await?;
     write_tags(c, org_id, &id, p).await?;
     insert_event(
         c,
