@@ -176,6 +176,25 @@ impl Claim {
         }
     }
 
+    /// Writes this claim's values to `profile` in `mode`; `email` is the claim's email when the
+    /// resolution lets the contact take it.
+    pub fn apply_to(
+        &self,
+        profile: &mut crate::contact::Profile,
+        mode: WriteMode,
+        email: &Option<Email>,
+    ) -> crate::contact::Changes {
+        profile.write_identity(
+            mode,
+            &self.user_id,
+            email,
+            &self.name,
+            &self.phone,
+            &self.company,
+            &self.metadata,
+        )
+    }
+
     pub fn write_mode(&self) -> WriteMode {
         if self.verified {
             WriteMode::Overwrite

@@ -75,8 +75,7 @@ pub(crate) async fn append_message<C: Conn>(
         args![org_id, conversation_id, preview(body), now, reopen],
     )
     .await?;
-    let sql = format!("{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.id = $2");
-    let conv: ConversationRow = c.fetch_one(&sql, args![org_id, conversation_id]).await?;
+    let conv = conversation_row(c, org_id, conversation_id).await?;
     Ok(PostedMessage {
         message: Message {
             id,
@@ -124,7 +123,23 @@ pub(crate) async fn escalate<C: Conn>(
     .await
 }
 
-async fn conversation_row<C: Conn>(
+/// Messages of a conversation, oldest first.
+pub(crate) async fn messages_of<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    conversation_id: &str,
+) -> Result<Vec<Message>, StoreError> {
+    let rows: Vec<MessageRow> = c
+        .fetch_all(
+            "SELECT id, conversation_id, author, body, created_at FROM messages \
+             WHERE org_id = $1 AND conversation_id = $2 ORDER BY id LIMIT 1000",
+            args![org_id, conversation_id],
+        )
+        .await?;
+    Ok(rows.iter().map(MessageRow::view).collect())
+}
+
+pub(crate) async fn conversation_row<C: Conn>(
     c: &mut C,
     org_id: &str,
     id: &str,
@@ -136,8 +151,18 @@ async fn conversation_row<C: Conn>(
 }
 
 impl Store {
-    pub async fn conversation(&self, org_id: &str, id: &str) -> Result<Conversation, StoreError> {
-        read!(self, |c| conversation_row(c, org_id, id).await).map(|r| r.view())
+    /// A conversation and its messages (oldest first), read together.
+    pub async fn conversation_with_messages(
+        &self,
+        org_id: &str,
+        conversation_id: &str,
+    ) -> Result<(Conversation, Vec<Message>), StoreError> {
+        read!(self, |c| async {
+            let conv = conversation_row(c, org_id, conversation_id).await?;
+            let messages = messages_of(c, org_id, conversation_id).await?;
+            Ok::<_, StoreError>((conv.view(), messages))
+        }
+        .await)
     }
 
     /// Messages of a conversation, oldest first.
@@ -146,19 +171,10 @@ impl Store {
         org_id: &str,
         conversation_id: &str,
     ) -> Result<Vec<Message>, StoreError> {
-        let rows: Vec<MessageRow> = read!(self, |c| async {
-            conversation_row(c, org_id, conversation_id).await?;
-            Ok::<_, StoreError>(
-                c.fetch_all(
-                    "SELECT id, conversation_id, author, body, created_at FROM messages \
-                     WHERE org_id = $1 AND conversation_id = $2 ORDER BY id LIMIT 1000",
-                    args![org_id, conversation_id],
-                )
-                .await?,
-            )
-        }
-        .await)?;
-        Ok(rows.iter().map(MessageRow::view).collect())
+        Ok(self
+            .conversation_with_messages(org_id, conversation_id)
+            .await?
+            .1)
     }
 
     /// An agent's reply from the admin API.

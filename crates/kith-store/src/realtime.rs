@@ -5,7 +5,7 @@
 
 use crate::conn::args;
 use crate::conversations::PostedMessage;
-use crate::model::{ConversationRow, MessageRow, CONVERSATION_SELECT};
+use crate::model::MessageRow;
 use crate::{read, Store, StoreError};
 use sqlx::postgres::PgListener;
 
@@ -71,9 +71,8 @@ impl Store {
             )
             .await?
             .ok_or(StoreError::NotFound)?;
-            let sql = format!("{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.id = $2");
-            let conv: ConversationRow =
-                crate::conn::Conn::fetch_one(c, &sql, args![org_id, &m.conversation_id]).await?;
+            let conv =
+                crate::conversations::conversation_row(c, org_id, &m.conversation_id).await?;
             Ok::<_, StoreError>(PostedMessage {
                 message: m.view(),
                 contact_id: conv.contact_id.clone(),

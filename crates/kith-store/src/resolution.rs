@@ -352,15 +352,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
                 .ok_or(StoreError::NotFound)?;
             let mut profile = row.profile()?;
             let before = profile.status();
-            let changes = profile.write_identity(
-                claim.write_mode(),
-                &claim.user_id,
-                &email,
-                &claim.name,
-                &claim.phone,
-                &claim.company,
-                &claim.metadata,
-            );
+            let changes = claim.apply_to(&mut profile, claim.write_mode(), &email);
             if !changes.is_empty() {
                 write_profile(c, org_id, target, &profile, now).await?;
             }
@@ -379,15 +371,7 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         }
         Target::Nobody if occasion == Occasion::FirstMessage => {
             let mut profile = Profile::default();
-            profile.write_identity(
-                WriteMode::Overwrite,
-                &claim.user_id,
-                &email,
-                &claim.name,
-                &claim.phone,
-                &claim.company,
-                &claim.metadata,
-            );
+            claim.apply_to(&mut profile, WriteMode::Overwrite, &email);
             Some(create_contact(c, org_id, &profile, &actor, now).await?)
         }
         Target::Nobody => None,

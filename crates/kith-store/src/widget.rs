@@ -8,7 +8,7 @@ use crate::conn::{args, Conn};
 use crate::conversations::{append_message, AuthorKind, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
-use crate::model::{ConversationRow, Message, MessageRow, Website, CONVERSATION_SELECT};
+use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{
     contact_by, expect_one, insert_event, resolve_and_apply, touch_contact, Occasion, VisitorState,
 };
@@ -354,20 +354,31 @@ impl Store {
         Ok(rows.iter().map(ConversationRow::view).collect())
     }
 
-    /// Whether the visitor may see a conversation (for the event stream).
+    /// Whether the visitor may see a conversation.
     pub async fn visitor_can_see(
         &self,
         website: &Website,
         visitor_id: &str,
         conversation_id: &str,
     ) -> Result<bool, StoreError> {
-        let Some(v) = self.visitor(website, visitor_id).await? else {
-            return Ok(false);
-        };
+        match self.visitor(website, visitor_id).await? {
+            Some(v) => self.visitor_sees(website, &v, conversation_id).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Whether an already loaded visitor may see a conversation (the event stream keeps the
+    /// visitor it loaded).
+    pub async fn visitor_sees(
+        &self,
+        website: &Website,
+        v: &Visitor,
+        conversation_id: &str,
+    ) -> Result<bool, StoreError> {
         match read!(self, |c| visible_conversation(
             c,
             website,
-            &v,
+            v,
             conversation_id
         )
         .await)
@@ -389,19 +400,11 @@ impl Store {
             .visitor(website, visitor_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        let rows: Vec<MessageRow> = read!(self, |c| async {
+        read!(self, |c| async {
             visible_conversation(c, website, &v, conversation_id).await?;
-            Ok::<_, StoreError>(
-                c.fetch_all(
-                    "SELECT id, conversation_id, author, body, created_at FROM messages \
-                     WHERE org_id = $1 AND conversation_id = $2 ORDER BY id LIMIT 1000",
-                    args![&website.org_id, conversation_id],
-                )
-                .await?,
-            )
+            crate::conversations::messages_of(c, &website.org_id, conversation_id).await
         }
-        .await)?;
-        Ok(rows.iter().map(MessageRow::view).collect())
+        .await)
     }
 
     /// `POST /api/widget/v1/conversations/{id}/escalate`.
@@ -421,8 +424,7 @@ impl Store {
             let conv = visible_conversation(c, website, &v, conversation_id).await?;
             crate::conversations::escalate(c, org_id, &conv, &Actor::Visitor, now).await?;
             touch_contact(c, org_id, &conv.contact_id, now).await?;
-            let sql = format!("{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.id = $2");
-            let row: ConversationRow = c.fetch_one(&sql, args![org_id, conversation_id]).await?;
+            let row = crate::conversations::conversation_row(c, org_id, conversation_id).await?;
             Ok::<_, StoreError>(row.view())
         }
         .await)

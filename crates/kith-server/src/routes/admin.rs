@@ -403,14 +403,9 @@ async fn get_conversation(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConversationWithMessages>> {
-    let conversation = state
+    let (conversation, messages) = state
         .store
-        .conversation(&admin.org_id, &id)
-        .await
-        .map_err(conversation_error)?;
-    let messages = state
-        .store
-        .messages(&admin.org_id, &id)
+        .conversation_with_messages(&admin.org_id, &id)
         .await
         .map_err(conversation_error)?;
     Ok(Json(ConversationWithMessages {

@@ -307,9 +307,9 @@ async fn events(
     let stream = async_stream::stream! {
         let _gauge = metrics::SseGuard::new();
         yield Ok(Event::default().event("ready").data(json!({"visitor": "ok"}).to_string()));
-        // The visitor's contact, refreshed now and then: most events are for other contacts
-        // and are skipped without a query.
-        let mut contact: Option<String> = None;
+        // The visitor, re-read now and then (or when an event concerns its contact): most
+        // events are for other contacts and are skipped without a query.
+        let mut visitor: Option<kith_store::Visitor> = None;
         let mut refreshed = Instant::now() - Duration::from_secs(60);
         loop {
             let ev = match rx.recv().await {
@@ -320,15 +320,21 @@ async fn events(
             if ev.org_id != website.org_id || ev.website_id != website.id {
                 continue;
             }
-            let visible = if ev.starter_visitor_id == visitor_id {
-                true
-            } else {
-                if refreshed.elapsed() > Duration::from_secs(5) || contact.as_deref() == Some(ev.contact_id.as_str()) {
-                    contact = state.store.visitor(&website, &visitor_id).await.ok().flatten().and_then(|v| v.contact_id);
-                    refreshed = Instant::now();
+            let same_contact = |v: &Option<kith_store::Visitor>| {
+                v.as_ref().and_then(|v| v.contact_id.as_deref()) == Some(ev.contact_id.as_str())
+            };
+            if refreshed.elapsed() > Duration::from_secs(5)
+                || same_contact(&visitor)
+                || ev.starter_visitor_id == visitor_id
+            {
+                visitor = state.store.visitor(&website, &visitor_id).await.ok().flatten();
+                refreshed = Instant::now();
+            }
+            let visible = match &visitor {
+                Some(v) if same_contact(&visitor) => {
+                    state.store.visitor_sees(&website, v, &ev.conversation_id).await.unwrap_or(false)
                 }
-                contact.as_deref() == Some(ev.contact_id.as_str())
-                    && state.store.visitor_can_see(&website, &visitor_id, &ev.conversation_id).await.unwrap_or(false)
+                _ => false,
             };
             if visible {
                 if let Ok(data) = serde_json::to_string(&ev.message) {
