@@ -17,6 +17,10 @@ pub(crate) enum Backend {
 
 pub(crate) struct Inner {
     pub(crate) backend: Backend,
+    /// Lists, counts and search for a serving SQLite store (see `index`); `None` otherwise.
+    pub(crate) index: Option<crate::index::ContactIndex>,
+    /// Held for the store's life: one process owns a SQLite database it indexes or bulk-loads.
+    _lock: Option<std::fs::File>,
     /// SQLite has one writer at a time. Queueing writers here, in order, is cheaper than
     /// letting them poll SQLite's busy handler; `BEGIN IMMEDIATE` still guards correctness
     /// against other processes (a CLI command beside the server).
@@ -34,6 +38,17 @@ pub struct Store {
 /// key violation caused by a concurrent writer, busy database) is run again.
 pub(crate) const MAX_ATTEMPTS: u32 = 12;
 
+/// What a process does with the database, which decides what it holds on SQLite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The server: owns a SQLite database alone and keeps the contact index in memory.
+    Serve,
+    /// A bulk load (`kith seed`): owns a SQLite database alone, without the index.
+    Bulk,
+    /// A short command beside a running server that writes no contacts (`kith org create`).
+    Shared,
+}
+
 /// The default database: an embedded SQLite file under `./kith-data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kith-data/kith.db";
 
@@ -41,10 +56,16 @@ impl Store {
     /// Opens `url` (`sqlite://relative.db`, `sqlite:///abs/path.db`, `postgres://…`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        Self::open_with(url, 16).await
+        Self::open_with(url, 16, Access::Serve).await
     }
 
-    pub async fn open_with(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    pub async fn open_with(
+        url: &str,
+        max_connections: u32,
+        access: Access,
+    ) -> Result<Store, StoreError> {
+        let mut index = None;
+        let mut lock = None;
         let backend = if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?
@@ -70,11 +91,39 @@ impl Store {
                     })?;
                 }
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.clamp(1, 16))
-                .connect_with(opts)
-                .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            if access != Access::Shared {
+                lock = lock_database(opts.get_filename())?;
+            }
+            // Migrate on a connection of its own: the serving pool's connections install
+            // triggers on the migrated tables as they open.
+            {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(opts.clone())
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                pool.close().await;
+            }
+            let indexed = access == Access::Serve;
+            let mut pool_options =
+                SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 16));
+            if indexed {
+                pool_options = pool_options.after_connect(install_dirty_tracking);
+            }
+            let pool = pool_options.connect_with(opts).await?;
+            if indexed {
+                let started = std::time::Instant::now();
+                let mut conn = pool.acquire().await?;
+                let built = crate::index::build(&mut *conn).await?;
+                let (contacts, bytes) = built.size();
+                tracing::info!(
+                    contacts,
+                    approx_mib = bytes >> 20,
+                    ms = started.elapsed().as_millis() as u64,
+                    "contact index built"
+                );
+                index = Some(built);
+            }
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url)
@@ -95,6 +144,8 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 backend,
+                index,
+                _lock: lock,
                 sqlite_writer: tokio::sync::Mutex::new(()),
                 url_redacted: redact(url),
             }),
@@ -139,6 +190,44 @@ impl Store {
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+fn install_dirty_tracking<'c>(
+    conn: &'c mut sqlx::SqliteConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>> {
+    use sqlx::Executor;
+    // Every statement of the text runs (SQLite executes a multi-statement string in order).
+    Box::pin(async move {
+        conn.execute(crate::index::DIRTY_TRACKING_SQL).await?;
+        Ok(())
+    })
+}
+
+/// Takes the lock file beside a SQLite database, so a second serving or bulk-loading process
+/// fails at once with a clear message instead of leaving the first one's index stale.
+fn lock_database(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreError> {
+    let name = db.to_string_lossy();
+    if name.is_empty() || name == ":memory:" {
+        return Ok(None);
+    }
+    let path = format!("{name}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Config(format!("cannot create the lock file {path}: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
+            "the database {name} is in use by another kith process (serve or seed); stop it \
+             first, or use PostgreSQL to run several servers on one database"
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Config(format!("cannot lock {path}: {e}")))
         }
     }
 }
@@ -188,7 +277,17 @@ macro_rules! transact {
                             let $c: &mut sqlx::SqliteConnection = &mut *tx;
                             $body
                         }?;
+                        // The contacts this transaction touched, read before it commits and
+                        // handed to the index after, while this writer still holds the lock:
+                        // the index changes in commit order, before the write returns.
+                        let changes = match &store.inner.index {
+                            Some(_) => $crate::index::collect_changes(&mut *tx).await?,
+                            None => Vec::new(),
+                        };
                         tx.commit().await?;
+                        if let Some(index) = &store.inner.index {
+                            index.apply(changes);
+                        }
                         Ok(out)
                     }
                     .await

@@ -44,23 +44,15 @@ pub(crate) fn scan_search_condition(d: Dialect, term: &str, q: &mut crate::query
 }
 
 /// A condition: the contact's searchable text contains `term` (already lower-cased), for
-/// `c.search_text`. SQLite: the FTS5 trigram index narrows candidates for terms of three or
-/// more characters (its LIKE treats `%` and `_` as wildcards, so `instr` confirms the exact
-/// substring); shorter terms scan. PostgreSQL: LIKE with the term escaped, which the pg_trgm
-/// GIN index answers for three or more characters; shorter terms scan with `strpos`.
+/// `c.search_text`. SQLite: a plain substring test — serving SQLite stores answer searches
+/// from the in-memory index (`index`), so this is the reference the index is tested against.
+/// PostgreSQL: LIKE with the term escaped, which the pg_trgm GIN index answers for three or
+/// more characters; shorter terms scan with `strpos`.
 pub(crate) fn search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql) -> String {
     match d {
         Dialect::Sqlite => {
-            let exact = q.arg(term.to_string());
-            if term.chars().count() >= 3 {
-                let pattern = q.arg(format!("%{term}%"));
-                format!(
-                    "(c.rid IN (SELECT rowid FROM contact_search WHERE search_text LIKE {pattern}) \
-                     AND instr(c.search_text, {exact}) > 0)"
-                )
-            } else {
-                format!("instr(c.search_text, {exact}) > 0")
-            }
+            let t = q.arg(term.to_string());
+            format!("instr(c.search_text, {t}) > 0")
         }
         Dialect::Postgres if term.chars().count() < 3 => {
             // No trigram in the term: the GIN index would read all of itself. A plain scan

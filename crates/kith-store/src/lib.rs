@@ -11,6 +11,7 @@ mod contacts;
 mod conversations;
 mod dialect;
 mod ids;
+mod index;
 mod lists;
 mod model;
 mod orgs;
@@ -20,7 +21,7 @@ mod resolution;
 mod seed;
 mod widget;
 
-pub use backend::{redact as redact_url, Store, DEFAULT_DATABASE_URL};
+pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL};
 pub use contacts::Page;
 pub use conversations::{AuthorKind, PostedMessage};
 pub use ids::{new_id, now_ms};

@@ -4,6 +4,7 @@
 
 use crate::conn::{args, Arg, Conn};
 use crate::ids::{new_id, now_ms};
+use crate::index::{self, OrgIndex, Position, SortValue};
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::query::{where_clause, Sql, TagPlan};
 use crate::{read, transact, Contact, Page, Store, StoreError};
@@ -258,6 +259,22 @@ async fn tagged_count<C: Conn>(
     Ok(n)
 }
 
+/// The rows of `ids` (any order; absent ids are skipped).
+async fn contacts_by_id<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    ids: &[String],
+) -> Result<Vec<ContactRow>, StoreError> {
+    let mut q = Sql::default();
+    let org = q.arg(org_id);
+    let marks: Vec<String> = ids.iter().map(|id| q.arg(id.clone())).collect();
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = {org} AND id IN ({})",
+        marks.join(", ")
+    );
+    Ok(c.fetch_all(&sql, q.args).await?)
+}
+
 fn prefixed_columns() -> String {
     CONTACT_COLUMNS
         .split(", ")
@@ -294,6 +311,122 @@ impl Store {
             return Err(ValidationError::new("limit", "must be between 1 and 200").into());
         }
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+        if self.inner.index.is_some() {
+            return self
+                .list_contacts_indexed(org_id, filter, sort, after, limit as usize)
+                .await;
+        }
+        self.list_contacts_sql(org_id, filter, sort, after, limit)
+            .await
+    }
+
+    /// `list_contacts` from the in-memory index: the page's ids and the count from bitmaps,
+    /// then the page's rows by primary key.
+    async fn list_contacts_indexed(
+        &self,
+        org_id: &str,
+        filter: &ListFilter,
+        sort: &Sort,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page<Contact>, StoreError> {
+        let after = after.map(|c| Position {
+            value: c.v.map(|v| match v {
+                Value::String(s) => SortValue::Text(s),
+                other => SortValue::Int(other.as_i64().unwrap_or_default()),
+            }),
+            id: c.id,
+        });
+        let (ids, next, total) = self
+            .with_index(org_id, {
+                let (filter, sort) = (filter.clone(), *sort);
+                move |o| {
+                    let set = o.matching(&filter);
+                    let mut slots = o.page(&set, &sort, after.as_ref(), limit + 1);
+                    let more = slots.len() > limit;
+                    slots.truncate(limit);
+                    let next = slots
+                        .last()
+                        .filter(|_| more)
+                        .map(|s| o.position(sort.field, *s));
+                    let ids: Vec<String> = slots.iter().map(|s| o.id(*s).to_string()).collect();
+                    (ids, next, set.len() as i64)
+                }
+            })
+            .await;
+        let mut rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            read!(self, |c| contacts_by_id(c, org_id, &ids).await)?
+        };
+        // In the index's order; a contact merged away since is left out.
+        let mut ordered = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(i) = rows.iter().position(|r| &r.id == id) {
+                ordered.push(rows.swap_remove(i));
+            }
+        }
+        Ok(Page {
+            items: ordered
+                .iter()
+                .map(ContactRow::view)
+                .collect::<Result<_, _>>()?,
+            total: Some(total),
+            next_cursor: next.map(|p| {
+                encode_cursor(&Cursor {
+                    s: sort.as_str(),
+                    v: p.value.map(|v| match v {
+                        SortValue::Int(i) => Value::from(i),
+                        SortValue::Text(t) => Value::from(t),
+                    }),
+                    id: p.id,
+                })
+            }),
+        })
+    }
+
+    /// Runs `f` on the organization's index on a blocking thread: a count over a million
+    /// contacts takes milliseconds of CPU that should not stall the async workers.
+    async fn with_index<T: Send + 'static>(
+        &self,
+        org_id: &str,
+        f: impl FnOnce(&OrgIndex) -> T + Send + 'static,
+    ) -> T {
+        let org = self
+            .inner
+            .index
+            .as_ref()
+            .expect("called only on an indexed store")
+            .org(org_id);
+        tokio::task::spawn_blocking(move || f(&index::read(&org)))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// `list_contacts` answered by SQL alone: PostgreSQL always; on SQLite the reference the
+    /// index is tested against.
+    #[doc(hidden)]
+    pub async fn list_contacts_by_sql(
+        &self,
+        org_id: &str,
+        filter: &ListFilter,
+        sort: &Sort,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
+        let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+        self.list_contacts_sql(org_id, filter, sort, after, limit)
+            .await
+    }
+
+    async fn list_contacts_sql(
+        &self,
+        org_id: &str,
+        filter: &ListFilter,
+        sort: &Sort,
+        after: Option<Cursor>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
         let (rows, total) = read!(self, |c| page_and_count(
             c,
             org_id,
@@ -332,6 +465,12 @@ impl Store {
         org_id: &str,
         filter: &ListFilter,
     ) -> Result<i64, StoreError> {
+        if self.inner.index.is_some() {
+            let filter = filter.clone();
+            return Ok(self
+                .with_index(org_id, move |o| o.matching(&filter).len() as i64)
+                .await);
+        }
         read!(self, |c| count(c, org_id, filter).await)
     }
 
@@ -351,37 +490,50 @@ impl Store {
 
     /// Built-in lists first, then custom ones by creation, each with its exact count.
     pub async fn lists(&self, org_id: &str) -> Result<Vec<ContactList>, StoreError> {
-        read!(self, |c| async {
-            let mut out = Vec::new();
-            for (id, name) in BUILTINS {
+        let rows: Vec<ListRow> = read!(self, |c| c
+            .fetch_all(
+                "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 ORDER BY id",
+                args![org_id],
+            )
+            .await)?;
+        let mut lists: Vec<(String, String, bool, ListFilter)> = BUILTINS
+            .iter()
+            .map(|(id, name)| {
                 let f = builtin_filter(id).expect("built-in");
-                out.push(ContactList {
-                    id: id.into(),
-                    name: name.into(),
-                    builtin: true,
-                    filter: f.to_json(),
-                    count: count(c, org_id, &f).await?,
-                });
-            }
-            let rows: Vec<ListRow> = c
-                .fetch_all(
-                    "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 ORDER BY id",
-                    args![org_id],
-                )
-                .await?;
-            for r in rows {
-                let f = r.filter()?;
-                out.push(ContactList {
-                    count: count(c, org_id, &f).await?,
-                    id: r.id,
-                    name: r.name,
-                    builtin: false,
-                    filter: f.to_json(),
-                });
-            }
-            Ok::<_, StoreError>(out)
+                (id.to_string(), name.to_string(), true, f)
+            })
+            .collect();
+        for r in rows {
+            let f = r.filter()?;
+            lists.push((r.id, r.name, false, f));
         }
-        .await)
+        let counts: Vec<i64> = if self.inner.index.is_some() {
+            let filters: Vec<ListFilter> = lists.iter().map(|l| l.3.clone()).collect();
+            self.with_index(org_id, move |o| {
+                filters.iter().map(|f| o.matching(f).len() as i64).collect()
+            })
+            .await
+        } else {
+            read!(self, |c| async {
+                let mut out = Vec::with_capacity(lists.len());
+                for l in &lists {
+                    out.push(count(c, org_id, &l.3).await?);
+                }
+                Ok::<_, StoreError>(out)
+            }
+            .await)?
+        };
+        Ok(lists
+            .into_iter()
+            .zip(counts)
+            .map(|((id, name, builtin, f), count)| ContactList {
+                id,
+                name,
+                builtin,
+                filter: f.to_json(),
+                count,
+            })
+            .collect())
     }
 
     pub async fn list(&self, org_id: &str, id: &str) -> Result<ContactList, StoreError> {

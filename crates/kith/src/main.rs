@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kith_server::state::AppState;
 use kith_server::{realtime::Bus, Config, Limits};
-use kith_store::{NewOrg, Store, DEFAULT_DATABASE_URL};
+use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL};
 use std::net::IpAddr;
 
 #[derive(Parser)]
@@ -156,7 +156,7 @@ async fn main() -> anyhow::Result<()> {
             db,
             seed,
         } => {
-            let store = open(&db.url, 4).await?;
+            let store = open(&db.url, 4, Access::Bulk).await?;
             let started = std::time::Instant::now();
             let r = store
                 .seed(&org, contacts, seed)
@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let store = open(&db.url, 4).await?;
+            let store = open(&db.url, 4, Access::Serve).await?;
             bench::lists(&store, &org, iterations.max(1), json).await?;
             store.close().await;
             Ok(())
@@ -195,7 +195,7 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let store = open(&db.url, 16).await?;
+            let store = open(&db.url, 16, Access::Serve).await?;
             bench::ingest(store.clone(), visitors.max(1), messages.max(1), json).await?;
             store.close().await;
             Ok(())
@@ -209,7 +209,7 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let store = open(&db.url, 4).await?;
+            let store = open(&db.url, 4, Access::Shared).await?;
             let creds = store
                 .create_org(&NewOrg {
                     name: name.clone(),
@@ -229,8 +229,8 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn open(url: &str, connections: u32) -> anyhow::Result<Store> {
-    Store::open_with(url, connections)
+async fn open(url: &str, connections: u32, access: Access) -> anyhow::Result<Store> {
+    Store::open_with(url, connections, access)
         .await
         .with_context(|| format!("opening the database {}", kith_store::redact_url(url)))
 }
@@ -248,7 +248,7 @@ fn print_credentials(name: &str, c: &kith_store::Credentials) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let store = open(&args.db.url, args.db_connections).await?;
+    let store = open(&args.db.url, args.db_connections, Access::Serve).await?;
     if store.count_orgs().await? == 0 {
         let creds = store
             .create_org(&NewOrg {

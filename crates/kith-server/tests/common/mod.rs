@@ -141,7 +141,9 @@ impl TestApp {
 
     pub async fn spawn_with(backend: Backend, config: Config) -> TestApp {
         let db = TestDb::new(backend).await;
-        let store = Store::open_with(&db.url, 8).await.expect("open store");
+        let store = Store::open_with(&db.url, 8, kith_store::Access::Serve)
+            .await
+            .expect("open store");
         let creds = store
             .create_org(&NewOrg {
                 name: "Acme".into(),

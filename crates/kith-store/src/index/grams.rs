@@ -1,0 +1,179 @@
+//! Free-text search in memory: for every 1-, 2- and 3-byte sequence of the contacts' searchable
+//! text, the set of contacts containing it.
+//!
+//! A term of up to three bytes is answered by one posting list, exactly: the searchable text is
+//! one field per line, grams never span a line break, and a term cannot contain one. Longer
+//! terms intersect the lists of their trigrams (rarest first) and confirm the survivors with a
+//! substring search in the stored text. Bytes, not characters: UTF-8 is self-synchronizing, so
+//! a byte substring of lower-cased UTF-8 is a character substring, and 1- and 2-character
+//! queries in any script are served.
+
+use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
+
+/// A gram packed into a key: its length in the top byte, its bytes below.
+fn key(gram: &[u8]) -> u32 {
+    debug_assert!((1..=3).contains(&gram.len()));
+    let mut k = (gram.len() as u32) << 24;
+    for (i, b) in gram.iter().enumerate() {
+        k |= (*b as u32) << (8 * (2 - i));
+    }
+    k
+}
+
+/// Every gram of `text`, once per occurrence; within lines only.
+pub(crate) fn each_gram(text: &str, mut f: impl FnMut(u32)) {
+    for line in text.as_bytes().split(|b| *b == b'\n') {
+        for n in 1..=3usize {
+            for g in line.windows(n) {
+                f(key(g));
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Grams {
+    lists: FxHashMap<u32, RoaringBitmap>,
+}
+
+impl Grams {
+    /// Adds `slot` for every gram of `text`. Slots added in increasing order (the initial
+    /// build) take the append path of the bitmaps.
+    pub fn add(&mut self, slot: u32, text: &str) {
+        each_gram(text, |k| {
+            let list = self.lists.entry(k).or_default();
+            if list.max().is_none_or(|m| m < slot) {
+                list.push(slot);
+            } else {
+                list.insert(slot);
+            }
+        });
+    }
+
+    pub fn remove(&mut self, slot: u32, text: &str) {
+        each_gram(text, |k| {
+            if let Some(list) = self.lists.get_mut(&k) {
+                list.remove(slot);
+                if list.is_empty() {
+                    self.lists.remove(&k);
+                }
+            }
+        });
+    }
+
+    /// The slots among `within` whose text (looked up by `text_of`) contains `term`.
+    pub fn search<'t>(
+        &self,
+        term: &str,
+        within: &RoaringBitmap,
+        text_of: impl Fn(u32) -> &'t str,
+    ) -> RoaringBitmap {
+        let bytes = term.as_bytes();
+        if bytes.is_empty() {
+            return within.clone();
+        }
+        if bytes.contains(&b'\n') {
+            // No field contains a line break.
+            return RoaringBitmap::new();
+        }
+        if bytes.len() <= 3 {
+            return match self.lists.get(&key(bytes)) {
+                Some(list) => list & within,
+                None => RoaringBitmap::new(),
+            };
+        }
+        let mut lists = Vec::with_capacity(bytes.len() - 2);
+        for g in bytes.windows(3) {
+            match self.lists.get(&key(g)) {
+                Some(list) => lists.push(list),
+                None => return RoaringBitmap::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let mut candidates = lists[0] & within;
+        for list in &lists[1..] {
+            if candidates.is_empty() {
+                break;
+            }
+            candidates &= *list;
+        }
+        let finder = memchr::memmem::Finder::new(bytes);
+        RoaringBitmap::from_sorted_iter(
+            candidates
+                .iter()
+                .filter(|s| finder.find(text_of(*s).as_bytes()).is_some()),
+        )
+        .expect("a bitmap iterates in order")
+    }
+
+    /// Heap bytes held by the posting lists (approximate), for the startup log.
+    pub fn approx_bytes(&self) -> u64 {
+        self.lists
+            .values()
+            .map(|l| l.serialized_size() as u64 + 32)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(n: u32) -> RoaringBitmap {
+        (0..n).collect()
+    }
+
+    #[test]
+    fn keys_differ_by_length_and_bytes() {
+        assert_ne!(key(b"a"), key(b"a\0"));
+        assert_ne!(key(b"ab"), key(b"ba"));
+        assert_ne!(key(b"abc"), key(b"abd"));
+        assert_eq!(key(b"abc"), key(&b"xabc"[1..]));
+    }
+
+    #[test]
+    fn finds_substrings_of_any_length_within_one_field() {
+        let texts = [
+            "ada lovelace\nada@example.com",
+            "zoë ångström\n+14155550100",
+            "grace hopper\nnavy",
+        ];
+        let mut g = Grams::default();
+        for (i, t) in texts.iter().enumerate() {
+            g.add(i as u32, t);
+        }
+        let within = all(3);
+        let find =
+            |q: &str| -> Vec<u32> { g.search(q, &within, |s| texts[s as usize]).iter().collect() };
+        assert_eq!(find("a"), vec![0, 2], "å is not a");
+        assert_eq!(find("o"), vec![0, 1, 2]);
+        assert_eq!(find("ë"), vec![1], "one non-ASCII character (two bytes)");
+        assert_eq!(find("zo"), vec![1]);
+        assert_eq!(find("ström"), vec![1]);
+        assert_eq!(find("lovelace"), vec![0]);
+        assert_eq!(find("555"), vec![1]);
+        assert_eq!(find("e\na"), Vec::<u32>::new());
+        // "ceada" spans the line break between name and email: not a match.
+        assert_eq!(find("ceada"), Vec::<u32>::new());
+        assert_eq!(find("ace"), vec![0, 2]);
+        // Trigram candidates that do not hold the whole term are dropped.
+        assert_eq!(find("acex"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn removing_a_text_forgets_its_grams() {
+        let mut g = Grams::default();
+        g.add(0, "anna");
+        g.add(1, "hanna");
+        g.remove(0, "anna");
+        let texts = ["", "hanna"];
+        let hits: Vec<u32> = g
+            .search("ann", &all(2), |s| texts[s as usize])
+            .iter()
+            .collect();
+        assert_eq!(hits, vec![1]);
+        g.remove(1, "hanna");
+        assert!(g.lists.is_empty());
+    }
+}

@@ -1,0 +1,323 @@
+//! The in-memory contact index (what a serving SQLite store answers lists from) must give the
+//! same pages, order and counts as the SQL reference, after every kind of write: bulk load,
+//! admin edits (names, tags, metadata, user ids), first messages on several websites, and
+//! merges that delete contacts and move conversations.
+
+use kith_core::contact::ProfilePatch;
+use kith_core::filter::{ListFilter, Sort};
+use kith_core::identity::Claim;
+use kith_core::timeline::Actor;
+use kith_store::{Access, NewOrg, Store};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+const SORTS: [&str; 6] = [
+    "last_seen_at",
+    "-last_seen_at",
+    "created_at",
+    "-created_at",
+    "name",
+    "-name",
+];
+
+/// Every page of `filter` in `sort` order through one path, and the totals it reported.
+async fn walk(
+    store: &Store,
+    org: &str,
+    filter: &ListFilter,
+    sort: &Sort,
+    limit: i64,
+    by_sql: bool,
+) -> (Vec<String>, Vec<i64>) {
+    let (mut ids, mut totals) = (Vec::new(), Vec::new());
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = if by_sql {
+            store
+                .list_contacts_by_sql(org, filter, sort, cursor.as_deref(), limit)
+                .await
+        } else {
+            store
+                .list_contacts(org, filter, sort, cursor.as_deref(), limit)
+                .await
+        }
+        .expect("page");
+        ids.extend(page.items.iter().map(|c| c.id.clone()));
+        totals.push(page.total.expect("total"));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(ids.len() < 10_000, "paging does not end");
+    }
+    (ids, totals)
+}
+
+fn random_filter(rng: &mut StdRng, texts: &[String], websites: &[String]) -> Value {
+    let tags = [
+        "vip",
+        "beta",
+        "churn-risk",
+        "newsletter",
+        "enterprise",
+        "trial",
+        "nope",
+    ];
+    let mut f = serde_json::Map::new();
+    if rng.gen_bool(0.3) {
+        f.insert(
+            "status".into(),
+            json!(["lead", "customer"][rng.gen_range(0..2)]),
+        );
+    }
+    if rng.gen_bool(0.5) {
+        let mut t = serde_json::Map::new();
+        for op in ["all", "any", "none"] {
+            if rng.gen_bool(0.4) {
+                let n = rng.gen_range(1..3);
+                let pick: Vec<&str> = tags.choose_multiple(rng, n).copied().collect();
+                t.insert(op.into(), json!(pick));
+            }
+        }
+        f.insert("tags".into(), Value::Object(t));
+    }
+    if rng.gen_bool(0.5) {
+        // A substring of a real contact's text, 1 to 8 characters, sometimes upper-cased.
+        let text = texts.choose(rng).expect("texts");
+        let chars: Vec<char> = text.chars().filter(|c| *c != '\n').collect();
+        if !chars.is_empty() {
+            let len = rng.gen_range(1..=8).min(chars.len());
+            let start = rng.gen_range(0..=chars.len() - len);
+            let mut term: String = chars[start..start + len].iter().collect();
+            if rng.gen_bool(0.3) {
+                term = term.to_uppercase();
+            }
+            f.insert("q".into(), json!(term));
+        }
+    }
+    if rng.gen_bool(0.25) {
+        let plan = ["free", "pro", "enterprise", "team"][rng.gen_range(0..4)];
+        let m = match rng.gen_range(0..4) {
+            0 => json!({"plan": {"eq": plan}}),
+            1 => json!({"seats": {"eq": rng.gen_range(1..20)}}),
+            2 => json!({"beta": {"exists": rng.gen_bool(0.5)}}),
+            _ => json!({"flag": {"eq": true}}),
+        };
+        f.insert("metadata".into(), m);
+    }
+    if rng.gen_bool(0.2) {
+        f.insert("message_count".into(), json!({"min": rng.gen_range(0..3)}));
+    }
+    if rng.gen_bool(0.15) {
+        f.insert(
+            "conversation_count".into(),
+            json!({"max": rng.gen_range(0..2)}),
+        );
+    }
+    if rng.gen_bool(0.2) {
+        let days = rng.gen_range(1..60);
+        let t = kith_core::Timestamp(kith_store::now_ms() - days * 86_400_000);
+        let k = if rng.gen_bool(0.5) { "after" } else { "before" };
+        let field = if rng.gen_bool(0.5) {
+            "last_seen_at"
+        } else {
+            "created_at"
+        };
+        f.insert(field.into(), json!({ k: t.to_rfc3339() }));
+    }
+    if rng.gen_bool(0.2) {
+        f.insert(
+            "website_id".into(),
+            json!(websites.choose(rng).expect("site")),
+        );
+    }
+    Value::Object(f)
+}
+
+async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, label: &str) {
+    let all = store
+        .list_contacts_by_sql(
+            org,
+            &ListFilter::default(),
+            &Sort::parse("name").unwrap(),
+            None,
+            200,
+        )
+        .await
+        .unwrap();
+    let texts: Vec<String> = all
+        .items
+        .iter()
+        .map(|c| {
+            let v = serde_json::to_value(c).unwrap();
+            [
+                &v["name"],
+                &v["email"],
+                &v["company"],
+                &v["phone"],
+                &v["user_id"],
+            ]
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+        })
+        .collect();
+    let websites: Vec<String> = store
+        .websites(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|w| w.id)
+        .chain(["no-such-site".to_string()])
+        .collect();
+    let mut nonempty = 0;
+    for round in 0..rounds {
+        let raw = random_filter(rng, &texts, &websites);
+        let filter = ListFilter::parse(&raw).expect("valid filter");
+        let sort = Sort::parse(SORTS[round % SORTS.len()]).unwrap();
+        let limit = [1, 7, 50][round % 3];
+        let by_index = walk(store, org, &filter, &sort, limit, false).await;
+        let by_sql = walk(store, org, &filter, &sort, limit, true).await;
+        assert_eq!(
+            by_index,
+            by_sql,
+            "{label}: filter {raw} sorted {} (limit {limit})",
+            sort.as_str()
+        );
+        assert_eq!(
+            by_index.1[0] as usize,
+            by_index.0.len(),
+            "{label}: the count equals the contacts paged through for {raw}"
+        );
+        assert_eq!(
+            store.count_contacts(org, &filter).await.unwrap() as usize,
+            by_index.0.len()
+        );
+        nonempty += usize::from(!by_index.0.is_empty());
+    }
+    // The random filters must exercise the index, not just agree on empty results.
+    assert!(
+        nonempty * 3 >= rounds,
+        "{label}: only {nonempty} of {rounds} filters matched anything"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_answers_like_sql_after_every_kind_of_write() {
+    let dir = std::env::temp_dir().join(format!("kith-index-{}", kith_store::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/k.db", dir.display());
+    let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
+    let creds = store
+        .create_org(&NewOrg {
+            name: "Index".into(),
+            admin_email: "a@example.com".into(),
+            website_name: "Main".into(),
+        })
+        .await
+        .unwrap();
+    let org = creds.org_id.clone();
+    let second = store
+        .create_website(&org, "Second", false, &[])
+        .await
+        .unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+
+    // Bulk load through the ordinary write transaction.
+    store.seed(&org, 400, 11).await.unwrap();
+    compare_all(&store, &org, &mut rng, 60, "after seeding").await;
+
+    // Admin edits: names (some removed), tags, metadata, user ids (lead ↔ customer).
+    let page = store
+        .list_contacts(
+            &org,
+            &ListFilter::default(),
+            &Sort::parse("created_at").unwrap(),
+            None,
+            200,
+        )
+        .await
+        .unwrap();
+    for (i, c) in page.items.iter().enumerate().take(80) {
+        let body = match i % 5 {
+            0 => json!({"name": null, "tags": ["VIP", "trial"]}),
+            1 => {
+                json!({"name": format!("Ünïcode Person {i}"), "metadata": {"beta": true, "flag": true, "plan": null}})
+            }
+            2 => json!({"user_id": format!("edited-{i}"), "tags": []}),
+            3 => json!({"user_id": null, "company": "Zeta GmbH", "metadata": {"seats": 3}}),
+            _ => {
+                json!({"email": format!("renamed.{i}@example.org"), "tags": ["enterprise", "Churn-Risk"]})
+            }
+        };
+        let patch = ProfilePatch::parse(&body).unwrap();
+        store
+            .patch_contact(&org, &c.id, &patch, &Actor::Api)
+            .await
+            .unwrap_or_else(|e| panic!("patch {body}: {e}"));
+    }
+    compare_all(&store, &org, &mut rng, 60, "after admin edits").await;
+
+    // First messages on the second website create contacts with conversations there; a
+    // verified identify (the site checks no hash) with a seeded contact's email merges the
+    // visitor's new contact into it: one contact deleted, its conversation moved.
+    let emails: Vec<String> = page
+        .items
+        .iter()
+        .skip(100)
+        .take(30)
+        .filter_map(|c| c.email.clone())
+        .collect();
+    for (i, email) in emails.iter().enumerate() {
+        let visitor = format!("v-{i}");
+        store
+            .visitor_message(&second, &visitor, "hello from the second site", None)
+            .await
+            .unwrap();
+        if i % 2 == 0 {
+            let claim =
+                Claim::from_identify(&json!({"email": email, "name": "Merged Person"}), None)
+                    .unwrap();
+            store.identify(&second, &visitor, &claim).await.unwrap();
+        }
+    }
+    compare_all(&store, &org, &mut rng, 80, "after messages and merges").await;
+
+    // A reopened store builds its index from the database and answers the same.
+    store.close().await;
+    drop(store);
+    let reopened = Store::open_with(&url, 4, Access::Serve).await.unwrap();
+    compare_all(&reopened, &org, &mut rng, 40, "after reopening").await;
+    reopened.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_second_process_cannot_take_a_serving_sqlite_database() {
+    let dir = std::env::temp_dir().join(format!("kith-lock-{}", kith_store::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/k.db", dir.display());
+    let serving = Store::open_with(&url, 2, Access::Serve).await.unwrap();
+    for access in [Access::Serve, Access::Bulk] {
+        let err = match Store::open_with(&url, 2, access).await {
+            Ok(_) => panic!("{access:?} opened a database another store serves"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("in use by another kith process"), "{err}");
+    }
+    // Short commands that write no contacts may run beside the server.
+    let shared = Store::open_with(&url, 1, Access::Shared).await.unwrap();
+    shared.close().await;
+    serving.close().await;
+    drop(serving);
+    // Once the server is gone, the database is free again.
+    Store::open_with(&url, 2, Access::Bulk)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
