@@ -179,6 +179,12 @@ impl Store {
         }
     }
 
+    /// Contacts held by the in-memory contact index and its approximate size in bytes;
+    /// `None` when this store answers lists with SQL (PostgreSQL, or not serving).
+    pub fn contact_index_size(&self) -> Option<(u64, u64)> {
+        self.inner.index.as_ref().map(|i| i.size())
+    }
+
     /// Readiness: one round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         crate::read!(self, |c| crate::conn::Conn::execute(c, "SELECT 1", vec![])

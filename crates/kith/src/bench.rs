@@ -67,7 +67,9 @@ pub async fn lists(
     org_id: &str,
     iterations: usize,
     json_out: bool,
+    opened: Duration,
 ) -> anyhow::Result<()> {
+    let index = store.contact_index_size();
     let total = store.count_contacts(org_id, &ListFilter::default()).await?;
     anyhow::ensure!(
         total > 0,
@@ -118,6 +120,17 @@ pub async fn lists(
             total,
             store.backend_name()
         );
+        match index {
+            Some((contacts, bytes)) => println!(
+                "opened in {:.2} s, building the contact index: {contacts} contacts, ~{} MiB\n",
+                opened.as_secs_f64(),
+                bytes >> 20
+            ),
+            None => println!(
+                "opened in {:.2} s; lists answered by SQL\n",
+                opened.as_secs_f64()
+            ),
+        }
         println!(
             "{:<34} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
             "shape", "matches", "p50 ms", "p95 ms", "p99 ms", "count50", "count95", "count99"
@@ -204,6 +217,8 @@ pub async fn lists(
         println!(
             "{}",
             json!({"contacts": total, "backend": store.backend_name(), "iterations": iterations,
+                   "open_seconds": opened.as_secs_f64(),
+                   "index": index.map(|(n, b)| json!({"contacts": n, "approx_bytes": b})),
                    "shapes": results, "search_vs_scan": comparisons})
         );
     }

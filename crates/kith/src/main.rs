@@ -181,8 +181,10 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
+            let started = std::time::Instant::now();
             let store = open(&db.url, 4, Access::Serve).await?;
-            bench::lists(&store, &org, iterations.max(1), json).await?;
+            let opened = started.elapsed();
+            bench::lists(&store, &org, iterations.max(1), json, opened).await?;
             store.close().await;
             Ok(())
         }

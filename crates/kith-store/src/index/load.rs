@@ -96,10 +96,12 @@ impl IndexRow {
 /// Rows per read while building: bounded memory, few round trips.
 const BUILD_CHUNK: i64 = 20_000;
 
-/// Reads every contact and conversation into a new index.
+/// Reads every contact and conversation into a new index. Reading a chunk overlaps with
+/// indexing the previous one on a blocking thread: the two take about as long each.
 pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError> {
-    let index = ContactIndex::default();
+    let index = std::sync::Arc::new(ContactIndex::default());
     let mut after_rid = i64::MIN;
+    let mut indexing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let rows: Vec<IndexRow> = c
             .fetch_all(
@@ -109,18 +111,29 @@ pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError
             .await?;
         let Some(last) = rows.last() else { break };
         after_rid = last.rid;
-        let mut current: Option<(String, std::sync::Arc<std::sync::RwLock<super::OrgIndex>>)> =
-            None;
+        // One batch per organization, in row order.
+        let mut batches: Vec<(String, Vec<IndexedContact>)> = Vec::new();
         for row in rows {
             let (org_id, contact) = row.into_contact()?;
-            if current.as_ref().is_none_or(|(o, _)| *o != org_id) {
-                let org = index.org(&org_id);
-                current = Some((org_id, org));
+            match batches.last_mut() {
+                Some((o, batch)) if *o == org_id => batch.push(contact),
+                _ => batches.push((org_id, vec![contact])),
             }
-            let (_, org) = current.as_ref().expect("set above");
-            super::write(org).upsert(contact);
         }
+        if let Some(previous) = indexing.take() {
+            join(previous).await;
+        }
+        let ix = index.clone();
+        indexing = Some(tokio::task::spawn_blocking(move || {
+            for (org_id, batch) in batches {
+                super::write(&ix.org(&org_id)).upsert_batch(batch);
+            }
+        }));
     }
+    if let Some(last) = indexing.take() {
+        join(last).await;
+    }
+    let index = std::sync::Arc::into_inner(index).expect("the indexing tasks are done");
 
     #[derive(sqlx::FromRow)]
     struct Site {
@@ -145,6 +158,11 @@ pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError
         }
     }
     Ok(index)
+}
+
+async fn join(task: tokio::task::JoinHandle<()>) {
+    task.await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// The contacts the current transaction touched, read as they will be once it commits.

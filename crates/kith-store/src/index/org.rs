@@ -53,12 +53,7 @@ impl Postings {
     }
 
     fn add(&mut self, n: u32, slot: u32) {
-        let list = &mut self.lists[n as usize];
-        if list.max().is_none_or(|m| m < slot) {
-            list.push(slot);
-        } else {
-            list.insert(slot);
-        }
+        self.lists[n as usize].insert(slot);
     }
 
     fn remove(&mut self, n: u32, slot: u32) {
@@ -149,6 +144,8 @@ pub(crate) struct OrgIndex {
     tags_of: Vec<Box<[u32]>>,
     sites_of: Vec<Box<[u32]>>,
     meta_of: Vec<Box<[MetaValue]>>,
+    /// New slots whose text awaits `add_batch` (the initial build only).
+    deferred_grams: Option<Vec<u32>>,
 }
 
 /// A metadata key (interned) and its value as JSON text.
@@ -187,9 +184,9 @@ impl OrgIndex {
             None => self.new_slot(&c.id),
         };
         let s = slot as usize;
-        push_or_insert(&mut self.alive, slot);
+        self.alive.insert(slot);
         if c.customer {
-            push_or_insert(&mut self.customers, slot);
+            self.customers.insert(slot);
         } else {
             self.customers.remove(slot);
         }
@@ -220,8 +217,13 @@ impl OrgIndex {
 
         if *self.texts[s] != *c.search_text {
             let old = std::mem::take(&mut self.texts[s]);
-            self.grams.remove(slot, &old);
-            self.grams.add(slot, &c.search_text);
+            match &mut self.deferred_grams {
+                Some(deferred) if old.is_empty() => deferred.push(slot),
+                _ => {
+                    self.grams.remove(slot, &old);
+                    self.grams.add(slot, &c.search_text);
+                }
+            }
             self.texts[s] = c.search_text.into();
         }
         self.name_prefix[s] = c.name_lower.as_deref().map(prefix).unwrap_or(0);
@@ -230,6 +232,19 @@ impl OrgIndex {
         self.created[s] = c.created_at;
         self.messages[s] = c.message_count;
         self.conversations[s] = c.conversation_count;
+    }
+
+    /// Adds a batch of contacts (the initial build): like `upsert` each, with the search grams
+    /// of new contacts added in one sorted run per gram.
+    pub fn upsert_batch(&mut self, contacts: Vec<IndexedContact>) {
+        self.deferred_grams = Some(Vec::new());
+        for c in contacts {
+            self.upsert(c);
+        }
+        let deferred = self.deferred_grams.take().unwrap_or_default();
+        let texts = &self.texts;
+        self.grams
+            .add_batch(deferred.iter().map(|s| (*s, &*texts[*s as usize])));
     }
 
     /// Replaces the websites a contact has conversations on.
@@ -389,6 +404,21 @@ impl OrgIndex {
         }
     }
 
+    /// An integer that orders slots as `listing_order` does, up to ties.
+    #[inline]
+    fn rank(&self, field: SortField, descending: bool, slot: u32) -> u64 {
+        let s = slot as usize;
+        let value = match field {
+            SortField::LastSeenAt => {
+                let v = self.last_seen[s];
+                (v != NEVER).then_some(ordered(v))
+            }
+            SortField::CreatedAt => Some(ordered(self.created[s])),
+            SortField::Name => self.names[s].is_some().then_some(self.name_prefix[s]),
+        };
+        directed(value, descending)
+    }
+
     /// The sort value of `slot`, for the cursor after it.
     pub fn position(&self, field: SortField, slot: u32) -> Position {
         Position {
@@ -427,12 +457,19 @@ impl OrgIndex {
                 (self.key(field, b), self.id(b)),
             )
         };
+        // Most slots are decided by one integer comparison of their rank; only equal ranks
+        // (same name prefix, same time, no value) need the full order.
+        let after_rank = after_key.map(|(key, _)| rank_of(key, desc));
+        let mut worst = u64::MAX;
         // A max-heap of the best `take` so far: its root is the worst of them.
         let mut heap: Vec<u32> = Vec::with_capacity(take);
         for slot in set.iter() {
-            if let Some(a) = after_key {
-                if listing_order(desc, (self.key(field, slot), self.id(slot)), a)
-                    != Ordering::Greater
+            let r = self.rank(field, desc, slot);
+            if let (Some(ar), Some(a)) = (after_rank, after_key) {
+                if r < ar
+                    || (r == ar
+                        && listing_order(desc, (self.key(field, slot), self.id(slot)), a)
+                            != Ordering::Greater)
                 {
                     continue;
                 }
@@ -440,9 +477,13 @@ impl OrgIndex {
             if heap.len() < take {
                 heap.push(slot);
                 sift_up(&mut heap, &order);
-            } else if order(slot, heap[0]) == Ordering::Less {
+                if heap.len() == take {
+                    worst = self.rank(field, desc, heap[0]);
+                }
+            } else if r <= worst && order(slot, heap[0]) == Ordering::Less {
                 heap[0] = slot;
                 sift_down(&mut heap, &order);
+                worst = self.rank(field, desc, heap[0]);
             }
         }
         heap.sort_unstable_by(|a, b| order(*a, *b));
@@ -475,12 +516,27 @@ impl OrgIndex {
     }
 }
 
-fn push_or_insert(list: &mut RoaringBitmap, slot: u32) {
-    if list.max().is_none_or(|m| m < slot) {
-        list.push(slot);
-    } else {
-        list.insert(slot);
+/// An `i64` mapped to a `u64` of the same order.
+fn ordered(v: i64) -> u64 {
+    (v as u64) ^ (1 << 63)
+}
+
+/// A rank: reversed when descending; no value ranks last either way.
+fn directed(value: Option<u64>, descending: bool) -> u64 {
+    match value {
+        None => u64::MAX,
+        Some(v) => (if descending { !v } else { v }).min(u64::MAX - 1),
     }
+}
+
+fn rank_of(key: Option<Key>, descending: bool) -> u64 {
+    directed(
+        key.map(|k| match k {
+            Key::Int(v) => ordered(v),
+            Key::Text(p, _) => p,
+        }),
+        descending,
+    )
 }
 
 fn in_range(r: &Range, v: i64) -> bool {
