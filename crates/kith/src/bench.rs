@@ -103,6 +103,7 @@ pub async fn lists(
         shape("q 2 chars 'an'", q("an")),
         shape("q 3 chars 'hop'", q("hop")),
         shape("q 8 chars 'lovelace'", q("lovelace")),
+        shape("q non-ASCII 'ström'", q("ström")),
     ];
     shapes.push(Shape {
         sort: Sort::parse("name")?,
@@ -111,6 +112,11 @@ pub async fn lists(
     shapes.push(Shape {
         depth: 50,
         ..shape("page 51 of list all", ListFilter::default())
+    });
+    shapes.push(Shape {
+        sort: Sort::parse("name")?,
+        depth: 200,
+        ..shape("page 201 by name, tag trial", tags(&["trial"]))
     });
 
     let mut results = vec![];
