@@ -30,6 +30,29 @@ pub enum MetaCond {
     Exists(String, bool),
 }
 
+/// What metadata `eq` compares: strings and booleans by content, numbers by value, so `3` and
+/// `3.0` are equal (as numeric comparison in SQLite and PostgreSQL has it) while `"3"` and `3`
+/// are not. `None` for values that are not scalars.
+pub fn metadata_eq_key(v: &Value) -> Option<String> {
+    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+    match v {
+        Value::String(s) => Some(format!("s{s}")),
+        Value::Bool(b) => Some(format!("b{b}")),
+        Value::Number(n) => Some(match n.as_i64() {
+            Some(i) => format!("i{i}"),
+            None => {
+                let f = n.as_f64()?;
+                if f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f) {
+                    format!("i{}", f as i64)
+                } else {
+                    format!("f{}", f.to_bits())
+                }
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// A half-open or closed interval; `None` bounds are open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Range {
@@ -460,6 +483,18 @@ impl Sort {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_equal_by_value_and_never_equal_to_strings() {
+        let k = |v| metadata_eq_key(&v).unwrap();
+        assert_eq!(k(json!(3)), k(json!(3.0)));
+        assert_eq!(k(json!(0)), k(json!(-0.0)));
+        assert_ne!(k(json!(3)), k(json!("3")));
+        assert_ne!(k(json!(0.3)), k(json!(0.30000000000000004)));
+        assert_ne!(k(json!(true)), k(json!("true")));
+        assert_eq!(k(json!(u64::MAX)), k(json!(u64::MAX as f64)));
+        assert!(metadata_eq_key(&json!(null)).is_none());
+    }
 
     #[test]
     fn parses_every_field_and_round_trips() {

@@ -24,7 +24,7 @@ pub(crate) struct Inner {
     /// SQLite has one writer at a time. Queueing writers here, in order, is cheaper than
     /// letting them poll SQLite's busy handler; `BEGIN IMMEDIATE` still guards correctness
     /// against other processes (a CLI command beside the server).
-    pub(crate) sqlite_writer: tokio::sync::Mutex<()>,
+    pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     pub(crate) url_redacted: String,
 }
 
@@ -91,18 +91,54 @@ impl Store {
                     })?;
                 }
             }
-            if access != Access::Shared {
-                lock = lock_database(opts.get_filename())?;
+            // An in-memory database lives in this process alone: nothing to lock.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory") || {
+                let f = opts.get_filename().to_string_lossy();
+                f.is_empty() || f.starts_with("file:sqlx-in-memory")
+            };
+            let mut served_elsewhere = false;
+            if !in_memory {
+                match (lock_database(opts.get_filename())?, access) {
+                    (Some(file), Access::Serve | Access::Bulk) => lock = Some(file),
+                    (None, Access::Serve | Access::Bulk) => {
+                        return Err(StoreError::Config(format!(
+                            "the database {} is in use by another kith process (serve or \
+                             seed); stop it first, or use PostgreSQL to run several servers \
+                             on one database",
+                            opts.get_filename().display()
+                        )))
+                    }
+                    // A short command: the lock only tells whether a server is running.
+                    (Some(_), Access::Shared) => {}
+                    (None, Access::Shared) => served_elsewhere = true,
+                }
             }
-            // Migrate on a connection of its own: the serving pool's connections install
-            // triggers on the migrated tables as they open.
-            {
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .connect_with(opts.clone())
-                    .await?;
-                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-                pool.close().await;
+            // Migrate on a connection of its own (the serving pool's connections install
+            // triggers on the migrated tables as they open), kept open until the serving pool
+            // is up so that an in-memory database survives.
+            let migrating = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
+            let migrator = sqlx::migrate!("./migrations/sqlite");
+            if served_elsewhere {
+                // Changing the schema under a running server could drop the triggers that
+                // keep its contact index exact: leave migrations to the server.
+                let latest = migrator.iter().map(|m| m.version).max();
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+                        .fetch_one(&migrating)
+                        .await
+                        .unwrap_or(None);
+                if applied != latest {
+                    return Err(StoreError::Config(
+                        "the database is in use by a kith server of another version; stop \
+                         it, then run this command again (it will apply the migrations)"
+                            .into(),
+                    ));
+                }
+            } else {
+                migrator.run(&migrating).await?;
             }
             let indexed = access == Access::Serve;
             let mut pool_options =
@@ -111,6 +147,7 @@ impl Store {
                 pool_options = pool_options.after_connect(install_dirty_tracking);
             }
             let pool = pool_options.connect_with(opts).await?;
+            migrating.close().await;
             if indexed {
                 let started = std::time::Instant::now();
                 let mut conn = pool.acquire().await?;
@@ -146,7 +183,7 @@ impl Store {
                 backend,
                 index,
                 _lock: lock,
-                sqlite_writer: tokio::sync::Mutex::new(()),
+                sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
                 url_redacted: redact(url),
             }),
         })
@@ -214,12 +251,18 @@ fn install_dirty_tracking<'c>(
 
 /// Takes the lock file beside a SQLite database, so a second serving or bulk-loading process
 /// fails at once with a clear message instead of leaving the first one's index stale.
+/// `None` when another process holds it. The lock file is named after the database's real
+/// path (symlinks resolved), so two names for one file share one lock.
 fn lock_database(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreError> {
-    let name = db.to_string_lossy();
-    if name.is_empty() || name == ":memory:" {
-        return Ok(None);
-    }
-    let path = format!("{name}.lock");
+    let dir = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let real = std::fs::canonicalize(dir)
+        .map(|d| d.join(db.file_name().unwrap_or_default()))
+        .map_err(|e| StoreError::Config(format!("cannot resolve {}: {e}", dir.display())))?;
+    let real = std::fs::canonicalize(&real).unwrap_or(real);
+    let path = format!("{}.lock", real.display());
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -228,10 +271,7 @@ fn lock_database(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreErr
         .map_err(|e| StoreError::Config(format!("cannot create the lock file {path}: {e}")))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Config(format!(
-            "the database {name} is in use by another kith process (serve or seed); stop it \
-             first, or use PostgreSQL to run several servers on one database"
-        ))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(StoreError::Config(format!("cannot lock {path}: {e}")))
         }
@@ -249,6 +289,43 @@ pub fn redact(url: &str) -> String {
         }
     }
     url.to_string()
+}
+
+/// `BEGIN IMMEDIATE` on a pooled SQLite connection, in a task of its own: sqlx awaits again
+/// after SQLite has begun, and a request dropped there (a client hanging up) would return the
+/// connection to the pool inside an open transaction, holding the write lock. A task runs to
+/// the end; if nobody awaits it any more, the transaction it made is dropped and rolled back.
+pub(crate) async fn sqlite_begin(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+    let pool = pool.clone();
+    let tx = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    Ok(tx)
+}
+
+/// `COMMIT`, then the changes to the contact index, then the writer lock released — in a
+/// task of its own, so a request dropped while its commit is under way cannot leave a
+/// committed write out of the index (sqlx finishes a COMMIT it has sent even when its caller
+/// is gone).
+pub(crate) async fn sqlite_commit(
+    inner: &Arc<Inner>,
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    changes: Vec<crate::index::Change>,
+    writer: tokio::sync::OwnedMutexGuard<()>,
+) -> Result<(), StoreError> {
+    let inner = inner.clone();
+    tokio::spawn(async move {
+        tx.commit().await?;
+        if let Some(index) = &inner.index {
+            index.apply(changes);
+        }
+        drop(writer);
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
 }
 
 /// A short random pause before running a transaction again, so racing writers spread out.
@@ -276,9 +353,9 @@ macro_rules! transact {
             attempt += 1;
             let result: Result<_, $crate::StoreError> = match &store.inner.backend {
                 $crate::backend::Backend::Sqlite(pool) => {
-                    let _writer = store.inner.sqlite_writer.lock().await;
+                    let writer = store.inner.sqlite_writer.clone().lock_owned().await;
                     async {
-                        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                        let mut tx = $crate::backend::sqlite_begin(pool).await?;
                         let out = {
                             let $c: &mut sqlx::SqliteConnection = &mut *tx;
                             $body
@@ -290,10 +367,7 @@ macro_rules! transact {
                             Some(_) => $crate::index::collect_changes(&mut *tx).await?,
                             None => Vec::new(),
                         };
-                        tx.commit().await?;
-                        if let Some(index) = &store.inner.index {
-                            index.apply(changes);
-                        }
+                        $crate::backend::sqlite_commit(&store.inner, tx, changes, writer).await?;
                         Ok(out)
                     }
                     .await

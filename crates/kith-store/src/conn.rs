@@ -16,6 +16,7 @@ use std::future::Future;
 pub(crate) enum Arg {
     Text(Option<String>),
     Int(Option<i64>),
+    Real(f64),
     Bool(bool),
 }
 
@@ -52,6 +53,11 @@ impl From<i64> for Arg {
 impl From<Option<i64>> for Arg {
     fn from(v: Option<i64>) -> Self {
         Arg::Int(v)
+    }
+}
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::Real(v)
     }
 }
 impl From<bool> for Arg {
@@ -124,6 +130,7 @@ macro_rules! bind_all {
             q = match a {
                 Arg::Text(v) => q.bind(v),
                 Arg::Int(v) => q.bind(v),
+                Arg::Real(v) => q.bind(v),
                 Arg::Bool(v) => q.bind(v),
             };
         }

@@ -80,35 +80,34 @@ pub(crate) fn metadata_condition(
     use kith_core::filter::MetaCond;
     use serde_json::Value;
     match d {
+        // `json_each` rather than a JSON path: a path cannot name every key (SQLite does not
+        // unescape `\"` inside `$."…"`).
         Dialect::Sqlite => {
-            let path = |q: &mut crate::query::Sql, key: &str| {
-                q.arg(format!("$.\"{}\"", key.replace('"', "\\\"")))
-            };
             match cond {
                 MetaCond::Exists(key, present) => {
-                    let p = path(q, key);
-                    let not = if *present { "NOT " } else { "" };
-                    format!("json_type(c.metadata, {p}) IS {not}NULL")
+                    let k = q.arg(key.clone());
+                    let not = if *present { "" } else { "NOT " };
+                    format!("{not}EXISTS (SELECT 1 FROM json_each(c.metadata) j WHERE j.key = {k})")
                 }
                 MetaCond::Eq(key, value) => {
-                    let p = path(q, key);
-                    match value {
-                        Value::Bool(b) => {
-                            format!(
-                                "json_type(c.metadata, {p}) = '{}'",
-                                if *b { "true" } else { "false" }
-                            )
-                        }
+                    let k = q.arg(key.clone());
+                    let test = match value {
+                        Value::Bool(b) => format!("j.type = '{b}'"),
                         Value::String(s) => {
                             let v = q.arg(s.clone());
-                            format!("(json_type(c.metadata, {p}) = 'text' AND json_extract(c.metadata, {p}) = {v})")
+                            format!("j.type = 'text' AND j.atom = {v}")
                         }
-                        other => {
-                            // Numbers compare as their JSON text, so 3 and 3.0 stay distinct as stored.
-                            let v = q.arg(other.to_string());
-                            format!("(json_type(c.metadata, {p}) IN ('integer', 'real') AND CAST(json_extract(c.metadata, {p}) AS TEXT) = {v})")
+                        Value::Number(n) => {
+                            // Numbers compare by value: 3 = 3.0.
+                            let v = match n.as_i64() {
+                                Some(i) => q.arg(i),
+                                None => q.arg(n.as_f64().unwrap_or(f64::NAN)),
+                            };
+                            format!("j.type IN ('integer', 'real') AND j.atom = {v}")
                         }
-                    }
+                        _ => "FALSE".to_string(),
+                    };
+                    format!("EXISTS (SELECT 1 FROM json_each(c.metadata) j WHERE j.key = {k} AND {test})")
                 }
             }
         }

@@ -99,11 +99,18 @@ fn random_filter(rng: &mut StdRng, texts: &[String], websites: &[String]) -> Val
     }
     if rng.gen_bool(0.25) {
         let plan = ["free", "pro", "enterprise", "team"][rng.gen_range(0..4)];
-        let m = match rng.gen_range(0..4) {
+        let seats = [3.0, 3.5][rng.gen_range(0..2)];
+        let ratio = [0.5, 0.3, 0.30000000000000004][rng.gen_range(0..3)];
+        let m = match rng.gen_range(0..8) {
             0 => json!({"plan": {"eq": plan}}),
             1 => json!({"seats": {"eq": rng.gen_range(1..20)}}),
             2 => json!({"beta": {"exists": rng.gen_bool(0.5)}}),
-            _ => json!({"flag": {"eq": true}}),
+            3 => json!({"flag": {"eq": true}}),
+            // Numbers compare by value: the 3.0 stored below equals 3.
+            4 => json!({"seats": {"eq": seats}}),
+            5 => json!({"ratio": {"eq": ratio}}),
+            6 => json!({"we\"ird": {"exists": true}}),
+            _ => json!({"seats": {"eq": "3"}}),
         };
         f.insert("metadata".into(), m);
     }
@@ -248,7 +255,9 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
                 json!({"name": format!("Ünïcode Person {i}"), "metadata": {"beta": true, "flag": true, "plan": null}})
             }
             2 => json!({"user_id": format!("edited-{i}"), "tags": []}),
-            3 => json!({"user_id": null, "company": "Zeta GmbH", "metadata": {"seats": 3}}),
+            3 => {
+                json!({"user_id": null, "company": "Zeta GmbH", "metadata": {"seats": 3.0, "ratio": 0.30000000000000004}})
+            }
             _ => {
                 json!({"email": format!("renamed.{i}@example.org"), "tags": ["enterprise", "Churn-Risk"]})
             }
@@ -260,6 +269,13 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
             .unwrap_or_else(|e| panic!("patch {body}: {e}"));
     }
     compare_all(&store, &org, &mut rng, 60, "after admin edits").await;
+    // Numbers compare by value: the sixteen contacts given `seats: 3.0` match `eq: 3`; a
+    // string "3" matches none of them.
+    for (eq, at_least, at_most) in [(json!(3), 16, 1_000), (json!("3"), 0, 0)] {
+        let f = ListFilter::parse(&json!({"metadata": {"seats": {"eq": eq}}})).unwrap();
+        let n = store.count_contacts(&org, &f).await.unwrap();
+        assert!((at_least..=at_most).contains(&n), "seats = {eq}: {n}");
+    }
 
     // First messages on the second website create contacts with conversations there; a
     // verified identify (the site checks no hash) with a seeded contact's email merges the
@@ -308,6 +324,12 @@ async fn a_second_process_cannot_take_a_serving_sqlite_database() {
         };
         assert!(err.contains("in use by another kith process"), "{err}");
     }
+    // Another name for the same file (a symlinked folder) shares the lock.
+    let alias = std::env::temp_dir().join(format!("kith-lock-alias-{}", kith_store::new_id()));
+    std::os::unix::fs::symlink(&dir, &alias).unwrap();
+    let aliased = format!("sqlite://{}/k.db", alias.display());
+    assert!(Store::open_with(&aliased, 2, Access::Serve).await.is_err());
+    let _ = std::fs::remove_file(&alias);
     // Short commands that write no contacts may run beside the server.
     let shared = Store::open_with(&url, 1, Access::Shared).await.unwrap();
     shared.close().await;
@@ -319,5 +341,70 @@ async fn a_second_process_cannot_take_a_serving_sqlite_database() {
         .unwrap()
         .close()
         .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A write whose caller goes away mid-flight (an HTTP client hanging up) must neither leave a
+/// committed change out of the index nor leave a pooled connection inside a transaction.
+/// Each first message is polled a random number of times, then dropped; after every drop
+/// the next write must succeed and the index must count what the database holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
+    use std::task::Poll;
+    let dir = std::env::temp_dir().join(format!("kith-drop-{}", kith_store::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/k.db", dir.display());
+    let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
+    let creds = store
+        .create_org(&NewOrg {
+            name: "Drops".into(),
+            admin_email: "a@example.com".into(),
+            website_name: "Main".into(),
+        })
+        .await
+        .unwrap();
+    let org = creds.org_id;
+    let site = store.websites(&org).await.unwrap().remove(0);
+    // The database's own answer, through connections of a second store.
+    let truth = Store::open_with(&url, 1, Access::Shared).await.unwrap();
+    let (all, by_name) = (ListFilter::default(), Sort::parse("name").unwrap());
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut dropped = 0;
+    for i in 0..400 {
+        let visitor = format!("v-{i}");
+        let mut write = Box::pin(store.visitor_message(&site, &visitor, "hi", None));
+        let mut finished = false;
+        for _ in 0..rng.gen_range(1..40) {
+            if let Poll::Ready(r) = futures::poll!(&mut write) {
+                r.unwrap();
+                finished = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(rng.gen_range(0..60)));
+        }
+        drop(write);
+        if finished {
+            continue;
+        }
+        dropped += 1;
+        store
+            .visitor_message(&site, &format!("after-{i}"), "hi", None)
+            .await
+            .unwrap_or_else(|e| panic!("the write after drop #{i} failed: {e}"));
+        let by_index = store.count_contacts(&org, &all).await.unwrap();
+        let in_db = truth
+            .list_contacts_by_sql(&org, &all, &by_name, None, 1)
+            .await
+            .unwrap()
+            .total
+            .unwrap();
+        assert_eq!(by_index, in_db, "after drop #{i}");
+    }
+    assert!(
+        dropped >= 20,
+        "only {dropped} writes were dropped mid-flight"
+    );
+    truth.close().await;
+    store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

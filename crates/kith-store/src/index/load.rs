@@ -81,7 +81,10 @@ impl IndexRow {
                 tags: tags.iter().map(|t| t.to_lowercase()).collect(),
                 metadata: metadata
                     .into_iter()
-                    .map(|(k, v)| (k, v.to_string()))
+                    .map(|(k, v)| {
+                        let key = kith_core::filter::metadata_eq_key(&v).unwrap_or_default();
+                        (k, key)
+                    })
                     .collect(),
                 last_seen_at: self.last_seen_at,
                 created_at: self.created_at,

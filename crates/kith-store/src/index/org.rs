@@ -4,7 +4,7 @@
 //! that set in the requested order, found in one pass with a bounded heap.
 
 use super::grams::Grams;
-use kith_core::filter::{ListFilter, MetaCond, Range, Sort, SortField};
+use kith_core::filter::{metadata_eq_key, ListFilter, MetaCond, Range, Sort, SortField};
 use kith_core::Status;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
@@ -22,7 +22,7 @@ pub(crate) struct IndexedContact {
     pub search_text: String,
     /// Lower-cased, as tag filters compare them.
     pub tags: Vec<String>,
-    /// Key and value as JSON text (`"pro"`, `12`, `true`): equality as the SQL filter has it.
+    /// Key and `metadata_eq_key` of the value: what an `eq` filter compares.
     pub metadata: Vec<(String, String)>,
     pub last_seen_at: Option<i64>,
     pub created_at: i64,
@@ -368,7 +368,10 @@ impl OrgIndex {
                 .metadata
                 .iter()
                 .filter_map(|m| match m {
-                    MetaCond::Eq(k, v) => Some((self.meta_keys.numbers[k.as_str()], v.to_string())),
+                    MetaCond::Eq(k, v) => Some((
+                        self.meta_keys.numbers[k.as_str()],
+                        metadata_eq_key(v).unwrap_or_default(),
+                    )),
                     MetaCond::Exists(..) => None,
                 })
                 .collect();
