@@ -18,7 +18,9 @@ pub(crate) enum Backend {
 pub(crate) struct Inner {
     pub(crate) backend: Backend,
     /// Lists, counts and search for a serving SQLite store (see `index`); `None` otherwise.
-    pub(crate) index: Option<crate::index::ContactIndex>,
+    pub(crate) index: Option<Arc<crate::index::ContactIndex>>,
+    /// The initial build of `index`, running in the background.
+    index_build: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held for the store's life: one process owns a SQLite database it indexes or bulk-loads.
     _lock: Option<std::fs::File>,
     /// SQLite has one writer at a time. Queueing writers here, in order, is cheaper than
@@ -149,17 +151,7 @@ impl Store {
             let pool = pool_options.connect_with(opts).await?;
             migrating.close().await;
             if indexed {
-                let started = std::time::Instant::now();
-                let mut conn = pool.acquire().await?;
-                let built = crate::index::build(&mut *conn).await?;
-                let (contacts, bytes) = built.size();
-                tracing::info!(
-                    contacts,
-                    approx_mib = bytes >> 20,
-                    ms = started.elapsed().as_millis() as u64,
-                    "contact index built"
-                );
-                index = Some(built);
+                index = Some(Arc::new(crate::index::ContactIndex::default()));
             }
             Backend::Sqlite(pool)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -178,15 +170,25 @@ impl Store {
                 redact(url)
             )));
         };
-        Ok(Store {
+        let store = Store {
             inner: Arc::new(Inner {
                 backend,
                 index,
+                index_build: std::sync::Mutex::new(None),
                 _lock: lock,
                 sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
                 url_redacted: redact(url),
             }),
-        })
+        };
+        if store.inner.index.is_some() {
+            let task = tokio::spawn(build_index(store.inner.clone()));
+            *store
+                .inner
+                .index_build
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
+        Ok(store)
     }
 
     /// The URL without its password, for logs.
@@ -222,6 +224,14 @@ impl Store {
         self.inner.index.as_ref().map(|i| i.size())
     }
 
+    /// Waits until the contact index (if this store keeps one) is built.
+    pub async fn contact_index_ready(&self) -> Result<(), StoreError> {
+        match &self.inner.index {
+            Some(index) => index.wait_ready().await,
+            None => Ok(()),
+        }
+    }
+
     /// Readiness: one round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         crate::read!(self, |c| crate::conn::Conn::execute(c, "SELECT 1", vec![])
@@ -230,11 +240,55 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        let build = self
+            .inner
+            .index_build
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(task) = build {
+            task.abort();
+            let _ = task.await;
+        }
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// Builds the contact index from the database while the server already serves, then —
+/// holding the writer lock, so nothing commits meanwhile — re-reads the contacts written
+/// during the build and opens the index to readers.
+async fn build_index(inner: Arc<Inner>) {
+    let (Some(index), Backend::Sqlite(pool)) = (&inner.index, &inner.backend) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let outcome = async {
+        let mut conn = pool.acquire().await?;
+        crate::index::build(index, &mut *conn).await?;
+        let _writer = inner.sqlite_writer.lock().await;
+        let written = crate::index::load_changes(&mut *conn, index.take_pending()).await?;
+        index.apply(written);
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    match &outcome {
+        Ok(()) => {
+            let (contacts, bytes) = index.size();
+            tracing::info!(
+                contacts,
+                approx_mib = bytes >> 20,
+                ms = started.elapsed().as_millis() as u64,
+                "contact index built; lists are ready"
+            );
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the contact index could not be built; lists will fail")
+        }
+    }
+    index.set_ready(outcome.map_err(|e| e.to_string()));
 }
 
 fn install_dirty_tracking<'c>(

@@ -353,7 +353,7 @@ impl Store {
                     (ids, next, set.len() as i64)
                 }
             })
-            .await;
+            .await?;
         let mut rows = if ids.is_empty() {
             Vec::new()
         } else {
@@ -391,16 +391,17 @@ impl Store {
         &self,
         org_id: &str,
         f: impl FnOnce(&OrgIndex) -> T + Send + 'static,
-    ) -> T {
-        let org = self
+    ) -> Result<T, StoreError> {
+        let index = self
             .inner
             .index
             .as_ref()
-            .expect("called only on an indexed store")
-            .org(org_id);
-        tokio::task::spawn_blocking(move || f(&index::read(&org)))
+            .expect("called only on an indexed store");
+        index.wait_ready().await?;
+        let org = index.org(org_id);
+        Ok(tokio::task::spawn_blocking(move || f(&index::read(&org)))
             .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())))
     }
 
     /// `list_contacts` answered by SQL alone: PostgreSQL always; on SQLite the reference the
@@ -467,9 +468,9 @@ impl Store {
     ) -> Result<i64, StoreError> {
         if self.inner.index.is_some() {
             let filter = filter.clone();
-            return Ok(self
+            return self
                 .with_index(org_id, move |o| o.matching(&filter).len() as i64)
-                .await);
+                .await;
         }
         read!(self, |c| count(c, org_id, filter).await)
     }
@@ -512,7 +513,7 @@ impl Store {
             self.with_index(org_id, move |o| {
                 filters.iter().map(|f| o.matching(f).len() as i64).collect()
             })
-            .await
+            .await?
         } else {
             read!(self, |c| async {
                 let mut out = Vec::with_capacity(lists.len());

@@ -408,3 +408,104 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The server answers at once and builds the index behind; contacts written during the build
+/// are in the index when it opens to readers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("kith-build-{}", kith_store::new_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/k.db", dir.display());
+    let bulk = Store::open_with(&url, 2, Access::Bulk).await.unwrap();
+    let creds = bulk
+        .create_org(&NewOrg {
+            name: "Build".into(),
+            admin_email: "a@example.com".into(),
+            website_name: "Main".into(),
+        })
+        .await
+        .unwrap();
+    let org = creds.org_id;
+    bulk.seed(&org, 30_000, 5).await.unwrap();
+    bulk.close().await;
+    drop(bulk);
+
+    let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
+    let not_ready = || async {
+        tokio::time::timeout(Duration::ZERO, store.contact_index_ready())
+            .await
+            .is_err()
+    };
+    assert!(not_ready().await, "the index is built in the background");
+    let site = store.websites(&org).await.unwrap().remove(0);
+    let by_created = Sort::parse("-created_at").unwrap();
+    let newest = store
+        .list_contacts_by_sql(&org, &ListFilter::default(), &by_created, None, 40)
+        .await
+        .unwrap();
+    for c in &newest.items {
+        let patch =
+            ProfilePatch::parse(&json!({"tags": ["during-build"], "name": "Zz Built"})).unwrap();
+        store
+            .patch_contact(&org, &c.id, &patch, &Actor::Api)
+            .await
+            .unwrap();
+    }
+    for i in 0..20 {
+        store
+            .visitor_message(&site, &format!("v-{i}"), "written during the build", None)
+            .await
+            .unwrap();
+    }
+    assert!(
+        not_ready().await,
+        "the build ended before the writes did; seed more contacts so the test covers them"
+    );
+
+    store.contact_index_ready().await.unwrap();
+    let tagged = ListFilter::parse(&json!({"tags": {"all": ["during-build"]}})).unwrap();
+    assert_eq!(store.count_contacts(&org, &tagged).await.unwrap(), 40);
+    assert_eq!(
+        store
+            .count_contacts(&org, &ListFilter::default())
+            .await
+            .unwrap(),
+        30_020
+    );
+    // First pages and totals agree with SQL for the contacts written during the build.
+    for raw in [
+        json!({}),
+        json!({"tags": {"any": ["during-build", "vip"]}}),
+        json!({"q": "zz built"}),
+        json!({"status": "lead", "message_count": {"min": 1}}),
+    ] {
+        let f = ListFilter::parse(&raw).unwrap();
+        for sort in SORTS {
+            let sort = Sort::parse(sort).unwrap();
+            let page = |by_sql: bool| {
+                let (store, org, f) = (&store, &org, &f);
+                async move {
+                    let p = if by_sql {
+                        store.list_contacts_by_sql(org, f, &sort, None, 100).await
+                    } else {
+                        store.list_contacts(org, f, &sort, None, 100).await
+                    }
+                    .unwrap();
+                    (
+                        p.total,
+                        p.items.into_iter().map(|c| c.id).collect::<Vec<_>>(),
+                    )
+                }
+            };
+            assert_eq!(
+                page(false).await,
+                page(true).await,
+                "{raw} by {}",
+                sort.as_str()
+            );
+        }
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

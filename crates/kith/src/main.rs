@@ -183,6 +183,7 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let started = std::time::Instant::now();
             let store = open(&db.url, 4, Access::Serve).await?;
+            store.contact_index_ready().await?;
             let opened = started.elapsed();
             bench::lists(&store, &org, iterations.max(1), json, opened).await?;
             store.close().await;

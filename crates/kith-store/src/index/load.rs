@@ -99,10 +99,12 @@ impl IndexRow {
 /// Rows per read while building: bounded memory, few round trips.
 const BUILD_CHUNK: i64 = 20_000;
 
-/// Reads every contact and conversation into a new index. Reading a chunk overlaps with
+/// Reads every contact and conversation into `index`. Reading a chunk overlaps with
 /// indexing the previous one on a blocking thread: the two take about as long each.
-pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError> {
-    let index = std::sync::Arc::new(ContactIndex::default());
+pub(crate) async fn build<C: Conn>(
+    index: &std::sync::Arc<ContactIndex>,
+    c: &mut C,
+) -> Result<(), StoreError> {
     let mut after_rid = i64::MIN;
     let mut indexing: Option<tokio::task::JoinHandle<()>> = None;
     loop {
@@ -136,7 +138,6 @@ pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError
     if let Some(last) = indexing.take() {
         join(last).await;
     }
-    let index = std::sync::Arc::into_inner(index).expect("the indexing tasks are done");
 
     #[derive(sqlx::FromRow)]
     struct Site {
@@ -160,7 +161,7 @@ pub(crate) async fn build<C: Conn>(c: &mut C) -> Result<ContactIndex, StoreError
             super::write(&index.org(&r.org_id)).add_website(&r.contact_id, &r.website_id);
         }
     }
-    Ok(index)
+    Ok(())
 }
 
 async fn join(task: tokio::task::JoinHandle<()>) {
@@ -172,12 +173,6 @@ async fn join(task: tokio::task::JoinHandle<()>) {
 /// Called inside the transaction, right before `COMMIT`, on a connection with
 /// `DIRTY_TRACKING_SQL` installed.
 pub(crate) async fn collect_changes<C: Conn>(c: &mut C) -> Result<Vec<Change>, StoreError> {
-    #[derive(sqlx::FromRow)]
-    struct Dirty {
-        org_id: String,
-        id: String,
-        sites: i64,
-    }
     let dirty: Vec<Dirty> = c
         .fetch_all("SELECT org_id, id, sites FROM kith_dirty", vec![])
         .await?;
@@ -185,7 +180,23 @@ pub(crate) async fn collect_changes<C: Conn>(c: &mut C) -> Result<Vec<Change>, S
         return Ok(Vec::new());
     }
     c.execute("DELETE FROM kith_dirty", vec![]).await?;
+    load_changes(c, dirty).await
+}
 
+/// A contact a write touched; `sites` ≠ 0 when its websites may have changed.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Dirty {
+    pub org_id: String,
+    pub id: String,
+    pub sites: i64,
+}
+
+/// The touched contacts as the database now holds them: an upsert for each that exists, a
+/// removal for each that does not.
+pub(crate) async fn load_changes<C: Conn>(
+    c: &mut C,
+    dirty: Vec<Dirty>,
+) -> Result<Vec<Change>, StoreError> {
     // org → (contacts, contacts whose websites to re-read)
     let mut by_org: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
     for d in dirty {

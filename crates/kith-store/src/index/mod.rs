@@ -9,18 +9,23 @@
 //! moment its write commits, and every list answers with an exact count from bitmap
 //! cardinalities instead of visiting rows.
 //!
+//! The index is built in the background when the server starts, so widget traffic is served
+//! at once; list reads wait until it is ready. Writes committed meanwhile are noted and their
+//! contacts re-read, under the writer lock, when the build ends.
+//!
 //! PostgreSQL can be shared by several processes, so it answers lists with its own indexes.
 
 mod grams;
 mod load;
 mod org;
 
-pub(crate) use load::{build, collect_changes, DIRTY_TRACKING_SQL};
+pub(crate) use load::{build, collect_changes, load_changes, Dirty, DIRTY_TRACKING_SQL};
 pub(crate) use org::{OrgIndex, Position, SortValue};
 
+use crate::StoreError;
 use org::IndexedContact;
 use rustc_hash::FxHashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// A committed change to one contact, as the index takes it.
 #[derive(Debug)]
@@ -35,14 +40,90 @@ pub(crate) enum Change {
     Remove { org_id: String, id: String },
 }
 
+impl Change {
+    fn dirty(&self) -> Dirty {
+        match self {
+            Change::Upsert {
+                org_id,
+                contact,
+                websites,
+            } => Dirty {
+                org_id: org_id.clone(),
+                id: contact.id.clone(),
+                sites: i64::from(websites.is_some()),
+            },
+            Change::Remove { org_id, id } => Dirty {
+                org_id: org_id.clone(),
+                id: id.clone(),
+                sites: 0,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Readiness {
+    Building,
+    Ready,
+    Failed(String),
+}
+
 /// Every organization's index. Each organization has its own lock, so a long count in one
 /// does not hold writes to another.
-#[derive(Default)]
 pub(crate) struct ContactIndex {
     orgs: RwLock<FxHashMap<String, Arc<RwLock<OrgIndex>>>>,
+    /// While the initial build runs: the contacts writes touched, to re-read when it ends.
+    pending: Mutex<Option<Vec<Dirty>>>,
+    ready: tokio::sync::watch::Sender<Readiness>,
+}
+
+impl Default for ContactIndex {
+    fn default() -> Self {
+        ContactIndex {
+            orgs: RwLock::default(),
+            pending: Mutex::new(Some(Vec::new())),
+            ready: tokio::sync::watch::Sender::new(Readiness::Building),
+        }
+    }
 }
 
 impl ContactIndex {
+    /// Waits until the initial build is done.
+    pub async fn wait_ready(&self) -> Result<(), StoreError> {
+        let mut rx = self.ready.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                Readiness::Ready => return Ok(()),
+                Readiness::Failed(why) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "the contact index could not be built: {why}"
+                    )))
+                }
+                Readiness::Building => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(StoreError::Corrupt("the contact index was dropped".into()));
+            }
+        }
+    }
+
+    /// Ends the build: from now on changes apply directly. Answers what was written while
+    /// it ran. Call with the writer lock held.
+    pub fn take_pending(&self) -> Vec<Dirty> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default()
+    }
+
+    pub fn set_ready(&self, outcome: Result<(), String>) {
+        self.ready.send_replace(match outcome {
+            Ok(()) => Readiness::Ready,
+            Err(why) => Readiness::Failed(why),
+        });
+    }
+
     /// The organization's index (empty for an organization without contacts yet).
     pub fn org(&self, org_id: &str) -> Arc<RwLock<OrgIndex>> {
         if let Some(o) = read(&self.orgs).get(org_id) {
@@ -54,8 +135,18 @@ impl ContactIndex {
             .clone()
     }
 
-    /// Takes committed changes, in commit order.
+    /// Takes committed changes, in commit order. During the initial build they are only
+    /// noted: the build may already have read an older state of those contacts.
     pub fn apply(&self, changes: Vec<Change>) {
+        if let Some(pending) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            pending.extend(changes.iter().map(Change::dirty));
+            return;
+        }
         for change in changes {
             match change {
                 Change::Upsert {
