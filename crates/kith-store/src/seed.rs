@@ -8,7 +8,16 @@
 //! fixed-size multi-row INSERTs with anonymous `?` parameters; PostgreSQL gets one
 //! `INSERT … SELECT FROM unnest(arrays)` per table and batch.
 //!
-//! Dev notes (1M contacts, 2 cores): see the report in the commit that introduced this layout.
+//! Dev notes, 1M contacts on a 2-core machine (SQLite without the FTS5 table, migration 0005):
+//! - SQLite ~30 s (one batch per transaction took 83 s; with FTS5, 375-450 s). SQLite itself,
+//!   on sqlx's worker thread, is the critical path: B-tree inserts, copying bound text, the
+//!   statement journal, COMMIT and its checkpoint. `$n` parameters cost ~30% more through
+//!   sqlx's name lookups. Tried and dropped: small batches, several per transaction (the
+//!   out-of-order child rows need deferred foreign keys: ~15% slower); 2k-16k values per
+//!   statement (no difference).
+//! - PostgreSQL ~150 s (was 320 s), bound by the one backend: per contact the counter trigger
+//!   (~27 s per million), the trigram index (~24 s), eight B-trees (~36 s) and foreign-key
+//!   checks, then the child tables (~40 s). A larger `gin_pending_list_limit`: no gain.
 
 use crate::conn::{Arg, Conn, Dialect};
 use crate::dialect::{after_bulk_rid, next_rid};
@@ -137,10 +146,15 @@ pub struct SeedReport {
 
 /// Contacts per SQLite transaction (one batch each): large enough that commits and their WAL
 /// checkpoints are few, small enough that a server beside the seed gets the write lock every
-/// few seconds.
-const SQLITE_BATCH_CONTACTS: u64 = 100_000;
-/// Contacts per PostgreSQL transaction (one batch each).
-const PG_BATCH_CONTACTS: u64 = 50_000;
+/// second or two.
+const SQLITE_BATCH_CONTACTS: u64 = 50_000;
+/// SQLite's page cache while a batch is written, in KiB.
+const SQLITE_SEED_CACHE_KIB: i64 = 256 * 1024;
+/// Contacts per PostgreSQL transaction (one batch each). Small: every contact row updates one
+/// of a few counter rows (the `contact_counts` trigger), and within one transaction each
+/// update must walk past the versions the earlier ones left, so the cost per contact grows
+/// with the transaction.
+const PG_BATCH_CONTACTS: u64 = 1_000;
 
 /// Values per SQLite INSERT. With anonymous `?` parameters binding is linear (sqlx asks SQLite
 /// for each parameter's name, which costs a scan of the named ones), so statements can be
@@ -357,7 +371,6 @@ struct Batch {
 
 enum Encoded {
     Sqlite(SqliteRows),
-    // Boxed: a batch's columns are one allocation either way, and the enum stays small.
     Postgres(Box<PgColumns>),
 }
 
@@ -612,81 +625,47 @@ async fn sqlite_insert(
     Ok(())
 }
 
-/// What a batch adds.
-#[derive(Default)]
-struct Added {
-    contacts: u64,
-    conversations: u64,
-    messages: u64,
-}
-
 /// How a batch is written on each database, inside the transaction `transact!` opened.
 trait WriteBatch: Conn {
     /// Writes the batch in `pending`. Run again after a lost race, it must still find it.
     fn write_batch(
         &mut self,
         ids: (&str, &str),
-        pending: &mut Option<Batch>,
-    ) -> impl Future<Output = Result<Added, StoreError>> + Send;
+        pending: &mut Option<Encoded>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl WriteBatch for SqliteConnection {
     async fn write_batch(
         &mut self,
         ids: (&str, &str),
-        pending: &mut Option<Batch>,
-    ) -> Result<Added, StoreError> {
+        pending: &mut Option<Encoded>,
+    ) -> Result<(), StoreError> {
         // The values move into the statements (no copies), so the batch can be written once.
         // A second attempt could not succeed anyway: this transaction holds the write lock, so
         // what failed was the data itself (a unique key taken), which would fail again.
-        let Some(Batch {
-            rows: Encoded::Sqlite(mut rows),
-            contacts,
-            conversations,
-            messages,
-        }) = pending.take()
-        else {
-            return Err(StoreError::Config(
-                "seeding stopped: a batch could not be written".into(),
-            ));
+        let rows = match pending.take() {
+            Some(Encoded::Sqlite(rows)) => rows,
+            Some(Encoded::Postgres(_)) => return Err(wrong_encoding()),
+            None => {
+                return Err(StoreError::Config(
+                    "seeding stopped: a batch failed to be written".into(),
+                ))
+            }
         };
-        let result = async {
-            // One writer at a time on SQLite: numbering continues after the largest rid.
-            let (max_rid,): (Option<i64>,) = self
-                .fetch_one("SELECT max(rid) FROM contacts", vec![])
-                .await?;
-            let base = max_rid.unwrap_or(0);
-            let width = bound(SQLITE_CONTACTS);
-            for rid in rows.contacts.iter_mut().skip(width - 1).step_by(width) {
-                if let Arg::Int(Some(position)) = rid {
-                    *position += base;
-                }
-            }
-            // Parents before children: the foreign keys are checked as rows arrive.
-            sqlite_insert(self, "contacts", SQLITE_CONTACTS, ids, rows.contacts).await?;
-            sqlite_insert(self, "contact_tags", SQLITE_TAGS, ids, rows.tags).await?;
-            sqlite_insert(self, "visitors", SQLITE_VISITORS, ids, rows.visitors).await?;
-            let conversations_rows = rows.conversations;
-            sqlite_insert(
-                self,
-                "conversations",
-                SQLITE_CONVERSATIONS,
-                ids,
-                conversations_rows,
-            )
+        // A batch dirties more pages than the pool's page cache holds; with room for all of
+        // them SQLite writes each once, at COMMIT, instead of spilling and re-reading (about 5%
+        // of a seed). Only memory: the pool's size is back before the connection is.
+        let (cache,): (i64,) = self.fetch_one("PRAGMA cache_size", vec![]).await?;
+        self.execute(
+            &format!("PRAGMA cache_size = -{SQLITE_SEED_CACHE_KIB}"),
+            vec![],
+        )
+        .await?;
+        let written = sqlite_write(self, ids, rows).await;
+        self.execute(&format!("PRAGMA cache_size = {cache}"), vec![])
             .await?;
-            sqlite_insert(self, "messages", SQLITE_MESSAGES, ids, rows.messages).await?;
-            if let Some(sql) = after_bulk_rid(self.dialect()) {
-                self.execute(sql, vec![]).await?;
-            }
-            Ok(Added {
-                contacts,
-                conversations,
-                messages,
-            })
-        }
-        .await;
-        result.map_err(|e: StoreError| {
+        written.map_err(|e| {
             if e.is_retryable() {
                 StoreError::Config(format!("seeding stopped: {e}"))
             } else {
@@ -696,20 +675,47 @@ impl WriteBatch for SqliteConnection {
     }
 }
 
+async fn sqlite_write(
+    c: &mut SqliteConnection,
+    ids: (&str, &str),
+    mut rows: SqliteRows,
+) -> Result<(), StoreError> {
+    // One writer at a time on SQLite: numbering continues after the largest rid.
+    let (max_rid,): (Option<i64>,) = c.fetch_one("SELECT max(rid) FROM contacts", vec![]).await?;
+    let base = max_rid.unwrap_or(0);
+    let width = bound(SQLITE_CONTACTS);
+    for rid in rows.contacts.iter_mut().skip(width - 1).step_by(width) {
+        if let Arg::Int(Some(position)) = rid {
+            *position += base;
+        }
+    }
+    // Parents before children: the foreign keys are checked as rows arrive.
+    sqlite_insert(c, "contacts", SQLITE_CONTACTS, ids, rows.contacts).await?;
+    sqlite_insert(c, "contact_tags", SQLITE_TAGS, ids, rows.tags).await?;
+    sqlite_insert(c, "visitors", SQLITE_VISITORS, ids, rows.visitors).await?;
+    let conversations = rows.conversations;
+    sqlite_insert(c, "conversations", SQLITE_CONVERSATIONS, ids, conversations).await?;
+    sqlite_insert(c, "messages", SQLITE_MESSAGES, ids, rows.messages).await?;
+    if let Some(sql) = after_bulk_rid(c.dialect()) {
+        c.execute(sql, vec![]).await?;
+    }
+    Ok(())
+}
+
+fn wrong_encoding() -> StoreError {
+    StoreError::Config("a seed batch was encoded for the other database".into())
+}
+
 impl WriteBatch for PgConnection {
     async fn write_batch(
         &mut self,
         (org_id, website_id): (&str, &str),
-        pending: &mut Option<Batch>,
-    ) -> Result<Added, StoreError> {
+        pending: &mut Option<Encoded>,
+    ) -> Result<(), StoreError> {
         // Borrowed, not taken: PostgreSQL may abort the transaction for a deadlock with a
         // concurrent writer on the contact counters, and the batch is then written again.
-        let Some(Batch {
-            rows: Encoded::Postgres(b),
-            ..
-        }) = pending.as_ref()
-        else {
-            return Err(StoreError::Config("a batch encoded for SQLite".into()));
+        let Some(Encoded::Postgres(b)) = pending.as_ref() else {
+            return Err(wrong_encoding());
         };
         // A seed can be run again, so losing its last transactions in a crash costs nothing;
         // not waiting for each commit's WAL flush saves a disk round trip per batch. (This
@@ -813,12 +819,7 @@ impl WriteBatch for PgConnection {
         .bind(&b.message_at)
         .execute(&mut *self)
         .await?;
-        let batch = pending.as_ref().map_or(Added::default(), |b| Added {
-            contacts: b.contacts,
-            conversations: b.conversations,
-            messages: b.messages,
-        });
-        Ok(batch)
+        Ok(())
     }
 }
 
@@ -869,17 +870,189 @@ impl Store {
             messages: 0,
         };
         while let Some(batch) = batches.recv().await {
-            let mut pending = Some(batch?);
-            let added = transact!(self, |c| c
+            let batch = batch?;
+            let mut pending = Some(batch.rows);
+            transact!(self, |c| c
                 .write_batch((org_id, &website_id), &mut pending)
                 .await)?;
-            report.contacts += added.contacts;
-            report.conversations += added.conversations;
-            report.messages += added.messages;
+            if dialect == Dialect::Postgres && report.contacts == 0 {
+                // PostgreSQL plans each foreign-key check once per session, by the size the
+                // tables had then: planned on nearly empty tables it scans them, for every row
+                // of the rest of the seed. Fresh statistics make the checks replan as lookups.
+                crate::read!(self, |c| c
+                    .execute(
+                        "ANALYZE contacts, contact_tags, visitors, conversations, messages",
+                        vec![]
+                    )
+                    .await)?;
+            }
+            report.contacts += batch.contacts;
+            report.conversations += batch.conversations;
+            report.messages += batch.messages;
         }
-        if let Err(e) = generator.await {
-            std::panic::resume_unwind(e.into_panic());
+        match generator.await {
+            Ok(()) => {}
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(StoreError::Config(format!("seed generator stopped: {e}"))),
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::conn::{args, Conn};
+    use crate::{read, NewOrg, Store};
+
+    async fn new_org(store: &Store) -> String {
+        let new = NewOrg {
+            name: "Seeded".into(),
+            admin_email: "admin@example.com".into(),
+            website_name: "site".into(),
+        };
+        store.create_org(&new).await.unwrap().org_id
+    }
+
+    /// (rid, id, email, name, tags, metadata, search text) of an organization's contacts.
+    type Contacts = Vec<(i64, String, String, String, String, String, String)>;
+
+    async fn contacts(store: &Store, org: &str) -> Contacts {
+        read!(store, |c| c
+            .fetch_all(
+                "SELECT rid, id, email, name, tags, metadata, search_text FROM contacts \
+                 WHERE org_id = $1 ORDER BY rid",
+                args![org],
+            )
+            .await)
+        .unwrap()
+    }
+
+    async fn count(store: &Store, sql: &str, org: &str) -> i64 {
+        let (n,): (i64,) = read!(store, |c| c.fetch_one(sql, args![org]).await).unwrap();
+        n
+    }
+
+    /// Two seeds into one organization, one more into another: every row as the normal write
+    /// path leaves it, and the same seed gives the same people.
+    async fn seeds_add_consistent_rows(url: &str) {
+        let store = Store::open(url).await.unwrap();
+        let (a, b) = (new_org(&store).await, new_org(&store).await);
+        let first = store.seed(&a, 2_500, 7).await.unwrap();
+        assert_eq!(first.contacts, 2_500);
+        store.seed(&a, 1_200, 7).await.unwrap();
+        store.seed(&b, 2_500, 7).await.unwrap();
+
+        let rows = contacts(&store, &a).await;
+        assert_eq!(rows.len(), 3_700);
+        let emails: std::collections::HashSet<_> = rows.iter().map(|r| &r.2).collect();
+        assert_eq!(
+            emails.len(),
+            rows.len(),
+            "emails continue after a second seed"
+        );
+        assert!(
+            rows.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1),
+            "rids unique and increasing with the ids"
+        );
+        for status in ["lead", "customer"] {
+            let kept: (Option<i64>,) = read!(&store, |c| c
+                .fetch_one(
+                    "SELECT CAST(sum(n) AS BIGINT) FROM contact_counts \
+                     WHERE org_id = $1 AND status = $2",
+                    args![&a, status],
+                )
+                .await)
+            .unwrap();
+            let real: (i64,) = read!(&store, |c| c
+                .fetch_one(
+                    "SELECT count(*) FROM contacts WHERE org_id = $1 AND status = $2",
+                    args![&a, status],
+                )
+                .await)
+            .unwrap();
+            assert_eq!(kept.0.unwrap_or(0), real.0, "{status} count");
+        }
+        let tag_rows: Vec<(String, String)> = read!(&store, |c| c
+            .fetch_all(
+                "SELECT contact_id, tag FROM contact_tags WHERE org_id = $1",
+                args![&a],
+            )
+            .await)
+        .unwrap();
+        let mut from_rows: Vec<(String, String)> = tag_rows;
+        let mut from_json: Vec<(String, String)> = rows
+            .iter()
+            .flat_map(|r| {
+                let tags: Vec<String> = serde_json::from_str(&r.4).unwrap();
+                tags.into_iter().map(|t| (r.1.clone(), t.to_lowercase()))
+            })
+            .collect();
+        from_rows.sort();
+        from_json.sort();
+        assert_eq!(from_rows, from_json);
+
+        let sum_conversations = "SELECT CAST(sum(conversation_count) AS BIGINT) \
+                                 FROM contacts WHERE org_id = $1";
+        let conversations = "SELECT count(*) FROM conversations WHERE org_id = $1";
+        assert_eq!(
+            count(&store, sum_conversations, &a).await,
+            count(&store, conversations, &a).await
+        );
+        let sum_messages = "SELECT CAST(sum(message_count) AS BIGINT) \
+                            FROM contacts WHERE org_id = $1";
+        let messages = "SELECT count(*) FROM messages WHERE org_id = $1";
+        assert_eq!(
+            count(&store, sum_messages, &a).await,
+            count(&store, messages, &a).await
+        );
+        let visitors = "SELECT count(*) FROM visitors WHERE org_id = $1 AND link_proven";
+        assert_eq!(
+            count(&store, visitors, &a).await,
+            count(&store, conversations, &a).await
+        );
+
+        let same = |r: &(i64, String, String, String, String, String, String)| {
+            (
+                r.2.clone(),
+                r.3.clone(),
+                r.4.clone(),
+                r.5.clone(),
+                r.6.clone(),
+            )
+        };
+        let other = contacts(&store, &b).await;
+        assert_eq!(
+            rows[..2_500].iter().map(same).collect::<Vec<_>>(),
+            other.iter().map(same).collect::<Vec<_>>(),
+            "the same seed gives the same contacts"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn seed_sqlite() {
+        let dir = std::env::temp_dir().join(format!("kith-seed-{}", crate::new_id()));
+        let url = format!("sqlite://{}/k.db", dir.display());
+        seeds_add_consistent_rows(&url).await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn seed_postgres() {
+        use sqlx::Connection;
+        let admin = std::env::var("KITH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("kith_seed_{}", &crate::new_id()[16..]);
+        let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+        seeds_add_consistent_rows(&url).await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
     }
 }
