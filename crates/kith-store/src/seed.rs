@@ -693,9 +693,16 @@ async fn sqlite_write(
     sqlite_insert(c, "contacts", SQLITE_CONTACTS, ids, rows.contacts).await?;
     sqlite_insert(c, "contact_tags", SQLITE_TAGS, ids, rows.tags).await?;
     sqlite_insert(c, "visitors", SQLITE_VISITORS, ids, rows.visitors).await?;
-    let conversations = rows.conversations;
-    sqlite_insert(c, "conversations", SQLITE_CONVERSATIONS, ids, conversations).await?;
+    sqlite_insert(
+        c,
+        "conversations",
+        SQLITE_CONVERSATIONS,
+        ids,
+        rows.conversations,
+    )
+    .await?;
     sqlite_insert(c, "messages", SQLITE_MESSAGES, ids, rows.messages).await?;
+    // What the dialect does after explicit numbers (nothing on SQLite).
     if let Some(sql) = after_bulk_rid(c.dialect()) {
         c.execute(sql, vec![]).await?;
     }
@@ -718,8 +725,8 @@ impl WriteBatch for PgConnection {
             return Err(wrong_encoding());
         };
         // A seed can be run again, so losing its last transactions in a crash costs nothing;
-        // not waiting for each commit's WAL flush saves a disk round trip per batch. (This
-        // never risks corruption; it ends with the transaction.)
+        // not waiting for each commit's WAL flush saves a disk round trip per batch. (It never
+        // risks corruption, and ends with the transaction.)
         self.execute("SET LOCAL synchronous_commit = off", vec![])
             .await?;
         // PostgreSQL only: whole columns bound as arrays, one statement per table. Search-index
@@ -847,12 +854,12 @@ impl Store {
                 now: now_ms(),
                 next_index: offset,
             };
+            let size = match dialect {
+                Dialect::Sqlite => SQLITE_BATCH_CONTACTS,
+                Dialect::Postgres => PG_BATCH_CONTACTS,
+            };
             let mut done = 0;
             while done < count {
-                let size = match dialect {
-                    Dialect::Sqlite => SQLITE_BATCH_CONTACTS,
-                    Dialect::Postgres => PG_BATCH_CONTACTS,
-                };
                 let n = size.min(count - done);
                 let batch = g.batch(n, dialect);
                 let failed = batch.is_err();
@@ -876,9 +883,10 @@ impl Store {
                 .write_batch((org_id, &website_id), &mut pending)
                 .await)?;
             if dialect == Dialect::Postgres && report.contacts == 0 {
-                // PostgreSQL plans each foreign-key check once per session, by the size the
-                // tables had then: planned on nearly empty tables it scans them, for every row
-                // of the rest of the seed. Fresh statistics make the checks replan as lookups.
+                // PostgreSQL keeps the plan of each foreign-key check for the session. Made on
+                // nearly empty tables it is a scan, then run for every later row (a seed of
+                // 500-contact batches crawled). New statistics invalidate it; the next plan
+                // is an index lookup.
                 crate::read!(self, |c| c
                     .execute(
                         "ANALYZE contacts, contact_tags, visitors, conversations, messages",
