@@ -80,6 +80,15 @@ fn encode_cursor(c: &Cursor) -> String {
     hex::encode(serde_json::to_vec(c).unwrap_or_default())
 }
 
+/// The cursor of the page that follows the contact with sort value `v` and id `id`.
+fn cursor_after(sort: &Sort, v: Option<Value>, id: String) -> String {
+    encode_cursor(&Cursor {
+        s: sort.as_str(),
+        v,
+        id,
+    })
+}
+
 fn decode_cursor(raw: &str, sort: &Sort) -> Result<Cursor, StoreError> {
     let bytes = hex::decode(raw).map_err(|_| StoreError::BadCursor)?;
     let c: Cursor = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
@@ -333,6 +342,7 @@ impl Store {
         let after = after.map(|c| Position {
             value: c.v.map(|v| match v {
                 Value::String(s) => SortValue::Text(s),
+                // `decode_cursor` admits only strings and integers.
                 other => SortValue::Int(other.as_i64().unwrap_or_default()),
             }),
             id: c.id,
@@ -354,18 +364,15 @@ impl Store {
                 }
             })
             .await?;
-        let mut rows = if ids.is_empty() {
+        let rows = if ids.is_empty() {
             Vec::new()
         } else {
             read!(self, |c| contacts_by_id(c, org_id, &ids).await)?
         };
         // In the index's order; a contact merged away since is left out.
-        let mut ordered = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(i) = rows.iter().position(|r| &r.id == id) {
-                ordered.push(rows.swap_remove(i));
-            }
-        }
+        let mut by_id: std::collections::HashMap<String, ContactRow> =
+            rows.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let ordered: Vec<ContactRow> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
         Ok(Page {
             items: ordered
                 .iter()
@@ -373,14 +380,11 @@ impl Store {
                 .collect::<Result<_, _>>()?,
             total: Some(total),
             next_cursor: next.map(|p| {
-                encode_cursor(&Cursor {
-                    s: sort.as_str(),
-                    v: p.value.map(|v| match v {
-                        SortValue::Int(i) => Value::from(i),
-                        SortValue::Text(t) => Value::from(t),
-                    }),
-                    id: p.id,
-                })
+                let v = p.value.map(|v| match v {
+                    SortValue::Int(i) => Value::from(i),
+                    SortValue::Text(t) => Value::from(t),
+                });
+                cursor_after(sort, v, p.id)
             }),
         })
     }
@@ -440,13 +444,8 @@ impl Store {
         let more = rows.len() as i64 > limit;
         let page: Vec<&ContactRow> = rows.iter().take(limit as usize).collect();
         let next_cursor = if more {
-            page.last().map(|r| {
-                encode_cursor(&Cursor {
-                    s: sort.as_str(),
-                    v: sort_value(sort.field, r),
-                    id: r.id.clone(),
-                })
-            })
+            page.last()
+                .map(|r| cursor_after(sort, sort_value(sort.field, r), r.id.clone()))
         } else {
             None
         };
