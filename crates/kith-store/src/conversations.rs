@@ -1,13 +1,14 @@
 //! Conversations and messages, shared by the widget (visitor side) and the admin API.
 
-use crate::conn::{args, Conn};
+use crate::conn::{args, Arg, Conn};
+use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
 use crate::resolution::insert_event;
-use crate::{read, transact, Conversation, Store, StoreError};
+use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::contact::preview;
 use kith_core::timeline::{Actor, EventKind};
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthorKind {
@@ -123,20 +124,111 @@ pub(crate) async fn escalate<C: Conn>(
     .await
 }
 
-/// Messages of a conversation, oldest first.
-pub(crate) async fn messages_of<C: Conn>(
+/// The order of message pages: by id (ids are time-ordered ULIDs), newest first.
+const MESSAGES_ORDER: &str = "-id";
+/// The order of conversation pages: newest activity (last message, or start before any
+/// message) first, ties by id.
+const CONVERSATIONS_ORDER: &str = "-activity";
+const ACTIVITY: &str = "coalesce(cv.last_message_at, cv.created_at)";
+
+/// Where a message page ends: the id of the newest message it may hold is below this one.
+pub(crate) fn decode_messages_cursor(before: Option<&str>) -> Result<Option<String>, StoreError> {
+    before
+        .map(|raw| cursor::decode(raw, MESSAGES_ORDER).map(|c| c.id))
+        .transpose()
+}
+
+/// Where a conversation page starts: after this (activity, id).
+pub(crate) fn decode_conversations_cursor(
+    raw: Option<&str>,
+) -> Result<Option<(i64, String)>, StoreError> {
+    raw.map(|r| cursor::decode_int(r, CONVERSATIONS_ORDER))
+        .transpose()
+}
+
+/// The newest `limit` messages of a conversation older than `before` (a message id), returned
+/// oldest first; `next_cursor` pages back to older ones. Seeks the `(org_id, conversation_id,
+/// id)` index, so the cost of a page does not grow with the conversation.
+pub(crate) async fn message_page<C: Conn>(
     c: &mut C,
     org_id: &str,
     conversation_id: &str,
-) -> Result<Vec<Message>, StoreError> {
-    let rows: Vec<MessageRow> = c
-        .fetch_all(
-            "SELECT id, conversation_id, author, body, created_at FROM messages \
-             WHERE org_id = $1 AND conversation_id = $2 ORDER BY id LIMIT 1000",
-            args![org_id, conversation_id],
-        )
-        .await?;
-    Ok(rows.iter().map(MessageRow::view).collect())
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Page<Message>, StoreError> {
+    let rows: Vec<MessageRow> = match before {
+        Some(before) => {
+            c.fetch_all(
+                "SELECT id, conversation_id, author, body, created_at FROM messages \
+                 WHERE org_id = $1 AND conversation_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                args![org_id, conversation_id, before, limit + 1],
+            )
+            .await?
+        }
+        None => {
+            c.fetch_all(
+                "SELECT id, conversation_id, author, body, created_at FROM messages \
+                 WHERE org_id = $1 AND conversation_id = $2 ORDER BY id DESC LIMIT $3",
+                args![org_id, conversation_id, limit + 1],
+            )
+            .await?
+        }
+    };
+    let more = rows.len() as i64 > limit;
+    let mut items: Vec<Message> = rows
+        .iter()
+        .take(limit as usize)
+        .map(MessageRow::view)
+        .collect();
+    items.reverse();
+    Ok(Page {
+        next_cursor: match items.first() {
+            Some(oldest) if more => Some(cursor::encode(MESSAGES_ORDER, None, &oldest.id)),
+            _ => None,
+        },
+        items,
+        total: None,
+    })
+}
+
+/// One page of the conversations matching `condition` (SQL over `cv`, with placeholders
+/// `$1..$n` bound by `args`), newest activity first, after `after`.
+pub(crate) async fn conversation_page<C: Conn>(
+    c: &mut C,
+    condition: &str,
+    mut args: Vec<Arg>,
+    after: Option<&(i64, String)>,
+    limit: i64,
+) -> Result<Page<Conversation>, StoreError> {
+    let mut sql = format!("{CONVERSATION_SELECT} WHERE {condition}");
+    if let Some((activity, id)) = after {
+        let (a, b) = (args.len() + 1, args.len() + 2);
+        sql.push_str(&format!(
+            " AND ({ACTIVITY} < ${a} OR ({ACTIVITY} = ${a} AND cv.id < ${b}))"
+        ));
+        args.push(Arg::Int(Some(*activity)));
+        args.push(Arg::Text(Some(id.clone())));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {ACTIVITY} DESC, cv.id DESC LIMIT ${}",
+        args.len() + 1
+    ));
+    args.push(Arg::Int(Some(limit + 1)));
+    let rows: Vec<ConversationRow> = c.fetch_all(&sql, args).await?;
+    let more = rows.len() as i64 > limit;
+    let rows = &rows[..rows.len().min(limit as usize)];
+    Ok(Page {
+        next_cursor: match rows.last() {
+            Some(last) if more => Some(cursor::encode(
+                CONVERSATIONS_ORDER,
+                Some(Value::from(last.last_message_at.unwrap_or(last.created_at))),
+                &last.id,
+            )),
+            _ => None,
+        },
+        items: rows.iter().map(ConversationRow::view).collect(),
+        total: None,
+    })
 }
 
 pub(crate) async fn conversation_row<C: Conn>(
@@ -151,30 +243,36 @@ pub(crate) async fn conversation_row<C: Conn>(
 }
 
 impl Store {
-    /// A conversation and its messages (oldest first), read together.
+    /// A conversation and its newest `limit` messages (returned oldest first), read together.
     pub async fn conversation_with_messages(
         &self,
         org_id: &str,
         conversation_id: &str,
-    ) -> Result<(Conversation, Vec<Message>), StoreError> {
+        limit: i64,
+    ) -> Result<(Conversation, Page<Message>), StoreError> {
         read!(self, |c| async {
             let conv = conversation_row(c, org_id, conversation_id).await?;
-            let messages = messages_of(c, org_id, conversation_id).await?;
+            let messages = message_page(c, org_id, conversation_id, None, limit).await?;
             Ok::<_, StoreError>((conv.view(), messages))
         }
         .await)
     }
 
-    /// Messages of a conversation, oldest first.
+    /// One page of a conversation's messages: the newest `limit` before the `before` cursor,
+    /// oldest first.
     pub async fn messages(
         &self,
         org_id: &str,
         conversation_id: &str,
-    ) -> Result<Vec<Message>, StoreError> {
-        Ok(self
-            .conversation_with_messages(org_id, conversation_id)
-            .await?
-            .1)
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Message>, StoreError> {
+        let before = decode_messages_cursor(before)?;
+        read!(self, |c| async {
+            conversation_row(c, org_id, conversation_id).await?;
+            message_page(c, org_id, conversation_id, before.as_deref(), limit).await
+        }
+        .await)
     }
 
     /// An agent's reply from the admin API.
@@ -235,19 +333,24 @@ impl Store {
         .map(|r| r.view())
     }
 
-    /// All conversations of a contact across the organization's websites, newest activity first.
+    /// A contact's conversations across the organization's websites, newest activity first,
+    /// one page after `cursor`.
     pub async fn contact_conversations(
         &self,
         org_id: &str,
         contact_id: &str,
-    ) -> Result<Vec<Conversation>, StoreError> {
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let after = decode_conversations_cursor(cursor)?;
         self.contact(org_id, contact_id).await?;
-        let sql = format!(
-            "{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.contact_id = $2 \
-             ORDER BY coalesce(cv.last_message_at, cv.created_at) DESC, cv.id DESC LIMIT 500"
-        );
-        let rows: Vec<ConversationRow> =
-            read!(self, |c| c.fetch_all(&sql, args![org_id, contact_id]).await)?;
-        Ok(rows.iter().map(ConversationRow::view).collect())
+        read!(self, |c| conversation_page(
+            c,
+            "cv.org_id = $1 AND cv.contact_id = $2",
+            args![org_id, contact_id],
+            after.as_ref(),
+            limit
+        )
+        .await)
     }
 }

@@ -9,6 +9,7 @@ pub(crate) mod backend;
 pub(crate) mod conn;
 mod contacts;
 mod conversations;
+mod cursor;
 mod dialect;
 mod ids;
 mod index;

@@ -4,7 +4,7 @@
 //! verified for that contact. Conversations that reached the contact through somebody's
 //! unverified email claim stay visible only to the visitor that started them.
 
-use crate::conn::{args, Conn};
+use crate::conn::{args, Arg, Conn};
 use crate::conversations::{append_message, AuthorKind, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
@@ -12,7 +12,7 @@ use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{
     contact_by, expect_one, insert_event, resolve_and_apply, touch_contact, Occasion, VisitorState,
 };
-use crate::{read, transact, Conversation, Store, StoreError};
+use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::identity::Claim;
 use kith_core::timeline::{Actor, EventKind};
 use serde_json::json;
@@ -39,10 +39,29 @@ pub struct IdentifyOutcome {
 
 /// The conversations a visitor may see: those of its current contact on this website that it
 /// started itself, and — when it is verified for that contact — those started by visitors
-/// verified for it. `$1` org, `$2` website, `$3` visitor, `$4` verified for its contact,
-/// `$5` its contact.
+/// verified for it. Its parameters come from [`visible_args`] only, so every widget read
+/// (list, messages, post, escalate, the event stream) decides visibility the same way.
 const VISIBLE: &str = "cv.org_id = $1 AND cv.website_id = $2 AND cv.contact_id = $5 \
      AND (cv.visitor_id = $3 OR ($4 AND cv.verified_start))";
+
+/// Whether the visitor is verified *for its current contact*: verified, and its link to the
+/// contact is its own (created by it or reached by proof). Being verified for some other
+/// identity is not enough: a link made without proof must not open the contact's history.
+fn verified_for_contact(v: &Visitor) -> bool {
+    v.verified && v.link_proven
+}
+
+/// `$1..$5` of [`VISIBLE`] for this visitor: org, website, visitor, verified for its contact,
+/// its contact.
+fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
+    args![
+        &website.org_id,
+        &website.id,
+        &v.id,
+        verified_for_contact(v),
+        v.contact_id.clone()
+    ]
+}
 
 /// How long a `session` call waits before it may write `last_seen_at` again.
 const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
@@ -100,19 +119,11 @@ async fn visible_conversation<C: Conn>(
     conversation_id: &str,
 ) -> Result<ConversationRow, StoreError> {
     let sql = format!("{CONVERSATION_SELECT} WHERE {VISIBLE} AND cv.id = $6");
-    c.fetch_optional(
-        &sql,
-        args![
-            &website.org_id,
-            &website.id,
-            &v.id,
-            v.verified && v.link_proven,
-            v.contact_id.clone(),
-            conversation_id
-        ],
-    )
-    .await?
-    .ok_or(StoreError::NotFound)
+    let mut args = visible_args(website, v);
+    args.push(conversation_id.into());
+    c.fetch_optional(&sql, args)
+        .await?
+        .ok_or(StoreError::NotFound)
 }
 
 impl Store {
@@ -280,7 +291,7 @@ impl Store {
                             &contact_id,
                             visitor_id,
                             now,
-                            v.verified && v.link_proven
+                            verified_for_contact(&v)
                         ],
                     )
                     .await?;
@@ -327,31 +338,31 @@ impl Store {
         })
     }
 
-    /// `GET /api/widget/v1/conversations`: newest activity first.
+    /// `GET /api/widget/v1/conversations`: the conversations the visitor may see, newest
+    /// activity first, one page after `cursor`.
     pub async fn visitor_conversations(
         &self,
         website: &Website,
         visitor_id: &str,
-    ) -> Result<Vec<Conversation>, StoreError> {
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let after = crate::conversations::decode_conversations_cursor(cursor)?;
         let Some(v) = self.visitor(website, visitor_id).await? else {
-            return Ok(vec![]);
+            return Ok(Page {
+                items: vec![],
+                total: None,
+                next_cursor: None,
+            });
         };
-        let sql = format!(
-            "{CONVERSATION_SELECT} WHERE {VISIBLE} ORDER BY coalesce(cv.last_message_at, cv.created_at) DESC, cv.id DESC LIMIT 200"
-        );
-        let rows: Vec<ConversationRow> = read!(self, |c| c
-            .fetch_all(
-                &sql,
-                args![
-                    &website.org_id,
-                    &website.id,
-                    &v.id,
-                    v.verified,
-                    v.contact_id.clone()
-                ],
-            )
-            .await)?;
-        Ok(rows.iter().map(ConversationRow::view).collect())
+        read!(self, |c| crate::conversations::conversation_page(
+            c,
+            VISIBLE,
+            visible_args(website, &v),
+            after.as_ref(),
+            limit
+        )
+        .await)
     }
 
     /// Whether the visitor may see a conversation.
@@ -389,20 +400,31 @@ impl Store {
         }
     }
 
-    /// `GET /api/widget/v1/conversations/{id}/messages`: oldest first.
+    /// `GET /api/widget/v1/conversations/{id}/messages`: the newest `limit` messages before
+    /// the `before` cursor, oldest first.
     pub async fn visitor_messages(
         &self,
         website: &Website,
         visitor_id: &str,
         conversation_id: &str,
-    ) -> Result<Vec<Message>, StoreError> {
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Message>, StoreError> {
+        let before = crate::conversations::decode_messages_cursor(before)?;
         let v = self
             .visitor(website, visitor_id)
             .await?
             .ok_or(StoreError::NotFound)?;
         read!(self, |c| async {
             visible_conversation(c, website, &v, conversation_id).await?;
-            crate::conversations::messages_of(c, &website.org_id, conversation_id).await
+            crate::conversations::message_page(
+                c,
+                &website.org_id,
+                conversation_id,
+                before.as_deref(),
+                limit,
+            )
+            .await
         }
         .await)
     }

@@ -44,7 +44,8 @@ pub fn router() -> Router<AppState> {
         .route("/events", get(events))
 }
 
-fn limit_param(q: &QueryMap, default: i64) -> ApiResult<i64> {
+/// `limit`: 1 to 200, `default` when absent; anything else answers 422 naming `limit`.
+pub(crate) fn limit_param(q: &QueryMap, default: i64) -> ApiResult<i64> {
     match q.one("limit") {
         None => Ok(default),
         Some(s) => s
@@ -359,24 +360,35 @@ async fn timeline(
 #[derive(Serialize, ToSchema)]
 pub struct ConversationList {
     pub items: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// Every conversation of the contact across the organization's websites.
+/// The contact's conversations across the organization's websites, newest activity first.
 #[utoipa::path(get, path = "/api/v1/contacts/{id}/conversations", tag = "contacts",
-    params(("id" = String, Path)),
-    responses((status = 200, body = ConversationList)),
+    params(("id" = String, Path),
+           ("cursor" = Option<String>, Query, description = "from next_cursor"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = ConversationList), (status = 400, description = "undecodable cursor"),
+              (status = 404, description = "`not_found`, or `merged` with `merged_into`"),
+              (status = 422, description = "invalid limit")),
     security(("bearer" = [])))]
 async fn contact_conversations(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
+    q: QueryMap,
 ) -> ApiResult<Json<ConversationList>> {
-    let items = state
+    let limit = limit_param(&q, 50)?;
+    let page = state
         .store
-        .contact_conversations(&admin.org_id, &id)
+        .contact_conversations(&admin.org_id, &id, q.one("cursor"), limit)
         .await
         .map_err(contact_error)?;
-    Ok(Json(ConversationList { items }))
+    Ok(Json(ConversationList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 fn conversation_error(e: kith_store::StoreError) -> ApiError {
@@ -386,14 +398,22 @@ fn conversation_error(e: kith_store::StoreError) -> ApiError {
     }
 }
 
+/// How many of the newest messages `GET /api/v1/conversations/{id}` carries.
+const CONVERSATION_MESSAGES: i64 = 50;
+
 #[derive(Serialize, ToSchema)]
 pub struct ConversationWithMessages {
     #[serde(flatten)]
     pub conversation: Conversation,
+    /// The newest 50 messages, oldest first.
     pub messages: Vec<Message>,
+    /// Pass as `before` to `GET /api/v1/conversations/{id}/messages` for older messages;
+    /// `null` when `messages` holds them all.
+    pub messages_next_cursor: Option<String>,
 }
 
-/// A conversation with its messages (oldest first).
+/// A conversation with its newest messages (oldest first); older ones page through
+/// `GET /api/v1/conversations/{id}/messages?before=`.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
     params(("id" = String, Path)),
     responses((status = 200, body = ConversationWithMessages), (status = 404)),
@@ -403,38 +423,51 @@ async fn get_conversation(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConversationWithMessages>> {
-    let (conversation, messages) = state
+    let (conversation, page) = state
         .store
-        .conversation_with_messages(&admin.org_id, &id)
+        .conversation_with_messages(&admin.org_id, &id, CONVERSATION_MESSAGES)
         .await
         .map_err(conversation_error)?;
     Ok(Json(ConversationWithMessages {
         conversation,
-        messages,
+        messages: page.items,
+        messages_next_cursor: page.next_cursor,
     }))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct MessageList {
+    /// Oldest first.
     pub items: Vec<Message>,
+    /// Pass as `before` for the page of older messages; `null` when there are none.
+    pub next_cursor: Option<String>,
 }
 
-/// Messages of a conversation, oldest first.
+/// A page of a conversation's messages: the newest `limit` before the `before` cursor,
+/// returned oldest first. Without `before`, the newest messages.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
-    params(("id" = String, Path)),
-    responses((status = 200, body = MessageList), (status = 404)),
+    params(("id" = String, Path),
+           ("before" = Option<String>, Query, description = "from next_cursor (or messages_next_cursor)"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = MessageList), (status = 400, description = "undecodable cursor"),
+              (status = 404), (status = 422, description = "invalid limit")),
     security(("bearer" = [])))]
 async fn conversation_messages(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
+    q: QueryMap,
 ) -> ApiResult<Json<MessageList>> {
-    let items = state
+    let limit = limit_param(&q, 50)?;
+    let page = state
         .store
-        .messages(&admin.org_id, &id)
+        .messages(&admin.org_id, &id, q.one("before"), limit)
         .await
         .map_err(conversation_error)?;
-    Ok(Json(MessageList { items }))
+    Ok(Json(MessageList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// An agent's reply.

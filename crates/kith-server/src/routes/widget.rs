@@ -3,9 +3,10 @@
 //! messages, never the stored profile of its contact.
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientIp, JsonBody, VisitorAuth, WidgetSite};
+use crate::extract::{ClientIp, JsonBody, QueryMap, VisitorAuth, WidgetSite};
 use crate::metrics;
 use crate::realtime::MessageJson;
+use crate::routes::admin::limit_param;
 use crate::state::AppState;
 use crate::token;
 use axum::extract::{Path, State};
@@ -228,48 +229,68 @@ impl From<Conversation> for WidgetConversation {
 #[derive(Serialize, ToSchema)]
 pub struct WidgetConversations {
     pub items: Vec<WidgetConversation>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// The conversations this visitor may see on this website (SPEC rule 6).
+/// The conversations this visitor may see on this website (SPEC rule 6), newest activity
+/// first.
 #[utoipa::path(get, path = "/api/widget/v1/conversations", tag = "widget",
-    responses((status = 200, body = WidgetConversations)))]
+    params(("cursor" = Option<String>, Query, description = "from next_cursor"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = WidgetConversations), (status = 400, description = "undecodable cursor"),
+              (status = 422, description = "invalid limit")))]
 async fn conversations(
     State(state): State<AppState>,
     auth: VisitorAuth,
+    q: QueryMap,
 ) -> ApiResult<Json<WidgetConversations>> {
-    let items = state
+    let limit = limit_param(&q, 50)?;
+    let page = state
         .store
-        .visitor_conversations(&auth.website, &auth.visitor_id)
+        .visitor_conversations(&auth.website, &auth.visitor_id, q.one("cursor"), limit)
         .await?;
     Ok(Json(WidgetConversations {
-        items: items.into_iter().map(Into::into).collect(),
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct WidgetMessages {
+    /// Oldest first.
     pub items: Vec<MessageJson>,
+    /// Pass as `before` for the page of older messages; `null` when there are none.
+    pub next_cursor: Option<String>,
 }
 
-/// Messages of a conversation this visitor may see, oldest first.
+/// A page of the messages of a conversation this visitor may see: the newest `limit` before
+/// the `before` cursor, returned oldest first. Without `before`, the newest messages.
 #[utoipa::path(get, path = "/api/widget/v1/conversations/{id}/messages", tag = "widget",
-    params(("id" = String, Path)),
-    responses((status = 200, body = WidgetMessages), (status = 404, description = "not visible to this visitor")))]
+    params(("id" = String, Path),
+           ("before" = Option<String>, Query, description = "from next_cursor"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = WidgetMessages), (status = 400, description = "undecodable cursor"),
+              (status = 404, description = "not visible to this visitor"),
+              (status = 422, description = "invalid limit")))]
 async fn messages(
     State(state): State<AppState>,
     auth: VisitorAuth,
     Path(id): Path<String>,
+    q: QueryMap,
 ) -> ApiResult<Json<WidgetMessages>> {
-    let items = state
+    let limit = limit_param(&q, 50)?;
+    let page = state
         .store
-        .visitor_messages(&auth.website, &auth.visitor_id, &id)
+        .visitor_messages(&auth.website, &auth.visitor_id, &id, q.one("before"), limit)
         .await
         .map_err(|e| match e {
             kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
             e => e.into(),
         })?;
     Ok(Json(WidgetMessages {
-        items: items.iter().map(MessageJson::from).collect(),
+        items: page.items.iter().map(MessageJson::from).collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 

@@ -175,6 +175,22 @@ impl TestApp {
         }
     }
 
+    /// Runs one SQL statement on the test database behind the API's back, for states the API
+    /// refuses to create (rows written by an older version, corruption).
+    pub async fn sql(&self, sql: &str) {
+        let url = &self.db.as_ref().expect("database").url;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("sql");
+            }
+            Backend::Postgres => {
+                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+                sqlx::query(sql).execute(&mut c).await.expect("sql");
+            }
+        }
+    }
+
     /// The organization's first website, as the widget sees it.
     pub fn site(&self) -> Site {
         Site {
