@@ -35,7 +35,7 @@ impl Status {
 
 /// Control characters (NUL included) have no place in names, keys or labels, and PostgreSQL
 /// refuses NUL outright; tabs and newlines are allowed only where text spans lines.
-fn check_controls(field: &str, s: &str, multiline: bool) -> Result<(), ValidationError> {
+pub(crate) fn check_controls(field: &str, s: &str, multiline: bool) -> Result<(), ValidationError> {
     let bad = s
         .chars()
         .any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')));
@@ -186,11 +186,15 @@ impl Phone {
 pub struct Tags(Vec<String>);
 
 impl Tags {
+    /// Linear in the input, and refuses it as soon as it passes a limit: a 1 MiB body holds
+    /// about 130 k tags, so neither a quadratic duplicate check nor "parse all, then count"
+    /// is affordable on a runtime worker.
     pub fn parse(field: &str, raw: &Value) -> Result<Tags, ValidationError> {
         let items = raw
             .as_array()
             .ok_or_else(|| ValidationError::new(field, "must be an array of strings"))?;
         let mut tags = Tags::default();
+        let mut seen = std::collections::HashSet::with_capacity(items.len().min(TAGS_MAX));
         for item in items {
             let s = item
                 .as_str()
@@ -206,13 +210,15 @@ impl Tags {
                     format!("each tag must be at most {TAG_MAX_CHARS} characters"),
                 ));
             }
-            tags.insert(t);
-        }
-        if tags.0.len() > TAGS_MAX {
-            return Err(ValidationError::new(
-                field,
-                format!("a contact has at most {TAGS_MAX} tags"),
-            ));
+            if seen.insert(t.to_lowercase()) {
+                if tags.0.len() == TAGS_MAX {
+                    return Err(ValidationError::new(
+                        field,
+                        format!("a contact has at most {TAGS_MAX} tags"),
+                    ));
+                }
+                tags.0.push(t.to_string());
+            }
         }
         Ok(tags)
     }
@@ -358,6 +364,10 @@ pub struct Profile {
     pub company: Option<Text>,
     pub tags: Tags,
     pub metadata: Metadata,
+    /// The email is proven: a verified identify's hash covered it, or an admin set it. Not
+    /// part of the profile people see; it decides whether somebody who later proves that
+    /// address may land on this contact (see `identity::resolve`).
+    pub email_verified: bool,
 }
 
 /// One changed field for a `fields_updated` timeline entry.
@@ -422,6 +432,20 @@ impl AsRef<str> for Phone {
     }
 }
 
+/// What a visitor's claim may do with metadata keys a contact does not have yet. The
+/// 100-key quota is shared with the customer's app and the admins, so a claim nobody proved
+/// must not be able to fill it on somebody else's contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewKeys {
+    /// Add none (an unverified claim on a contact that is not the visitor's own).
+    None,
+    /// Add while there is room; the rest are not stored (unverified claims on the visitor's
+    /// own contact, and remembered claims applied by a first message, which must not fail).
+    UpToLimit,
+    /// Add, and refuse the whole write (422) rather than drop a key (a verified identify).
+    RefuseOverLimit,
+}
+
 /// How incoming values meet stored ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteMode {
@@ -457,30 +481,53 @@ impl Profile {
     }
 
     /// Writes identity fields given by a visitor. `email` and `user_id` are passed separately
-    /// because the resolution decides whether this contact may take them.
+    /// because the resolution decides whether this contact may take them. `keys` says what
+    /// the claim may do with metadata keys the contact does not have yet.
     #[allow(clippy::too_many_arguments)]
     pub fn write_identity(
         &mut self,
         mode: WriteMode,
+        keys: NewKeys,
         user_id: &Option<Text>,
-        email: &Option<Email>,
+        (email, email_proven): (&Option<Email>, bool),
         name: &Option<Text>,
         phone: &Option<Phone>,
         company: &Option<Text>,
         metadata: &MetadataPatch,
-    ) -> Changes {
+    ) -> Result<Changes, ValidationError> {
+        if keys == NewKeys::RefuseOverLimit && mode == WriteMode::Overwrite {
+            // Decided before anything is written: the net count after removals and additions.
+            let mut after = self.metadata.len();
+            for (k, v) in metadata {
+                match (self.metadata.get(k).is_some(), v.is_some()) {
+                    (false, true) => after += 1,
+                    (true, false) => after -= 1,
+                    _ => {}
+                }
+            }
+            if after > METADATA_MAX_KEYS {
+                return Err(ValidationError::new(
+                    "metadata",
+                    format!(
+                        "the contact would hold more than {METADATA_MAX_KEYS} metadata keys; \
+                         remove some before adding new ones"
+                    ),
+                ));
+            }
+        }
         let mut ch = Changes::default();
-        write_field(&mut ch, "user_id", &mut self.user_id, user_id, mode);
-        write_field(&mut ch, "email", &mut self.email, email, mode);
-        write_field(&mut ch, "name", &mut self.name, name, mode);
-        write_field(&mut ch, "phone", &mut self.phone, phone, mode);
-        write_field(&mut ch, "company", &mut self.company, company, mode);
         let old_meta = self.metadata.to_json();
-        for (k, v) in metadata {
+        // Keys already held first, so removals make room before additions count it.
+        let (held, new): (Vec<_>, Vec<_>) = metadata
+            .iter()
+            .partition(|(k, _)| self.metadata.get(k).is_some());
+        for (k, v) in held.into_iter().chain(new) {
             let present = self.metadata.get(k).is_some();
-            // Visitors add keys only up to the limit; extra keys are dropped, not stored.
-            if !present && self.metadata.len() >= METADATA_MAX_KEYS {
-                continue;
+            if !present && v.is_some() {
+                let room = self.metadata.len() < METADATA_MAX_KEYS;
+                if keys == NewKeys::None || !room {
+                    continue;
+                }
             }
             match mode {
                 WriteMode::Overwrite => self.metadata.set(k, v.clone()),
@@ -489,8 +536,23 @@ impl Profile {
                 WriteMode::FillAbsent => {}
             }
         }
+        write_field(&mut ch, "user_id", &mut self.user_id, user_id, mode);
+        let email_before = self.email.as_ref().map(Email::key);
+        write_field(&mut ch, "email", &mut self.email, email, mode);
+        match (email, &self.email) {
+            (Some(given), Some(now)) if given.key() == now.key() => {
+                // Written now, or the same address proven now.
+                if email_before.as_deref() != Some(&now.key()) || email_proven {
+                    self.email_verified = email_proven;
+                }
+            }
+            _ => {}
+        }
+        write_field(&mut ch, "name", &mut self.name, name, mode);
+        write_field(&mut ch, "phone", &mut self.phone, phone, mode);
+        write_field(&mut ch, "company", &mut self.company, company, mode);
         ch.record("metadata", old_meta, self.metadata.to_json());
-        ch
+        Ok(ch)
     }
 
     /// Applies an admin's edit; every given field replaces the stored one.
@@ -510,6 +572,10 @@ impl Profile {
         }
         set(&mut ch, "user_id", &mut self.user_id, &patch.user_id);
         set(&mut ch, "email", &mut self.email, &patch.email);
+        if patch.email.is_some() {
+            // An admin vouches for the email they set.
+            self.email_verified = self.email.is_some();
+        }
         set(&mut ch, "name", &mut self.name, &patch.name);
         set(&mut ch, "phone", &mut self.phone, &patch.phone);
         set(&mut ch, "company", &mut self.company, &patch.company);
@@ -543,6 +609,9 @@ impl Profile {
             }
         }
         fill(&mut self.user_id, &absorbed.user_id);
+        if self.email.is_none() {
+            self.email_verified = absorbed.email.is_some() && absorbed.email_verified;
+        }
         fill(&mut self.email, &absorbed.email);
         fill(&mut self.name, &absorbed.name);
         fill(&mut self.phone, &absorbed.phone);
@@ -778,6 +847,65 @@ mod tests {
     }
 
     #[test]
+    fn tags_parse_in_linear_time_and_stop_at_the_limit() {
+        // 200 k spellings of one tag (about 1 MiB of JSON) are one tag.
+        let dupes: Vec<&str> = (0..200_000)
+            .map(|i| if i % 2 == 0 { "Same" } else { "SAME" })
+            .collect();
+        assert_eq!(
+            Tags::parse("tags", &json!(dupes)).unwrap().as_slice(),
+            ["Same"]
+        );
+        // The 101st distinct tag is refused at once: the item after it (not a string) would
+        // give another error if parsing went on.
+        let mut items: Vec<Value> = (0..101).map(|i| json!(format!("t{i}"))).collect();
+        items.push(json!(42));
+        let e = Tags::parse("tags", &Value::Array(items)).unwrap_err();
+        assert!(e.message.contains("at most 100"), "{e:?}");
+    }
+
+    fn meta(n: usize, prefix: &str) -> MetadataPatch {
+        (0..n)
+            .map(|i| (format!("{prefix}{i}"), Some(json!(i))))
+            .collect()
+    }
+
+    fn write_meta(
+        p: &mut Profile,
+        keys: NewKeys,
+        m: &MetadataPatch,
+    ) -> Result<Changes, ValidationError> {
+        let mode = match keys {
+            NewKeys::RefuseOverLimit => WriteMode::Overwrite,
+            _ => WriteMode::FillAbsent,
+        };
+        p.write_identity(mode, keys, &None, (&None, false), &None, &None, &None, m)
+    }
+
+    #[test]
+    fn new_metadata_keys_follow_who_writes() {
+        // An unverified claim on somebody else's contact adds no keys (and fills no quota).
+        let mut p = Profile::default();
+        write_meta(&mut p, NewKeys::None, &meta(100, "junk")).unwrap();
+        assert!(p.metadata.is_empty());
+        // On the visitor's own contact it adds keys while there is room, silently.
+        write_meta(&mut p, NewKeys::UpToLimit, &meta(150, "own")).unwrap();
+        assert_eq!(p.metadata.len(), 100);
+        // A verified write that would pass the limit is refused whole, never cut.
+        let before = p.clone();
+        let e = write_meta(&mut p, NewKeys::RefuseOverLimit, &meta(1, "app")).unwrap_err();
+        assert_eq!(e.field, "metadata");
+        assert_eq!(p, before);
+        // Removing keys in the same write makes room for as many new ones.
+        let mut m = meta(2, "app");
+        m.insert("own0".into(), None);
+        m.insert("own1".into(), None);
+        write_meta(&mut p, NewKeys::RefuseOverLimit, &m).unwrap();
+        assert_eq!(p.metadata.len(), 100);
+        assert!(p.metadata.get("app1").is_some() && p.metadata.get("own1").is_none());
+    }
+
+    #[test]
     fn metadata_is_flat_and_limited() {
         let p = Metadata::parse_patch("metadata", &json!({"plan": "pro", "seats": 3, "x": null}))
             .unwrap();
@@ -800,22 +928,27 @@ mod tests {
         stored.insert("plan".into(), Some(json!("pro")));
         p.write_identity(
             WriteMode::Overwrite,
+            NewKeys::RefuseOverLimit,
             &None,
-            &None,
+            (&None, false),
             &None,
             &None,
             &None,
             &stored,
-        );
-        let ch = p.write_identity(
-            WriteMode::FillAbsent,
-            &None,
-            &None,
-            &Text::parse("name", "Mallory").unwrap(),
-            &None,
-            &Text::parse("company", "Acme").unwrap(),
-            &meta,
-        );
+        )
+        .unwrap();
+        let ch = p
+            .write_identity(
+                WriteMode::FillAbsent,
+                NewKeys::UpToLimit,
+                &None,
+                (&None, false),
+                &Text::parse("name", "Mallory").unwrap(),
+                &None,
+                &Text::parse("company", "Acme").unwrap(),
+                &meta,
+            )
+            .unwrap();
         assert_eq!(p.name.as_ref().unwrap().as_str(), "Ada");
         assert_eq!(p.company.as_ref().unwrap().as_str(), "Acme");
         assert_eq!(p.metadata.get("plan"), Some(&json!("pro")));

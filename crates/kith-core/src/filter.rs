@@ -13,9 +13,9 @@
 //!  "website_id": "…"}
 //! ```
 
-use crate::contact::Status;
+use crate::contact::{check_controls, Status};
 use crate::limits::{
-    FIELD_MAX_CHARS, METADATA_KEY_MAX_CHARS, METADATA_VALUE_MAX_CHARS, TAG_MAX_CHARS,
+    FIELD_MAX_CHARS, METADATA_KEY_MAX_CHARS, METADATA_VALUE_MAX_CHARS, TAGS_MAX, TAG_MAX_CHARS,
 };
 use crate::time::Timestamp;
 use crate::validate::ValidationError;
@@ -127,22 +127,30 @@ fn only_keys(
     Ok(())
 }
 
-/// A tag as filters compare it: trimmed and lower-cased.
+/// A tag as filters compare it: trimmed and lower-cased. Limits are checked on the lower-cased
+/// text, which is what is stored: lower-casing can lengthen text (`İ` → `i̇`), and a stored
+/// filter must always parse again.
 pub fn tag_key(field: &str, raw: &str) -> Result<String, ValidationError> {
-    let t = raw.trim();
-    if t.is_empty() || t.chars().count() > TAG_MAX_CHARS {
+    let key = raw.trim().to_lowercase();
+    if key.is_empty() || key.chars().count() > TAG_MAX_CHARS {
         return Err(err(
             field,
             format!("tags are 1 to {TAG_MAX_CHARS} characters"),
         ));
     }
-    Ok(t.to_lowercase())
+    check_controls(field, &key, false)?;
+    Ok(key)
 }
 
+/// At most [`TAGS_MAX`] tags per array: a filter names no more tags than a contact can hold,
+/// which also bounds the bind parameters of the SQL it compiles to.
 fn tag_list(field: &str, v: &Value) -> Result<Vec<String>, ValidationError> {
     let items = v
         .as_array()
         .ok_or_else(|| err(field, "must be an array of tags"))?;
+    if items.len() > TAGS_MAX {
+        return Err(err(field, format!("at most {TAGS_MAX} tags")));
+    }
     items
         .iter()
         .map(|i| {
@@ -153,19 +161,21 @@ fn tag_list(field: &str, v: &Value) -> Result<Vec<String>, ValidationError> {
         .collect()
 }
 
-/// A search term: trimmed, lower-cased; empty means no condition.
+/// A search term: trimmed, lower-cased; empty means no condition. Limits apply to the
+/// lower-cased term, as for tags.
 pub fn search_term(field: &str, raw: &str) -> Result<Option<String>, ValidationError> {
-    let t = raw.trim();
-    if t.is_empty() {
+    let term = raw.trim().to_lowercase();
+    if term.is_empty() {
         return Ok(None);
     }
-    if t.chars().count() > FIELD_MAX_CHARS {
+    if term.chars().count() > FIELD_MAX_CHARS {
         return Err(err(field, format!("at most {FIELD_MAX_CHARS} characters")));
     }
-    if t.contains('\n') {
+    if term.contains('\n') {
         return Err(err(field, "must be one line"));
     }
-    Ok(Some(t.to_lowercase()))
+    check_controls(field, &term, false)?;
+    Ok(Some(term))
 }
 
 fn time_range(field: &str, v: &Value) -> Result<Range, ValidationError> {
@@ -273,9 +283,10 @@ impl ListFilter {
             }
             for (key, cond) in mo {
                 let field = format!("filter.metadata.{key}");
-                if key.trim().is_empty() || key.chars().count() > METADATA_KEY_MAX_CHARS {
+                if key.trim().is_empty() || key.trim().chars().count() > METADATA_KEY_MAX_CHARS {
                     return Err(err(&field, "keys are 1 to 64 characters"));
                 }
+                check_controls(&field, key, false)?;
                 let co = object(&field, cond)?;
                 only_keys(&field, co, &["eq", "exists"])?;
                 if co.is_empty() {
@@ -285,6 +296,9 @@ impl ListFilter {
                     match v {
                         Value::String(s) if s.chars().count() > METADATA_VALUE_MAX_CHARS => {
                             return Err(err(&format!("{field}.eq"), "too long"))
+                        }
+                        Value::String(s) if s.contains('\0') => {
+                            return Err(err(&format!("{field}.eq"), "must not contain NUL"))
                         }
                         Value::String(_) | Value::Number(_) | Value::Bool(_) => out
                             .metadata
@@ -321,8 +335,9 @@ impl ListFilter {
         if let Some(v) = obj.get("website_id").filter(|v| !v.is_null()) {
             let s = v
                 .as_str()
-                .filter(|s| !s.trim().is_empty())
+                .filter(|s| !s.trim().is_empty() && s.trim().len() <= FIELD_MAX_CHARS)
                 .ok_or_else(|| err("filter.website_id", "must be a website id"))?;
+            check_controls("filter.website_id", s, false)?;
             out.website_ids.push(s.trim().to_string());
         }
         Ok(out)

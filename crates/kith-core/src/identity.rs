@@ -10,7 +10,8 @@
 //! a verified visitor sees its contact's conversations: following would let a visitor that
 //! proved one identity read the contact of an email it merely typed.
 
-use crate::contact::{Email, Metadata, MetadataPatch, Phone, Text, WriteMode};
+use crate::contact::{Email, Metadata, MetadataPatch, NewKeys, Phone, Text, WriteMode};
+use crate::limits::METADATA_MAX_KEYS;
 use crate::validate::ValidationError;
 use crate::verify::hash_matches;
 use serde::{Deserialize, Serialize};
@@ -138,10 +139,26 @@ impl Claim {
 
     /// Combines a remembered identity with a newer identify: the newer values win. Values
     /// kept from an unverified older claim keep the whole claim from overwriting anything.
-    pub fn overlay(self, newer: Claim) -> Claim {
+    /// The remembered identity obeys the same limits as a contact: more than 100 metadata keys
+    /// in all is refused, so repeated identifies cannot grow it without end.
+    pub fn overlay(self, newer: Claim) -> Result<Claim, ValidationError> {
         // Another person logged in before writing: nothing of the first one carries over.
         if matches!((&self.user_id, &newer.user_id), (Some(a), Some(b)) if a != b) {
-            return newer;
+            return Ok(newer);
+        }
+        let added = newer
+            .metadata
+            .keys()
+            .filter(|k| !self.metadata.contains_key(*k))
+            .count();
+        if self.metadata.len() + added > METADATA_MAX_KEYS {
+            return Err(ValidationError::new(
+                "metadata",
+                format!(
+                    "the identity given before the first message would hold more than \
+                     {METADATA_MAX_KEYS} metadata keys"
+                ),
+            ));
         }
         let older_only_values = (self.name.is_some() && newer.name.is_none())
             || (self.phone.is_some() && newer.phone.is_none())
@@ -163,7 +180,7 @@ impl Claim {
         };
         let mut metadata = self.metadata;
         metadata.extend(newer.metadata);
-        Claim {
+        Ok(Claim {
             user_id,
             email,
             name: newer.name.or(self.name),
@@ -173,7 +190,7 @@ impl Claim {
             user_id_verified,
             email_verified,
             verified,
-        }
+        })
     }
 
     /// Writes this claim's values to `profile` in `mode`; `email` is the claim's email when the
@@ -182,12 +199,14 @@ impl Claim {
         &self,
         profile: &mut crate::contact::Profile,
         mode: WriteMode,
+        keys: NewKeys,
         email: &Option<Email>,
-    ) -> crate::contact::Changes {
+    ) -> Result<crate::contact::Changes, ValidationError> {
         profile.write_identity(
             mode,
+            keys,
             &self.user_id,
-            email,
+            (email, self.email_verified),
             &self.name,
             &self.phone,
             &self.company,
@@ -210,6 +229,8 @@ pub struct Candidate {
     pub id: String,
     /// The contact has a `user_id` (it is not anonymous).
     pub has_user_id: bool,
+    /// Its email is proven (a verified identify covered it, or an admin set it).
+    pub email_verified: bool,
 }
 
 /// What the store found, in the spec's order of precedence.
@@ -276,6 +297,13 @@ pub struct Resolution {
     pub visitor_verified: bool,
     /// Whether the visitor's link to the target is its own (see [`VisitorFacts`]).
     pub link_proven: bool,
+    /// A contact that held the claim's (verified) email without proof and has a user id: it
+    /// loses the email, which goes where the claim lands. Applied before everything else.
+    pub strip_email_of: Option<String>,
+    /// A contact without a user id that held the claim's (verified) email without proof: its
+    /// other visitors' links and its conversations lose their proof before the claim lands
+    /// on it or absorbs it, since they proved nothing about this person.
+    pub distrust_others_on: Option<String>,
 }
 
 fn same(a: &Option<Candidate>, b: &Option<Candidate>) -> bool {
@@ -289,20 +317,50 @@ fn same(a: &Option<Candidate>, b: &Option<Candidate>) -> bool {
 /// by an unverified email is somebody else's; a verified claim takes the visitor away from it,
 /// and an unverified one may only fill its absent fields.
 pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolution {
-    let visitor_verified = visitor.verified;
-    let hu = &found.by_user_id;
-    let he = if claim.email.is_some() {
-        &found.by_email
-    } else {
-        &None
-    };
     let linked = &found.visitor_contact;
     let own = if visitor.link_proven {
         linked.clone()
     } else {
         None
     };
-    let vc = &own;
+    // A proven email outranks an unproven hold on it: the holder was given the address by a
+    // claim nobody proved, so it is not known to be this person. Unless it is the visitor's
+    // own contact (then the claim simply proves its email).
+    let mut strip_email_of = None;
+    let mut distrust_others_on = None;
+    let mut by_email = if claim.email.is_some() {
+        found.by_email.clone()
+    } else {
+        None
+    };
+    if let Some(h) = &by_email {
+        if claim.email_verified && !h.email_verified && !same(&by_email, &own) {
+            if h.has_user_id {
+                strip_email_of = Some(h.id.clone());
+                by_email = None;
+            } else {
+                distrust_others_on = Some(h.id.clone());
+            }
+        }
+    }
+    let mut r = resolve_with(claim, visitor, found, &by_email, &own);
+    r.strip_email_of = strip_email_of;
+    r.distrust_others_on = distrust_others_on;
+    r
+}
+
+fn resolve_with(
+    claim: &Claim,
+    visitor: VisitorFacts,
+    found: &Found,
+    by_email: &Option<Candidate>,
+    own: &Option<Candidate>,
+) -> Resolution {
+    let visitor_verified = visitor.verified;
+    let hu = &found.by_user_id;
+    let he = by_email;
+    let linked = &found.visitor_contact;
+    let vc = own;
     let anonymous = |c: &Option<Candidate>| c.as_ref().is_some_and(|c| !c.has_user_id);
 
     if claim.user_id.is_some() {
@@ -355,6 +413,8 @@ pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolutio
             merges,
             take_email: email_free,
             visitor_verified: true,
+            strip_email_of: None,
+            distrust_others_on: None,
         };
     }
 
@@ -403,6 +463,8 @@ pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolutio
                 take_email,
                 visitor_verified,
                 link_proven: false,
+                strip_email_of: None,
+                distrust_others_on: None,
             };
         }
     }
@@ -412,6 +474,8 @@ pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolutio
         merges,
         take_email,
         visitor_verified,
+        strip_email_of: None,
+        distrust_others_on: None,
     }
 }
 
@@ -425,6 +489,16 @@ mod tests {
         Some(Candidate {
             id: id.into(),
             has_user_id,
+            email_verified: true,
+        })
+    }
+
+    /// A contact that holds its email only because a claim nobody proved gave it to it.
+    fn unproven(id: &str, has_user_id: bool) -> Option<Candidate> {
+        Some(Candidate {
+            id: id.into(),
+            has_user_id,
+            email_verified: false,
         })
     }
 
@@ -680,15 +754,74 @@ mod tests {
     }
 
     #[test]
+    fn a_proven_email_takes_the_address_from_a_customer_that_held_it_unproven() {
+        // Somebody logged in as their own user id and claimed the victim's email without proof;
+        // the victim now proves it. The customer gives the email up; the victim does not land
+        // on somebody else's account.
+        let found = Found {
+            by_email: unproven("MALLORY", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("v@corp.io"), true), own(false), &found);
+        assert_eq!(r.strip_email_of.as_deref(), Some("MALLORY"));
+        assert_eq!(r.target, Target::Nobody);
+        assert!(r.take_email);
+        // The same holder with the email proven is the person (rule 2).
+        let found = Found {
+            by_email: cand("ADA", true),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("v@corp.io"), true), own(false), &found);
+        assert_eq!(r.target, Target::Existing("ADA".into()));
+        assert_eq!(r.strip_email_of, None);
+    }
+
+    #[test]
+    fn a_proven_email_lands_on_an_anonymous_unproven_holder_only_after_distrusting_it() {
+        let found = Found {
+            by_email: unproven("LEAD", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("v@corp.io"), true), own(false), &found);
+        assert_eq!(r.target, Target::Existing("LEAD".into()));
+        assert_eq!(r.distrust_others_on.as_deref(), Some("LEAD"));
+        // Its own contact: the claim just proves the email.
+        let found = Found {
+            by_email: unproven("MINE", false),
+            visitor_contact: unproven("MINE", false),
+            ..Found::default()
+        };
+        let r = resolve(&claim(None, Some("v@corp.io"), true), own(false), &found);
+        assert_eq!(r.target, Target::Existing("MINE".into()));
+        assert_eq!(r.distrust_others_on, None);
+    }
+
+    #[test]
     fn overlay_forgets_a_different_person() {
         let alice = Claim {
             name: Text::parse("name", "Alice").unwrap(),
             ..claim(Some("alice"), None, false)
         };
-        let c = alice.overlay(claim(Some("bob"), None, false));
+        let c = alice.overlay(claim(Some("bob"), None, false)).unwrap();
         assert_eq!(c.user_id.unwrap().as_str(), "bob");
         assert_eq!(c.name, None);
         assert!(c.verified);
+    }
+
+    #[test]
+    fn remembered_identity_stays_within_the_metadata_limit() {
+        let with_keys = |from: usize, n: usize| Claim {
+            metadata: (from..from + n)
+                .map(|i| (format!("k{i}"), Some(json!(i))))
+                .collect(),
+            ..Claim::default()
+        };
+        // Repeating keys already remembered never counts twice.
+        let c = with_keys(0, 60).overlay(with_keys(0, 100)).unwrap();
+        assert_eq!(c.metadata.len(), 100);
+        // New keys past 100 in all are refused, naming the field.
+        let e = c.overlay(with_keys(100, 1)).unwrap_err();
+        assert_eq!(e.field, "metadata");
     }
 
     #[test]
@@ -745,11 +878,11 @@ mod tests {
             ..Claim::default()
         };
         let newer = claim(Some("u"), None, false);
-        let c = older.clone().overlay(newer.clone());
+        let c = older.clone().overlay(newer.clone()).unwrap();
         assert_eq!(c.user_id, newer.user_id);
         assert!(c.user_id_verified);
         assert!(!c.verified, "an unverified name must not overwrite");
-        let c = Claim::default().overlay(newer);
+        let c = Claim::default().overlay(newer).unwrap();
         assert!(c.verified);
     }
 
@@ -765,6 +898,7 @@ mod tests {
             fn resolution_invariants(
                 hu in proptest::option::of(0usize..3), he in proptest::option::of(0usize..3),
                 vc in proptest::option::of(0usize..3), mut with_uid in any::<[bool; 3]>(),
+                email_proven in any::<[bool; 3]>(),
                 has_uid in any::<bool>(), has_email in any::<bool>(),
                 ev in any::<bool>(), visitor_verified in any::<bool>(), link_proven in any::<bool>(),
             ) {
@@ -773,7 +907,7 @@ mod tests {
                 let hu = if has_uid { hu } else { None };
                 if let Some(i) = hu { with_uid[i] = true; }
                 let he = if has_email { he } else { None };
-                let mk = |i: Option<usize>| i.map(|i| Candidate { id: format!("c{i}"), has_user_id: with_uid[i] });
+                let mk = |i: Option<usize>| i.map(|i| Candidate { id: format!("c{i}"), has_user_id: with_uid[i], email_verified: email_proven[i] });
                 let (hu, he, vc) = (mk(hu), mk(he), mk(vc));
                 let found = Found { by_user_id: hu.clone(), by_email: he.clone(), visitor_contact: vc.clone() };
                 let c = claim(has_uid.then_some("u"), has_email.then_some("a@x.io"), ev);
@@ -813,13 +947,32 @@ mod tests {
                         _ => {}
                     }
                 }
+                // A proven email never lands on, or merges, a contact that held it without proof
+                // unless that contact is anonymous and its other visitors lose their proof first;
+                // one with a user id gives the email up instead.
+                if let Some(h) = he.as_ref().filter(|h| c.email.is_some() && ev && !h.email_verified) {
+                    let own = link_proven && vc.as_ref().is_some_and(|v| v.id == h.id);
+                    let reached = r.target == Target::Existing(h.id.clone())
+                        || r.merges.iter().any(|m| m.absorbed == h.id);
+                    if !own && h.has_user_id {
+                        prop_assert_eq!(r.strip_email_of.as_deref(), Some(h.id.as_str()));
+                        prop_assert!(!r.merges.iter().any(|m| m.absorbed == h.id));
+                    }
+                    if !own && reached {
+                        prop_assert!(!h.has_user_id || hu.as_ref().is_some_and(|u| u.id == h.id));
+                        if !h.has_user_id {
+                            prop_assert_eq!(r.distrust_others_on.as_deref(), Some(h.id.as_str()));
+                        }
+                    }
+                }
                 // The user id's holder, when there is one, is always the target.
                 if let Some(h) = &hu { prop_assert_eq!(&r.target, &Target::Existing(h.id.clone())); }
                 // The target takes the email only when no other contact keeps it.
                 if r.take_email {
                     if let Some(h) = &he {
                         let kept_elsewhere = Target::Existing(h.id.clone()) != r.target
-                            && !r.merges.iter().any(|m| m.absorbed == h.id);
+                            && !r.merges.iter().any(|m| m.absorbed == h.id)
+                            && r.strip_email_of.as_deref() != Some(h.id.as_str());
                         prop_assert!(!kept_elsewhere);
                     }
                 }

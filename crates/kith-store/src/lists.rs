@@ -23,8 +23,13 @@ pub struct ContactList {
     pub builtin: bool,
     #[schema(value_type = Object)]
     pub filter: Value,
-    /// Exact number of contacts in the list now.
+    /// Exact number of contacts in the list now (0 when `error` is set).
     pub count: i64,
+    /// Set only when the stored filter can no longer be read (e.g. written by an older
+    /// version with looser rules): the list answers nothing until its filter is replaced
+    /// with `PATCH`, and every other list keeps working.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 const BUILTINS: [(&str, &str); 3] = [
@@ -60,11 +65,32 @@ struct ListRow {
 }
 
 impl ListRow {
-    fn filter(&self) -> Result<ListFilter, StoreError> {
-        let v: Value = serde_json::from_str(&self.filter)
-            .map_err(|e| StoreError::Corrupt(format!("filter of list {}: {e}", self.id)))?;
-        ListFilter::parse(&v)
-            .map_err(|e| StoreError::Corrupt(format!("filter of list {}: {e}", self.id)))
+    fn filter(&self) -> Result<ListFilter, ValidationError> {
+        let v: Value = serde_json::from_str(&self.filter).map_err(|_| {
+            ValidationError::new(
+                "list",
+                "this list's stored filter is not valid JSON; replace it",
+            )
+        })?;
+        ListFilter::parse(&v).map_err(|e| {
+            ValidationError::new(
+                "list",
+                format!("this list's stored filter is no longer valid ({e}); replace it"),
+            )
+        })
+    }
+}
+
+/// The JSON a filter is stored as, refused unless it reads back as the same filter: a saved
+/// list must never hold what its own parser rejects.
+fn stored_filter(filter: &ListFilter) -> Result<String, ValidationError> {
+    let json = filter.to_json();
+    match ListFilter::parse(&json) {
+        Ok(back) if back.to_json() == json => Ok(json.to_string()),
+        Ok(_) | Err(_) => Err(ValidationError::new(
+            "filter",
+            "cannot be stored as given (it would not read back the same); simplify it",
+        )),
     }
 }
 
@@ -304,7 +330,7 @@ impl Store {
                 args![org_id, list_id],
             )
             .await)?;
-        row.ok_or(StoreError::NotFound)?.filter()
+        Ok(row.ok_or(StoreError::NotFound)?.filter()?)
     }
 
     /// Contacts matching `filter`, one page in `sort` order after `cursor`, with the exact total.
@@ -496,52 +522,100 @@ impl Store {
                 args![org_id],
             )
             .await)?;
-        let mut lists: Vec<(String, String, bool, ListFilter)> = BUILTINS
+        let mut lists: Vec<ListRow> = BUILTINS
             .iter()
-            .map(|(id, name)| {
-                let f = builtin_filter(id).expect("built-in");
-                (id.to_string(), name.to_string(), true, f)
+            .map(|(id, name)| ListRow {
+                id: id.to_string(),
+                name: name.to_string(),
+                filter: String::new(),
             })
             .collect();
-        for r in rows {
-            let f = r.filter()?;
-            lists.push((r.id, r.name, false, f));
-        }
+        lists.extend(rows);
+        self.with_counts(org_id, lists).await
+    }
+
+    /// One list with its exact count (only its own).
+    pub async fn list(&self, org_id: &str, id: &str) -> Result<ContactList, StoreError> {
+        let row = match BUILTINS.iter().find(|(b, _)| *b == id) {
+            Some((id, name)) => ListRow {
+                id: id.to_string(),
+                name: name.to_string(),
+                filter: String::new(),
+            },
+            None => read!(self, |c| c
+                .fetch_optional::<ListRow>(
+                    "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 AND id = $2",
+                    args![org_id, id],
+                )
+                .await)?
+            .ok_or(StoreError::NotFound)?,
+        };
+        let mut out = self.with_counts(org_id, vec![row]).await?;
+        Ok(out.remove(0))
+    }
+
+    /// Counts each list's members. A custom list whose stored filter no longer parses is
+    /// answered with its `error` and a zero count instead of failing every list of the
+    /// organization.
+    async fn with_counts(
+        &self,
+        org_id: &str,
+        rows: Vec<ListRow>,
+    ) -> Result<Vec<ContactList>, StoreError> {
+        let parsed: Vec<(ListRow, bool, Result<ListFilter, ValidationError>)> = rows
+            .into_iter()
+            .map(|r| match builtin_filter(&r.id) {
+                Some(f) => (r, true, Ok(f)),
+                None => {
+                    let f = r.filter();
+                    if let Err(e) = &f {
+                        tracing::warn!(list_id = %r.id, error = %e, "saved list has an unreadable filter");
+                    }
+                    (r, false, f)
+                }
+            })
+            .collect();
+        let filters: Vec<ListFilter> = parsed
+            .iter()
+            .filter_map(|(_, _, f)| f.as_ref().ok().cloned())
+            .collect();
         let counts: Vec<i64> = if self.inner.index.is_some() {
-            let filters: Vec<ListFilter> = lists.iter().map(|l| l.3.clone()).collect();
             self.with_index(org_id, move |o| {
                 filters.iter().map(|f| o.matching(f).len() as i64).collect()
             })
             .await?
         } else {
             read!(self, |c| async {
-                let mut out = Vec::with_capacity(lists.len());
-                for l in &lists {
-                    out.push(count(c, org_id, &l.3).await?);
+                let mut out = Vec::with_capacity(filters.len());
+                for f in &filters {
+                    out.push(count(c, org_id, f).await?);
                 }
                 Ok::<_, StoreError>(out)
             }
             .await)?
         };
-        Ok(lists
+        let mut counts = counts.into_iter();
+        Ok(parsed
             .into_iter()
-            .zip(counts)
-            .map(|((id, name, builtin, f), count)| ContactList {
-                id,
-                name,
-                builtin,
-                filter: f.to_json(),
-                count,
+            .map(|(r, builtin, f)| match f {
+                Ok(f) => ContactList {
+                    id: r.id,
+                    name: r.name,
+                    builtin,
+                    filter: f.to_json(),
+                    count: counts.next().unwrap_or(0),
+                    error: None,
+                },
+                Err(e) => ContactList {
+                    filter: serde_json::from_str(&r.filter).unwrap_or(Value::Null),
+                    id: r.id,
+                    name: r.name,
+                    builtin,
+                    count: 0,
+                    error: Some(e.message),
+                },
             })
             .collect())
-    }
-
-    pub async fn list(&self, org_id: &str, id: &str) -> Result<ContactList, StoreError> {
-        self.lists(org_id)
-            .await?
-            .into_iter()
-            .find(|l| l.id == id)
-            .ok_or(StoreError::NotFound)
     }
 
     pub async fn create_list(
@@ -553,7 +627,7 @@ impl Store {
         let name = check_name(name)?;
         let id = new_id();
         let now = now_ms();
-        let stored = filter.to_json().to_string();
+        let stored = stored_filter(filter)?;
         transact!(self, |c| c
             .execute(
                 "INSERT INTO contact_lists (org_id, id, name, filter, created_at, updated_at) \
@@ -576,7 +650,7 @@ impl Store {
             return Err(StoreError::Builtin);
         }
         let name = name.map(check_name).transpose()?;
-        let stored = filter.map(|f| f.to_json().to_string());
+        let stored = filter.map(stored_filter).transpose()?;
         let n = transact!(self, |c| {
             c
             .execute(

@@ -7,7 +7,7 @@ use crate::dialect::{for_update, next_rid};
 use crate::ids::new_id;
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::StoreError;
-use kith_core::contact::{Changes, Stats, WriteMode};
+use kith_core::contact::{Changes, NewKeys, Stats, WriteMode};
 use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target, VisitorFacts};
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::{Profile, Status};
@@ -60,8 +60,9 @@ fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
     v.as_ref().map(|s| s.as_ref().to_string())
 }
 
-/// A profile's stored columns, in the order both writes below name them ($3 to $14): the
-/// fields, then `updated_at`, then what is derived (status, sort name, search text).
+/// A profile's stored columns, in the order both writes below name them ($3 to $15): the
+/// fields, then `updated_at`, then what is derived (status, sort name, search text), then
+/// whether the email is proven.
 fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
     args![
         text(&p.user_id),
@@ -75,7 +76,8 @@ fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
         now,
         p.status().as_str(),
         p.name.as_ref().map(|n| n.as_str().to_lowercase()),
-        p.search_text()
+        p.search_text(),
+        p.email.is_some() && p.email_verified
     ]
 }
 
@@ -92,7 +94,7 @@ pub(crate) async fn write_profile<C: Conn>(
     c.execute(
         "UPDATE contacts SET user_id = $3, email = $4, email_lower = $5, name = $6, phone = $7, \
          company = $8, tags = $9, metadata = $10, updated_at = $11, status = $12, \
-         name_lower = $13, search_text = $14 \
+         name_lower = $13, search_text = $14, email_verified = $15 \
          WHERE org_id = $1 AND id = $2",
         [args![org_id, id], profile_args(p, now)].concat(),
     )
@@ -135,8 +137,8 @@ pub(crate) async fn create_contact<C: Conn>(
     let sql = format!(
         "INSERT INTO contacts (org_id, id, user_id, email, email_lower, name, phone, company, \
          tags, metadata, conversation_count, message_count, last_seen_at, created_at, updated_at, \
-         status, name_lower, search_text, rid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11, $12, $13, $14, {})",
+         status, name_lower, search_text, email_verified, rid) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11, $12, $13, $14, $15, {})",
         next_rid(c.dialect())
     );
     c.execute(&sql, [args![org_id, &id], profile_args(p, now)].concat())
@@ -193,15 +195,29 @@ pub(crate) async fn record_changes<C: Conn>(
     Ok(())
 }
 
+/// Whether a merge was backed by proof that both contacts are one person: a verified key of
+/// the claim joined them. Proof is about one contact, so it only travels with such a merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeProof {
+    Verified,
+    Unproven,
+}
+
 /// Merge rule 3: `absorbed` moves into `holder` (visitors, conversations, tags, stats,
 /// timeline; absent fields and missing metadata keys filled) and stops existing; its id
-/// answers `merged` from now on.
+/// answers `merged` from now on. An `Unproven` merge (an unverified email moved the visitor's
+/// own contact) carries no proof into the holder: the absorbed contact's visitors arrive
+/// unproven and its conversations as not verified-started, so nobody verified for the
+/// absorbed contact reads the holder's conversations, and the holder's verified visitors do
+/// not inherit the absorbed contact's.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn merge_contacts<C: Conn>(
     c: &mut C,
     org_id: &str,
     absorbed_id: &str,
     holder_id: &str,
     by: MergeKey,
+    proof: MergeProof,
     actor: &Actor,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -216,6 +232,18 @@ pub(crate) async fn merge_contacts<C: Conn>(
     let mut stats: Stats = holder.stats();
     stats.absorb(&absorbed.stats());
 
+    if proof == MergeProof::Unproven {
+        c.execute(
+            "UPDATE visitors SET link_proven = FALSE WHERE org_id = $1 AND contact_id = $2",
+            args![org_id, absorbed_id],
+        )
+        .await?;
+        c.execute(
+            "UPDATE conversations SET verified_start = FALSE WHERE org_id = $1 AND contact_id = $2",
+            args![org_id, absorbed_id],
+        )
+        .await?;
+    }
     for table in ["visitors", "conversations", "contact_events"] {
         let sql =
             format!("UPDATE {table} SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2");
@@ -276,6 +304,7 @@ fn candidate(row: &Option<ContactRow>) -> Option<Candidate> {
     row.as_ref().map(|r| Candidate {
         id: r.id.clone(),
         has_user_id: r.user_id.is_some(),
+        email_verified: r.email.is_some() && r.email_verified,
     })
 }
 
@@ -342,18 +371,41 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
     } else {
         None
     };
+    if let Some(holder) = &resolution.strip_email_of {
+        strip_unproven_email(c, org_id, holder, now).await?;
+    }
+    if let Some(holder) = &resolution.distrust_others_on {
+        distrust_others(c, org_id, holder, visitor.id).await?;
+    }
     let contact_id = match &resolution.target {
         Target::Existing(target) => {
             for m in &resolution.merges {
-                merge_contacts(c, org_id, &m.absorbed, target, m.by, &actor, now).await?;
+                // A user id reaches resolution only verified; an email may not be.
+                let proof = match m.by {
+                    MergeKey::UserId => MergeProof::Verified,
+                    MergeKey::Email if claim.email_verified => MergeProof::Verified,
+                    MergeKey::Email => MergeProof::Unproven,
+                };
+                merge_contacts(c, org_id, &m.absorbed, target, m.by, proof, &actor, now).await?;
             }
             let row = contact_by(c, org_id, "id", target)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             let mut profile = row.profile()?;
             let before = profile.status();
-            let changes = claim.apply_to(&mut profile, claim.write_mode(), &email);
-            if !changes.is_empty() {
+            let keys = if !claim.verified && !resolution.link_proven {
+                // Somebody else's contact as far as Kith knows: fill absent fields only.
+                NewKeys::None
+            } else if claim.verified && occasion == Occasion::Identify {
+                NewKeys::RefuseOverLimit
+            } else {
+                // Unverified on its own contact, or a remembered identity applied by a first
+                // message (which must not fail): keys beyond the limit are not stored.
+                NewKeys::UpToLimit
+            };
+            let proof_before = profile.email_verified;
+            let changes = claim.apply_to(&mut profile, claim.write_mode(), keys, &email)?;
+            if !changes.is_empty() || profile.email_verified != proof_before {
                 write_profile(c, org_id, target, &profile, now).await?;
             }
             touch_contact(c, org_id, target, now).await?;
@@ -371,7 +423,12 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         }
         Target::Nobody if occasion == Occasion::FirstMessage => {
             let mut profile = Profile::default();
-            claim.apply_to(&mut profile, WriteMode::Overwrite, &email);
+            claim.apply_to(
+                &mut profile,
+                WriteMode::Overwrite,
+                NewKeys::UpToLimit,
+                &email,
+            )?;
             Some(create_contact(c, org_id, &profile, &actor, now).await?)
         }
         Target::Nobody => None,
@@ -416,6 +473,60 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         visitor_verified: resolution.visitor_verified,
         link_proven,
     })
+}
+
+/// A proven email outranks an unproven hold on it: the holder (a contact with a user id,
+/// which a verified email never joins) gives the address up, recorded in its timeline.
+async fn strip_unproven_email<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    holder_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let row = contact_by(c, org_id, "id", holder_id)
+        .await?
+        .ok_or(StoreError::Raced)?;
+    let mut profile = row.profile()?;
+    let before = profile.status();
+    let changes = profile.apply_patch(&kith_core::contact::ProfilePatch {
+        email: Some(None),
+        ..Default::default()
+    });
+    write_profile(c, org_id, holder_id, &profile, now).await?;
+    record_changes(
+        c,
+        org_id,
+        holder_id,
+        (before, profile.status()),
+        &changes,
+        &Actor::System,
+        now,
+    )
+    .await
+}
+
+/// The visitors linked to `contact_id` (but `except`) and its conversations lose their proof:
+/// they were proven only by having created the contact, which now turns out to hold an
+/// address somebody else proved.
+async fn distrust_others<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    except_visitor: &str,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE visitors SET link_proven = FALSE \
+         WHERE org_id = $1 AND contact_id = $2 AND id <> $3 AND link_proven",
+        args![org_id, contact_id, except_visitor],
+    )
+    .await?;
+    c.execute(
+        "UPDATE conversations SET verified_start = FALSE \
+         WHERE org_id = $1 AND contact_id = $2 AND visitor_id <> $3 AND verified_start",
+        args![org_id, contact_id, except_visitor],
+    )
+    .await?;
+    Ok(())
 }
 
 /// `last_seen_at` = now (identify, message, escalate).

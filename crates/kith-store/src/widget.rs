@@ -205,7 +205,7 @@ impl Store {
             let v = ensure_visitor(c, website, visitor_id, now).await?;
             // Before the first message, identities add up: the newer values win.
             let claim = match (&v.contact_id, pending_claim(&v)?) {
-                (None, Some(older)) => older.overlay(claim.clone()),
+                (None, Some(older)) => older.overlay(claim.clone())?,
                 _ => claim.clone(),
             };
             let state = VisitorState {
