@@ -34,6 +34,9 @@ pub enum ApiError {
     Invalid(ValidationError),
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    /// Names whose cap was reached: `visitor`, `address` or `token`.
+    #[error("too many open event streams for this {0}; close one first")]
+    TooManyStreams(&'static str),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_streams"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -119,8 +123,12 @@ impl IntoResponse for ApiError {
                 );
             }
             ApiError::Unavailable(detail) => {
+                // The detail may carry database or driver text (hosts, SQL): logged, not sent.
                 tracing::warn!(error = %detail, "unavailable");
-                body.insert("message".into(), json!(self.to_string()));
+                body.insert(
+                    "message".into(),
+                    json!("the service is busy or its database is unreachable; retry shortly"),
+                );
             }
             ApiError::Invalid(v) => {
                 body.insert(
@@ -142,10 +150,24 @@ impl IntoResponse for ApiError {
             }
         }
         let mut resp = (status, Json(json!({ "error": body }))).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
+        match self {
+            ApiError::RateLimited { retry_after } => {
+                crate::metrics::RATE_LIMITED.inc();
+                if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                    resp.headers_mut().insert(header::RETRY_AFTER, v);
+                }
             }
+            ApiError::TooManyStreams(_) => {
+                crate::metrics::RATE_LIMITED.inc();
+                // A slot frees when one of the caller's streams closes; this is only a hint.
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            ApiError::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         resp
     }

@@ -11,6 +11,7 @@ use axum::http::{header, StatusCode};
 use kith_core::timeline::Actor;
 use kith_store::Website;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -47,6 +48,9 @@ impl FromRequest<AppState> for JsonBody {
 pub struct Admin {
     pub org_id: String,
     pub actor: Actor,
+    /// Names the verified credential (`token:<sha256 of the token>`), never the secret: what
+    /// per-caller limits are keyed by.
+    pub credential: String,
 }
 
 impl Admin {
@@ -64,6 +68,9 @@ impl FromRequestParts<AppState> for Admin {
             code: "unauthorized",
             message: message.into(),
         };
+        // An IP that keeps sending bad tokens is refused before its token is looked up.
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        admit(state, ip)?;
         let auth = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -74,20 +81,43 @@ impl FromRequestParts<AppState> for Admin {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("send Authorization: Bearer <api token>"))?;
+        let Some(org_id) = state.store.org_for_token(token).await? else {
+            return Err(failed(
+                state,
+                ip,
+                unauthorized("the API token is not valid"),
+            ));
+        };
+        // Keyed by the verified token only: made-up tokens cannot add keys to this limiter.
+        let credential = format!("token:{}", hex::encode(Sha256::digest(token.as_bytes())));
         state
             .limiters
             .per_admin
-            .check(token)
+            .check(&credential)
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-        let org_id = state
-            .store
-            .org_for_token(token)
-            .await?
-            .ok_or_else(|| unauthorized("the API token is not valid"))?;
         Ok(Admin {
             org_id,
             actor: Actor::Api,
+            credential,
         })
+    }
+}
+
+/// 429 while `ip` is over its budget of failed authentications.
+fn admit(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
+    state
+        .limiters
+        .failed_auth
+        .admit(ip)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })
+}
+
+/// Counts a failed authentication of `ip`: answers `rejection`, or 429 once over the budget.
+fn failed(state: &AppState, ip: IpAddr, rejection: ApiError) -> ApiError {
+    crate::metrics::AUTH_FAILURES.inc();
+    match state.limiters.failed_auth.failed(ip) {
+        Ok(()) => rejection,
+        Err(retry_after) => ApiError::RateLimited { retry_after },
     }
 }
 
@@ -122,21 +152,25 @@ impl FromRequestParts<AppState> for WidgetSite {
                 message: "send the website key in X-Kith-Website".into(),
             }
         })?;
-        let website = state
-            .store
-            .website_by_key(key.trim())
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized {
-                code: "unknown_website",
-                message: "no website has this key".into(),
-            })?;
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        admit(state, ip)?;
+        let Some(website) = state.store.website_by_key(key.trim()).await? else {
+            return Err(failed(
+                state,
+                ip,
+                ApiError::Unauthorized {
+                    code: "unknown_website",
+                    message: "no website has this key".into(),
+                },
+            ));
+        };
+        // An Origin that is not text matches no listed origin (it is never "absent").
         if let Some(origin) = parts
             .headers
             .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
+            .map(|v| v.to_str().unwrap_or(""))
         {
-            let allowed = &website.allowed_origins;
-            if !allowed.is_empty() && !allowed.iter().any(|a| a == origin || a == "*") {
+            if !website.allows_origin(origin) {
                 return Err(ApiError::Forbidden {
                     code: "origin_not_allowed",
                     message: format!("origin {origin} is not allowed for this website"),
@@ -164,12 +198,19 @@ impl FromRequestParts<AppState> for VisitorAuth {
                 message: "call session first and send its visitor_token in X-Kith-Visitor".into(),
             }
         })?;
-        let visitor_id = token::verify(&website.token_secret, &website.id, token.trim())
-            .ok_or_else(|| ApiError::Unauthorized {
-                code: "visitor_required",
-                message: "the visitor token is not valid for this website; call session again"
-                    .into(),
-            })?;
+        let Some(visitor_id) = token::verify(&website.token_secret, &website.id, token.trim())
+        else {
+            let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+            return Err(failed(
+                state,
+                ip,
+                ApiError::Unauthorized {
+                    code: "visitor_required",
+                    message: "the visitor token is not valid for this website; call session again"
+                        .into(),
+                },
+            ));
+        };
         state
             .limiters
             .per_visitor
@@ -224,6 +265,15 @@ impl FromRequestParts<AppState> for ClientIp {
 pub struct QueryMap(pub Vec<(String, String)>);
 
 impl QueryMap {
+    /// Decodes a query string (without the `?`) the way every handler receives it.
+    pub fn parse(query: &str) -> QueryMap {
+        QueryMap(
+            form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
+    }
+
     /// The first value of `key`.
     pub fn one(&self, key: &str) -> Option<&str> {
         self.0
@@ -246,12 +296,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let q = parts.uri.query().unwrap_or("");
-        Ok(QueryMap(
-            form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        ))
+        Ok(QueryMap::parse(parts.uri.query().unwrap_or("")))
     }
 }
 

@@ -12,7 +12,7 @@ pub mod state;
 pub mod token;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -107,6 +107,33 @@ async fn count_status(req: Request, next: Next) -> Response {
     resp
 }
 
+/// The Content-Security-Policy of everything this binary serves. No inline script or style
+/// anywhere (the admin panel and widget load theirs from files), so stored visitor text can
+/// never run as script; `frame-ancestors 'none'` keeps the panel out of other sites' frames
+/// (the widget runs in the customer's page as a script, reached through CORS, not a frame).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
+     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Browser security headers on every answer (routes, 404s, errors, preflights, panics), unless
+/// a handler chose its own. `Referrer-Policy: no-referrer`: panel URLs name contacts and
+/// conversations, and nothing we serve needs another site to learn where a click came from.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let headers = resp.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    resp
+}
+
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Internal("a handler panicked".into()).into_response()
 }
@@ -150,6 +177,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -170,9 +198,7 @@ pub async fn serve(
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
-            limiters.limiters.sessions_per_ip.shrink();
-            limiters.limiters.per_visitor.shrink();
-            limiters.limiters.per_admin.shrink();
+            limiters.limiters.shrink();
         }
     });
     let app = router(state);

@@ -24,6 +24,10 @@ pub static HTTP_5XX: Counter = Counter::new();
 pub static VISITOR_MESSAGES: Counter = Counter::new();
 pub static AGENT_MESSAGES: Counter = Counter::new();
 pub static IDENTIFIES: Counter = Counter::new();
+/// Answers 429 (any limit).
+pub static RATE_LIMITED: Counter = Counter::new();
+/// Credentials that were presented and failed (API token, website key, visitor token).
+pub static AUTH_FAILURES: Counter = Counter::new();
 static SSE_STREAMS: AtomicI64 = AtomicI64::new(0);
 
 /// Counts an open event stream for as long as it lives.
@@ -83,6 +87,15 @@ pub fn render() -> String {
     let _ = writeln!(out, "# HELP kith_identify_total Identify calls answered.");
     let _ = writeln!(out, "# TYPE kith_identify_total counter");
     let _ = writeln!(out, "kith_identify_total {}", IDENTIFIES.get());
+    let _ = writeln!(out, "# HELP kith_rate_limited_total Requests answered 429.");
+    let _ = writeln!(out, "# TYPE kith_rate_limited_total counter");
+    let _ = writeln!(out, "kith_rate_limited_total {}", RATE_LIMITED.get());
+    let _ = writeln!(
+        out,
+        "# HELP kith_auth_failures_total Presented credentials that were not valid."
+    );
+    let _ = writeln!(out, "# TYPE kith_auth_failures_total counter");
+    let _ = writeln!(out, "kith_auth_failures_total {}", AUTH_FAILURES.get());
     let _ = writeln!(
         out,
         "# HELP kith_event_streams Open Server-Sent Event streams."

@@ -458,14 +458,14 @@ async fn rate_limits_answer_429_with_retry_after() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
-    // Bursts of three per visitor, then 429.
+    // Bursts of three per visitor (that session call was one of them), then 429.
     let mut statuses = vec![];
     for _ in 0..5 {
         statuses.push(v.call(Method::GET, "/conversations", None).await.0);
     }
     assert_eq!(
         statuses.iter().filter(|s| **s == StatusCode::OK).count(),
-        3,
+        2,
         "{statuses:?}"
     );
     assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS));

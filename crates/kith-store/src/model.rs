@@ -243,7 +243,7 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 pub(crate) struct WebsiteRow {
     pub org_id: String,
     pub id: String,
@@ -256,8 +256,27 @@ pub(crate) struct WebsiteRow {
     pub created_at: i64,
 }
 
+/// What `Debug` prints in place of a secret, so secrets never reach logs or panic messages.
+pub(crate) const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for WebsiteRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebsiteRow")
+            .field("org_id", &self.org_id)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("website_key", &self.website_key)
+            .field("identity_secret", &REDACTED)
+            .field("token_secret", &REDACTED)
+            .field("verification_required", &self.verification_required)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 /// A website as the store hands it to the widget API (with its secrets).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Website {
     pub org_id: String,
     pub id: String,
@@ -267,13 +286,58 @@ pub struct Website {
     pub token_secret: String,
     pub verification_required: bool,
     pub allowed_origins: Vec<String>,
+    /// The stored origins could not be decoded: every browser origin is refused (fail closed)
+    /// rather than the empty list's "any origin".
+    pub allowed_origins_unreadable: bool,
     pub created_at: i64,
+}
+
+impl Website {
+    /// Whether a browser call from `origin` may use this website's widget API: any origin
+    /// when the list is empty, else only those listed (`*` listed: any).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        if self.allowed_origins_unreadable {
+            return false;
+        }
+        self.allowed_origins.is_empty()
+            || self.allowed_origins.iter().any(|a| a == origin || a == "*")
+    }
+}
+
+impl std::fmt::Debug for Website {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Website")
+            .field("org_id", &self.org_id)
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("website_key", &self.website_key)
+            .field("identity_secret", &REDACTED)
+            .field("token_secret", &REDACTED)
+            .field("verification_required", &self.verification_required)
+            .field("allowed_origins", &self.allowed_origins)
+            .field(
+                "allowed_origins_unreadable",
+                &self.allowed_origins_unreadable,
+            )
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl From<WebsiteRow> for Website {
     fn from(r: WebsiteRow) -> Self {
+        let (allowed_origins, allowed_origins_unreadable) =
+            match serde_json::from_str::<Vec<String>>(&r.allowed_origins) {
+                Ok(origins) => (origins, false),
+                Err(e) => {
+                    tracing::error!(website = %r.id, error = %e,
+                        "stored allowed_origins cannot be decoded; refusing every browser origin");
+                    (Vec::new(), true)
+                }
+            };
         Website {
-            allowed_origins: serde_json::from_str(&r.allowed_origins).unwrap_or_default(),
+            allowed_origins,
+            allowed_origins_unreadable,
             org_id: r.org_id,
             id: r.id,
             name: r.name,
@@ -287,7 +351,7 @@ impl From<WebsiteRow> for Website {
 }
 
 /// A website as the admin API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct WebsiteView {
     pub id: String,
     pub name: String,
@@ -301,6 +365,20 @@ pub struct WebsiteView {
     pub allowed_origins: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for WebsiteView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebsiteView")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("website_key", &self.website_key)
+            .field("identity_secret", &REDACTED)
+            .field("identity_verification", &self.identity_verification)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl From<&Website> for WebsiteView {

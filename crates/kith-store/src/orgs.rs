@@ -2,14 +2,14 @@
 
 use crate::conn::{args, Conn};
 use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
-use crate::model::{Website, WebsiteRow};
+use crate::model::{Website, WebsiteRow, REDACTED};
 use crate::{read, transact, Store, StoreError};
 use kith_core::ValidationError;
 use serde::Serialize;
 
 /// What `kith org create` prints: everything needed to sign in, call the API and install the
 /// widget. Secrets appear here once; the token is stored only as a hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Credentials {
     pub org_id: String,
     pub api_token: String,
@@ -17,6 +17,20 @@ pub struct Credentials {
     pub identity_secret: String,
     pub admin_email: String,
     pub admin_password: String,
+}
+
+/// Secrets are printed on purpose (`kith org create`), never by accident through `{:?}`.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("org_id", &self.org_id)
+            .field("api_token", &REDACTED)
+            .field("website_key", &self.website_key)
+            .field("identity_secret", &REDACTED)
+            .field("admin_email", &self.admin_email)
+            .field("admin_password", &REDACTED)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -232,5 +246,74 @@ mod tests {
         assert_eq!(org_of("wk_01abc_ff", "kt_"), None);
         assert_eq!(org_of("kt_x'y_ff", "kt_"), None);
         assert_eq!(org_of("", "kt_"), None);
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        use crate::model::{Website, WebsiteRow, WebsiteView};
+        let creds = super::Credentials {
+            org_id: "01org".into(),
+            api_token: "kt_01org_TOKENSECRET".into(),
+            website_key: "wk_01org_public".into(),
+            identity_secret: "IDENTITYSECRET".into(),
+            admin_email: "admin@acme.test".into(),
+            admin_password: "PASSWORDSECRET".into(),
+        };
+        let row = WebsiteRow {
+            org_id: "01org".into(),
+            id: "01site".into(),
+            name: "Shop".into(),
+            website_key: "wk_01org_public".into(),
+            identity_secret: "IDENTITYSECRET".into(),
+            token_secret: "TOKENSECRET".into(),
+            verification_required: true,
+            allowed_origins: "[]".into(),
+            created_at: 0,
+        };
+        let website = Website::from(row.clone());
+        let view = WebsiteView::from(&website);
+        for printed in [
+            format!("{creds:?}"),
+            format!("{creds:#?}"),
+            format!("{row:?}"),
+            format!("{website:?}"),
+            format!("{view:?}"),
+        ] {
+            for secret in ["TOKENSECRET", "IDENTITYSECRET", "PASSWORDSECRET"] {
+                assert!(!printed.contains(secret), "{printed}");
+            }
+            assert!(printed.contains("<redacted>"), "{printed}");
+            // What is not secret still helps debugging.
+            assert!(
+                printed.contains("01org") || printed.contains("01site"),
+                "{printed}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreadable_allowed_origins_refuse_every_origin() {
+        use crate::model::{Website, WebsiteRow};
+        let site = |origins: &str| {
+            Website::from(WebsiteRow {
+                org_id: "o".into(),
+                id: "s".into(),
+                name: "n".into(),
+                website_key: "k".into(),
+                identity_secret: "i".into(),
+                token_secret: "t".into(),
+                verification_required: true,
+                allowed_origins: origins.into(),
+                created_at: 0,
+            })
+        };
+        assert!(site("[]").allows_origin("https://any.example"));
+        assert!(site(r#"["https://a.example"]"#).allows_origin("https://a.example"));
+        assert!(!site(r#"["https://a.example"]"#).allows_origin("https://b.example"));
+        for corrupt in ["", "not json", "{\"a\": 1}", "[1, 2]", "null"] {
+            let w = site(corrupt);
+            assert!(w.allowed_origins_unreadable, "{corrupt:?}");
+            assert!(!w.allows_origin("https://any.example"), "{corrupt:?}");
+        }
     }
 }

@@ -110,6 +110,19 @@ struct ServeArgs {
     /// Admin API calls per token per second, bursts of three times that (0: no limit).
     #[arg(long, env = "KITH_RATE_ADMIN", default_value_t = 100)]
     rate_admin: u32,
+    /// Failed authentications (bad API token, unknown website key, forged visitor token) per
+    /// client IP per second, bursts of three times that; past it the IP gets 429 (0: no limit).
+    #[arg(long, env = "KITH_RATE_FAILED_AUTH", default_value_t = 10)]
+    rate_failed_auth: u32,
+    /// Open widget event streams per visitor (0: no cap).
+    #[arg(long, env = "KITH_MAX_STREAMS_PER_VISITOR", default_value_t = 3)]
+    max_streams_per_visitor: u32,
+    /// Open widget event streams per client IP (0: no cap).
+    #[arg(long, env = "KITH_MAX_STREAMS_PER_IP", default_value_t = 20)]
+    max_streams_per_ip: u32,
+    /// Open admin event streams per API token (0: no cap).
+    #[arg(long, env = "KITH_MAX_STREAMS_PER_TOKEN", default_value_t = 20)]
+    max_streams_per_token: u32,
     /// Sign-in attempts per IP and email per minute (0: no limit). For the admin panel.
     #[arg(long, env = "KITH_RATE_SIGNIN", default_value_t = 10)]
     rate_signin: u32,
@@ -274,6 +287,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             sessions_per_ip_per_minute: args.rate_sessions_per_ip,
             visitor_per_second: args.rate_visitor,
             admin_per_second: args.rate_admin,
+            failed_auth_per_ip_per_second: args.rate_failed_auth,
+            streams_per_visitor: args.max_streams_per_visitor,
+            streams_per_ip: args.max_streams_per_ip,
+            streams_per_token: args.max_streams_per_token,
         },
         trusted_proxies: args.trusted_proxies.clone(),
     };
@@ -285,6 +302,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_visitor = args.rate_visitor,
         rate_admin = args.rate_admin,
         rate_signin = args.rate_signin,
+        rate_failed_auth = args.rate_failed_auth,
+        max_streams_per_visitor = args.max_streams_per_visitor,
+        max_streams_per_ip = args.max_streams_per_ip,
+        max_streams_per_token = args.max_streams_per_token,
         trusted_proxies = ?args.trusted_proxies,
         "starting kith"
     );

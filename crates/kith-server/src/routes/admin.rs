@@ -609,15 +609,23 @@ async fn create_website(
 
 /// Server-Sent Events: every new message of the organization (for the admin panel).
 #[utoipa::path(get, path = "/api/v1/events", tag = "conversations",
-    responses((status = 200, description = "text/event-stream of `message` events")),
+    responses((status = 200, description = "text/event-stream of `message` events"),
+              (status = 429, description = "too many calls, or too many open streams for this token")),
     security(("bearer" = [])))]
 async fn events(
     State(state): State<AppState>,
     admin: Admin,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    // Held for the stream's life: the slot frees itself when the client goes away.
+    let slot = state
+        .limiters
+        .streams_per_token
+        .acquire(&admin.credential)
+        .ok_or(ApiError::TooManyStreams("token"))?;
     let mut rx = state.bus.subscribe();
     let org_id = admin.org_id;
     let stream = async_stream::stream! {
+        let _slot = slot;
         let _gauge = crate::metrics::SseGuard::new();
         yield Ok(Event::default().event("ready").data("{}"));
         loop {
@@ -635,5 +643,5 @@ async fn events(
             }
         }
     };
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

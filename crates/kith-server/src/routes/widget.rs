@@ -65,6 +65,12 @@ async fn session(
                 .map(|id| (t.trim().to_string(), id))
         });
     if let Some((token, visitor_id)) = sent {
+        // A returning visitor's page view is a widget call like any other (SPEC "Limits").
+        state
+            .limiters
+            .per_visitor
+            .check(&visitor_id)
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         state.store.visitor_session(&website, &visitor_id).await?;
         return Ok(Json(SessionResponse {
             visitor_token: token,
@@ -314,55 +320,103 @@ async fn escalate(
     Ok(Json(conv.into()))
 }
 
+/// How often an event stream re-reads its visitor when no event concerns it: a merge or a
+/// link may have given the visitor a contact whose events it did not recognise yet.
+const STREAM_VISITOR_REFRESH: Duration = Duration::from_secs(5);
+
+/// Events a stream takes from its queue at once; one visitor read serves them all.
+const STREAM_BATCH: usize = 256;
+
 /// Server-Sent Events: `message` events for new messages in the conversations this visitor
 /// may see. EventSource cannot send headers, so `?website_key=&visitor_token=` work too.
+/// Streams are capped per visitor and per client IP (429 past the cap).
 #[utoipa::path(get, path = "/api/widget/v1/events", tag = "widget",
-    responses((status = 200, description = "text/event-stream of `message` events (data: a message)")))]
+    responses((status = 200, description = "text/event-stream of `message` events (data: a message)"),
+              (status = 429, description = "too many calls, or too many open streams for this visitor or IP")))]
 async fn events(
     State(state): State<AppState>,
     auth: VisitorAuth,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    ClientIp(ip): ClientIp,
+) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let too_many = ApiError::TooManyStreams;
+    // Held for the stream's life: the slots free themselves when the client goes away.
+    let visitor_slot = state
+        .limiters
+        .streams_per_visitor
+        .acquire(&auth.visitor_id)
+        .ok_or(too_many("visitor"))?;
+    let ip_slot = state
+        .limiters
+        .streams_per_ip
+        .acquire(&ip.to_string())
+        .ok_or(too_many("address"))?;
     let mut rx = state.bus.subscribe();
     let website = auth.website.clone();
     let visitor_id = auth.visitor_id.clone();
     let stream = async_stream::stream! {
+        let _slots = (visitor_slot, ip_slot);
         let _gauge = metrics::SseGuard::new();
         yield Ok(Event::default().event("ready").data(json!({"visitor": "ok"}).to_string()));
-        // The visitor, re-read now and then (or when an event concerns its contact): most
-        // events are for other contacts and are skipped without a query.
+        // Work per event is bounded: events of other websites and other contacts cost no
+        // query; the visitor is re-read once per batch of events that concern it (read after
+        // they arrived, so never staler than they are) and otherwise at most every
+        // STREAM_VISITOR_REFRESH; visibility is checked once per conversation in a batch.
         let mut visitor: Option<kith_store::Visitor> = None;
-        let mut refreshed = Instant::now() - Duration::from_secs(60);
+        let mut refreshed: Option<Instant> = None;
+        let mut batch = Vec::with_capacity(16);
         loop {
-            let ev = match rx.recv().await {
-                Ok(ev) => ev,
+            batch.clear();
+            match rx.recv().await {
+                Ok(ev) => batch.push(ev),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-            };
-            if ev.org_id != website.org_id || ev.website_id != website.id {
+            }
+            while batch.len() < STREAM_BATCH {
+                match rx.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+            batch.retain(|ev| ev.org_id == website.org_id && ev.website_id == website.id);
+            if batch.is_empty() {
                 continue;
             }
-            let same_contact = |v: &Option<kith_store::Visitor>| {
-                v.as_ref().and_then(|v| v.contact_id.as_deref()) == Some(ev.contact_id.as_str())
+            let contact_of = |v: &Option<kith_store::Visitor>| {
+                v.as_ref().and_then(|v| v.contact_id.clone())
             };
-            if refreshed.elapsed() > Duration::from_secs(5)
-                || same_contact(&visitor)
-                || ev.starter_visitor_id == visitor_id
-            {
+            let known = contact_of(&visitor);
+            let concerns_it = batch.iter().any(|ev| {
+                ev.starter_visitor_id == visitor_id
+                    || known.as_deref() == Some(ev.contact_id.as_str())
+            });
+            if concerns_it || refreshed.is_none_or(|t| t.elapsed() > STREAM_VISITOR_REFRESH) {
                 visitor = state.store.visitor(&website, &visitor_id).await.ok().flatten();
-                refreshed = Instant::now();
+                refreshed = Some(Instant::now());
             }
-            let visible = match &visitor {
-                Some(v) if same_contact(&visitor) => {
-                    state.store.visitor_sees(&website, v, &ev.conversation_id).await.unwrap_or(false)
-                }
-                _ => false,
-            };
-            if visible {
-                if let Ok(data) = serde_json::to_string(&ev.message) {
-                    yield Ok(Event::default().event("message").data(data));
+            let Some(v) = &visitor else { continue };
+            let Some(contact_id) = v.contact_id.as_deref() else { continue };
+            let mut decided: Vec<(String, bool)> = Vec::new();
+            for ev in batch.iter().filter(|ev| ev.contact_id == contact_id) {
+                let visible = match decided.iter().find(|(id, _)| *id == ev.conversation_id) {
+                    Some((_, seen)) => *seen,
+                    None => {
+                        let seen = state
+                            .store
+                            .visitor_sees(&website, v, &ev.conversation_id)
+                            .await
+                            .unwrap_or(false);
+                        decided.push((ev.conversation_id.clone(), seen));
+                        seen
+                    }
+                };
+                if visible {
+                    if let Ok(data) = serde_json::to_string(&ev.message) {
+                        yield Ok(Event::default().event("message").data(data));
+                    }
                 }
             }
         }
     };
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
