@@ -500,6 +500,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn time_bounds_take_any_offset_and_are_stored_in_utc() {
+        let f = |t: &str| ListFilter::parse(&json!({"last_seen_at": {"after": t}})).unwrap();
+        let utc = f("2026-01-01T08:00:00Z");
+        assert_eq!(f("2026-01-01T10:00:00+02:00"), utc);
+        assert_eq!(
+            utc.to_json()["last_seen_at"]["after"],
+            json!("2026-01-01T08:00:00.000Z")
+        );
+        let e = ListFilter::parse(&json!({"created_at": {"before": "2026-01-01T08:00:00"}}))
+            .unwrap_err();
+        assert_eq!(e.field, "filter.created_at.before");
+    }
+
+    #[test]
+    fn stored_limits_apply_to_lower_cased_text() {
+        // `İ` lower-cases to two characters: 40 of them fit as typed, not as stored.
+        assert!(tag_key("tag", &"İ".repeat(40)).is_err());
+        assert!(tag_key("tag", &"İ".repeat(32)).is_ok());
+        assert!(search_term("q", &"İ".repeat(200)).is_err());
+        assert!(tag_key("tag", "a\u{0}b").is_err());
+        let many: Vec<String> = (0..101).map(|i| format!("t{i}")).collect();
+        let e = ListFilter::parse(&json!({"tags": {"none": many}})).unwrap_err();
+        assert_eq!(e.field, "filter.tags.none");
+    }
+
+    #[test]
     fn numbers_are_equal_by_value_and_never_equal_to_strings() {
         let k = |v| metadata_eq_key(&v).unwrap();
         assert_eq!(k(json!(3)), k(json!(3.0)));
