@@ -151,6 +151,7 @@ fn unlimited() -> Config {
             sessions_per_ip_per_minute: 0,
             visitor_per_second: 0,
             admin_per_second: 0,
+            failed_auth_per_ip_per_second: 0,
             ..Limits::default()
         },
         ..Config::default()
