@@ -239,6 +239,61 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a consistent copy of a SQLite database to `out`, a file that must not exist yet,
+    /// while other processes (a running `kith serve`) keep reading and writing. The copy is
+    /// written beside `out` under a temporary name, synced, checked with `PRAGMA quick_check`
+    /// and only then linked to `out`, so `out` is never a partial copy. Answers its size in
+    /// bytes. PostgreSQL has no such statement: `pg_dump` is the tool (see `kith backup`).
+    pub async fn backup_sqlite(&self, out: &std::path::Path) -> Result<u64, StoreError> {
+        let Some(statement) = crate::dialect::backup_into(self.dialect()) else {
+            return Err(StoreError::Config(
+                "this database is not SQLite: back up PostgreSQL with pg_dump".into(),
+            ));
+        };
+        let config = |what: String| StoreError::Config(what);
+        if out.exists() {
+            return Err(config(format!(
+                "{} already exists; name a new file",
+                out.display()
+            )));
+        }
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| config(format!("cannot create {}: {e}", dir.display())))?;
+        let name = out.file_name().unwrap_or_default().to_string_lossy();
+        let partial = dir.join(format!(".{name}.partial-{}", crate::new_id()));
+        let partial_text = partial
+            .to_str()
+            .ok_or_else(|| config(format!("{} is not valid UTF-8", partial.display())))?
+            .to_string();
+        let written = async {
+            crate::read!(self, |c| crate::conn::Conn::execute(
+                c,
+                statement,
+                crate::conn::args![&partial_text]
+            )
+            .await)?;
+            // SQLite does not sync the file VACUUM INTO wrote.
+            std::fs::File::open(&partial)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| config(format!("cannot sync {}: {e}", partial.display())))?;
+            check_sqlite_file(&partial).await?;
+            // A hard link never replaces a file that appeared meanwhile, unlike a rename.
+            std::fs::hard_link(&partial, out)
+                .map_err(|e| config(format!("cannot create {}: {e}", out.display())))?;
+            if let Ok(d) = std::fs::File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            Ok::<_, StoreError>(std::fs::metadata(out).map(|m| m.len()).unwrap_or(0))
+        }
+        .await;
+        let _ = std::fs::remove_file(&partial);
+        written
+    }
+
     pub async fn close(&self) {
         let build = self
             .inner
@@ -255,6 +310,27 @@ impl Store {
             Backend::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// `PRAGMA quick_check` on a SQLite file, opened read-only on a connection of its own.
+async fn check_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    let mut conn = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await?;
+    let verdict: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(&mut conn)
+        .await?;
+    let _ = sqlx::Connection::close(conn).await;
+    if verdict != ["ok"] {
+        return Err(StoreError::Corrupt(format!(
+            "the copy failed its check: {}",
+            verdict.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the contact index from the database while the server already serves, then —

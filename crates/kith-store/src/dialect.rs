@@ -125,3 +125,14 @@ pub(crate) fn metadata_condition(
         },
     }
 }
+
+/// The statement that writes a consistent copy of the whole database into the new file named
+/// by `$1`, or `None` where the database's own tool does it better (PostgreSQL: `pg_dump`).
+/// SQLite: `VACUUM INTO` reads one snapshot in one read transaction, so writers on other
+/// connections (a serving process) go on meanwhile and nothing they commit later is included.
+pub(crate) fn backup_into(d: Dialect) -> Option<&'static str> {
+    match d {
+        Dialect::Sqlite => Some("VACUUM INTO $1"),
+        Dialect::Postgres => None,
+    }
+}

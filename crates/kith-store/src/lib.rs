@@ -33,6 +33,12 @@ pub use realtime::MessageListener;
 pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};
 
+/// Internals exposed for the fuzz targets in `fuzz/` only; not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::index::search_texts;
+}
+
 use kith_core::ValidationError;
 
 #[derive(Debug, thiserror::Error)]

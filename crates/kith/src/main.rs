@@ -1,6 +1,7 @@
 //! `kith`: the command line. `serve` runs the server; `org create` provisions an
 //! organization. Every command takes `--db` and applies pending migrations first.
 
+mod backup;
 mod bench;
 
 use anyhow::Context;
@@ -50,6 +51,17 @@ enum Command {
         /// Random seed: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// Write a consistent copy of the database while it is served (SQLite; PostgreSQL: pg_dump).
+    Backup {
+        #[command(flatten)]
+        db: DbArg,
+        /// The new file to write (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Benchmarks.
     Bench {
@@ -216,6 +228,13 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Backup { db, out, json } => {
+            // Shared: a backup runs beside a serving process and writes nothing.
+            let store = open(&db.url, 1, Access::Shared).await?;
+            let done = backup::run(&store, &db.url, &out, json).await;
+            store.close().await;
+            done
+        }
         Command::Org {
             command:
                 OrgCommand::Create {
@@ -264,6 +283,8 @@ fn print_credentials(name: &str, c: &kith_store::Credentials) {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before the store opens: it records transaction retries and the index build.
+    kith_server::metrics::handle();
     let store = open(&args.db.url, args.db_connections, Access::Serve).await?;
     if store.count_orgs().await? == 0 {
         let creds = store

@@ -68,41 +68,22 @@ pub struct ContactPage {
     pub next_cursor: Option<String>,
 }
 
-/// Contacts of a list and/or matching ad-hoc filters, one page in the chosen order, with the
-/// exact total. All given parameters combine with AND.
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
-    params(("list" = Option<String>, Query, description = "a list id: all, leads, customers or a custom list"),
-           ("status" = Option<String>, Query, description = "lead or customer"),
-           ("tag" = Option<Vec<String>>, Query, description = "may repeat: contacts with all of them"),
-           ("q" = Option<String>, Query, description = "case-insensitive substring of name, email, phone, company, user_id or a metadata value"),
-           ("filter" = Option<String>, Query, description = "a full filter as JSON (the lists' filter shape)"),
-           ("sort" = Option<String>, Query, description = "last_seen_at, created_at or name; leading - for descending; default -last_seen_at"),
-           ("limit" = Option<i64>, Query, description = "1–200, default 50"),
-           ("cursor" = Option<String>, Query, description = "from next_cursor")),
-    responses((status = 200, body = ContactPage), (status = 400, description = "undecodable cursor"),
-              (status = 404, description = "unknown list"),
-              (status = 422, description = "invalid parameter, naming it")),
-    security(("bearer" = [])))]
-async fn list_contacts(
-    State(state): State<AppState>,
-    admin: Admin,
-    q: QueryMap,
-) -> ApiResult<Json<ContactPage>> {
-    let limit = limit_param(&q, 50)?;
+/// What `GET /api/v1/contacts` reads from its query string, apart from `list` (a stored
+/// filter, looked up by the handler) and `cursor` (decoded by the store).
+pub struct ContactQuery {
+    /// The ad-hoc conditions: `status`, every `tag`, `q` and `filter`, combined with AND.
+    pub filter: ListFilter,
+    pub sort: Sort,
+    pub limit: i64,
+}
+
+/// Turns the query pairs of `GET /api/v1/contacts` into a filter, an order and a page size,
+/// or the 422 naming the bad parameter. Pure, so it is fuzzed as it is (fuzz/).
+pub fn filter_from_query(q: &QueryMap) -> ApiResult<ContactQuery> {
+    let limit = limit_param(q, 50)?;
     let sort = match q.one("sort") {
         Some(s) => Sort::parse(s)?,
         None => Sort::default(),
-    };
-    let mut filter = match q.one("list") {
-        Some(id) => state
-            .store
-            .list_filter(&admin.org_id, id.trim())
-            .await
-            .map_err(|e| match e {
-                kith_store::StoreError::NotFound => ApiError::not_found("list"),
-                e => e.into(),
-            })?,
-        None => ListFilter::default(),
     };
     let mut adhoc = ListFilter::default();
     if let Some(s) = q.one("status") {
@@ -126,7 +107,50 @@ async fn list_contacts(
             .map_err(|_| ValidationError::new("filter", "must be a JSON object"))?;
         adhoc = adhoc.and(ListFilter::parse(&v)?);
     }
-    filter = filter.and(adhoc);
+    Ok(ContactQuery {
+        filter: adhoc,
+        sort,
+        limit,
+    })
+}
+
+/// Contacts of a list and/or matching ad-hoc filters, one page in the chosen order, with the
+/// exact total. All given parameters combine with AND.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    params(("list" = Option<String>, Query, description = "a list id: all, leads, customers or a custom list"),
+           ("status" = Option<String>, Query, description = "lead or customer"),
+           ("tag" = Option<Vec<String>>, Query, description = "may repeat: contacts with all of them"),
+           ("q" = Option<String>, Query, description = "case-insensitive substring of name, email, phone, company, user_id or a metadata value"),
+           ("filter" = Option<String>, Query, description = "a full filter as JSON (the lists' filter shape)"),
+           ("sort" = Option<String>, Query, description = "last_seen_at, created_at or name; leading - for descending; default -last_seen_at"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+           ("cursor" = Option<String>, Query, description = "from next_cursor")),
+    responses((status = 200, body = ContactPage), (status = 400, description = "undecodable cursor"),
+              (status = 404, description = "unknown list"),
+              (status = 422, description = "invalid parameter, naming it")),
+    security(("bearer" = [])))]
+async fn list_contacts(
+    State(state): State<AppState>,
+    admin: Admin,
+    q: QueryMap,
+) -> ApiResult<Json<ContactPage>> {
+    let ContactQuery {
+        filter: adhoc,
+        sort,
+        limit,
+    } = filter_from_query(&q)?;
+    let filter = match q.one("list") {
+        Some(id) => state
+            .store
+            .list_filter(&admin.org_id, id.trim())
+            .await
+            .map_err(|e| match e {
+                kith_store::StoreError::NotFound => ApiError::not_found("list"),
+                e => e.into(),
+            })?,
+        None => ListFilter::default(),
+    }
+    .and(adhoc);
     let page = state
         .store
         .list_contacts(&admin.org_id, &filter, &sort, q.one("cursor"), limit)

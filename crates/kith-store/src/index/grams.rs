@@ -134,6 +134,30 @@ impl Grams {
     }
 }
 
+/// The index's search path on its own, for the fuzzer (`fuzz/`): `texts` indexed one by one
+/// (or as one batch, as the initial build does), the texts at the `removed` positions taken
+/// out again, then the slots whose text contains `term`, in order.
+pub fn search_texts(texts: &[&str], removed: &[usize], batch: bool, term: &str) -> Vec<u32> {
+    let mut g = Grams::default();
+    if batch {
+        g.add_batch(texts.iter().enumerate().map(|(i, t)| (i as u32, *t)));
+    } else {
+        for (i, t) in texts.iter().enumerate() {
+            g.add(i as u32, t);
+        }
+    }
+    let mut within: RoaringBitmap = (0..texts.len() as u32).collect();
+    for &i in removed {
+        if let Some(t) = texts.get(i) {
+            g.remove(i as u32, t);
+            within.remove(i as u32);
+        }
+    }
+    g.search(term, &within, |s| texts[s as usize])
+        .iter()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

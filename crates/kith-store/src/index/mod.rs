@@ -19,6 +19,7 @@ mod grams;
 mod load;
 mod org;
 
+pub use grams::search_texts;
 pub(crate) use load::{build, collect_changes, load_changes, Dirty, DIRTY_TRACKING_SQL};
 pub(crate) use org::{OrgIndex, Position, SortValue};
 
