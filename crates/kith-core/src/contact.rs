@@ -539,14 +539,12 @@ impl Profile {
         write_field(&mut ch, "user_id", &mut self.user_id, user_id, mode);
         let email_before = self.email.as_ref().map(Email::key);
         write_field(&mut ch, "email", &mut self.email, email, mode);
-        match (email, &self.email) {
-            (Some(given), Some(now)) if given.key() == now.key() => {
-                // Written now, or the same address proven now.
-                if email_before.as_deref() != Some(&now.key()) || email_proven {
-                    self.email_verified = email_proven;
-                }
+        if let (Some(given), Some(now)) = (email, &self.email) {
+            // Written now, or the same address proven now.
+            let written = email_before.as_deref() != Some(&now.key());
+            if given.key() == now.key() && (written || email_proven) {
+                self.email_verified = email_proven;
             }
-            _ => {}
         }
         write_field(&mut ch, "name", &mut self.name, name, mode);
         write_field(&mut ch, "phone", &mut self.phone, phone, mode);

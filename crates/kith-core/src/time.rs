@@ -12,8 +12,7 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     pub fn to_rfc3339(self) -> String {
         // Times before 1970 never arise inside Kith; clamp rather than fail.
-        let ts = jiff::Timestamp::from_millisecond(self.0.max(0))
-            .unwrap_or(jiff::Timestamp::MAX);
+        let ts = jiff::Timestamp::from_millisecond(self.0.max(0)).unwrap_or(jiff::Timestamp::MAX);
         ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
     }
 
@@ -49,9 +48,18 @@ mod tests {
     #[test]
     fn accepts_any_offset() {
         let utc = Timestamp::parse_rfc3339("2026-01-01T08:00:00Z").unwrap();
-        assert_eq!(Timestamp::parse_rfc3339("2026-01-01T10:00:00+02:00"), Some(utc));
-        assert_eq!(Timestamp::parse_rfc3339("2026-01-01T03:00:00-05:00"), Some(utc));
-        assert_eq!(Timestamp::parse_rfc3339(" 2026-01-01T08:00:00.000Z "), Some(utc));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-01-01T10:00:00+02:00"),
+            Some(utc)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339("2026-01-01T03:00:00-05:00"),
+            Some(utc)
+        );
+        assert_eq!(
+            Timestamp::parse_rfc3339(" 2026-01-01T08:00:00.000Z "),
+            Some(utc)
+        );
         // A time without an offset is ambiguous: refused.
         assert_eq!(Timestamp::parse_rfc3339("2026-01-01T08:00:00"), None);
         assert_eq!(Timestamp::parse_rfc3339("1969-12-31T23:59:59Z"), None);

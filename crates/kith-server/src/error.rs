@@ -152,13 +152,13 @@ impl IntoResponse for ApiError {
         let mut resp = (status, Json(json!({ "error": body }))).into_response();
         match self {
             ApiError::RateLimited { retry_after } => {
-                crate::metrics::RATE_LIMITED.inc();
+                crate::metrics::rate_limited("requests");
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
             }
             ApiError::TooManyStreams(_) => {
-                crate::metrics::RATE_LIMITED.inc();
+                crate::metrics::rate_limited("event_streams");
                 // A slot frees when one of the caller's streams closes; this is only a hint.
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

@@ -114,7 +114,7 @@ fn admit(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
 
 /// Counts a failed authentication of `ip`: answers `rejection`, or 429 once over the budget.
 fn failed(state: &AppState, ip: IpAddr, rejection: ApiError) -> ApiError {
-    crate::metrics::AUTH_FAILURES.inc();
+    crate::metrics::auth_failure();
     match state.limiters.failed_auth.failed(ip) {
         Ok(()) => rejection,
         Err(retry_after) => ApiError::RateLimited { retry_after },

@@ -11,7 +11,7 @@ pub mod routes;
 pub mod state;
 pub mod token;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +35,7 @@ impl AppState {
     /// (this one included, via its listener), or straight to this process's bus on SQLite.
     pub async fn publish(&self, org_id: &str, posted: &PostedMessage) {
         if posted.message.author == "agent" {
-            metrics::AGENT_MESSAGES.inc();
+            metrics::agent_message();
         }
         match self
             .store
@@ -101,11 +101,70 @@ async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
 
-async fn count_status(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
-    metrics::record_status(resp.status().as_u16());
+/// The route template a response answered (`/api/v1/contacts/{id}`), set by routers whose
+/// matched path the outer layers cannot see (the widget API is nested as a service).
+#[derive(Clone)]
+struct RouteLabel(String);
+
+async fn label_route(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let mut resp = next.run(req).await;
+    if let Some(r) = route {
+        resp.extensions_mut().insert(RouteLabel(r));
+    }
     resp
 }
+
+/// Latency per route and status, responses by class, and one debug line per request (inside
+/// the request's span, so it carries the request id).
+async fn observe(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let matched = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteLabel>()
+        .map(|r| r.0.clone())
+        .or(matched)
+        .unwrap_or_else(|| "unmatched".into());
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    metrics::record_request(method.as_str(), &route, status, took);
+    tracing::debug!(status, ms = took.as_secs_f64() * 1e3, route = %route, "answered");
+    resp
+}
+
+/// The request's id: the caller's `X-Request-Id` when it is a plain token (letters, digits,
+/// `-`, `_`, `.`, at most 64), else a new one. It is on the response and in the request's
+/// span, so every log line of the request names it.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map(str::to_owned);
+    let id = given.unwrap_or_else(kith_store::new_id);
+    let value = HeaderValue::from_str(&id).expect("checked or generated token");
+    req.headers_mut().insert(REQUEST_ID, value.clone());
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(REQUEST_ID, value);
+    resp
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The Content-Security-Policy of everything this binary serves. No inline script or style
 /// anywhere (the admin panel and widget load theirs from files), so stored visitor text can
@@ -140,6 +199,7 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// The whole application.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let widget_cors = CorsLayer::new()
         // Which origins may call is each website's setting, checked per request; the browser
         // only needs to hear its own origin back.
@@ -159,6 +219,7 @@ pub fn router(state: AppState) -> Router {
     let widget = routes::widget::router()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(label_route))
         .layer(widget_cors)
         .with_state(state.clone());
     Router::new()
@@ -169,15 +230,21 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(body_limit)
-        .layer(middleware::from_fn(count_status))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(observe))
         .layer(
             // Paths only: query strings may carry visitor tokens.
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.uri().path())
             }),
         )
-        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
@@ -194,10 +261,12 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("LISTEN on the database: {e}")))?;
     let relay = announcements.map(|l| tokio::spawn(state.clone().relay_announcements(Some(l))));
     let limiters = state.clone();
+    metrics::handle();
     let janitor = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
+            metrics::upkeep();
             limiters.limiters.shrink();
         }
     });

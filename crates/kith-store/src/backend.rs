@@ -353,6 +353,9 @@ async fn build_index(inner: Arc<Inner>) {
     match &outcome {
         Ok(()) => {
             let (contacts, bytes) = index.size();
+            metrics::histogram!("kith_index_build_seconds").record(started.elapsed().as_secs_f64());
+            metrics::gauge!("kith_index_contacts").set(contacts as f64);
+            metrics::gauge!("kith_index_bytes").set(bytes as f64);
             tracing::info!(
                 contacts,
                 approx_mib = bytes >> 20,
@@ -518,6 +521,7 @@ macro_rules! transact {
             match result {
                 Err(e) if e.is_retryable() && attempt < $crate::backend::MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "transaction lost a race, running it again");
+                    ::metrics::counter!("kith_store_transaction_retries_total").increment(1);
                     $crate::backend::backoff(attempt).await;
                 }
                 other => break other,

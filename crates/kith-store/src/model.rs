@@ -10,7 +10,7 @@ use crate::StoreError;
 
 pub(crate) const CONTACT_COLUMNS: &str =
     "id, user_id, email, name, phone, company, tags, metadata, \
-     conversation_count, message_count, last_seen_at, created_at, updated_at";
+     conversation_count, message_count, last_seen_at, created_at, updated_at, email_verified";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct ContactRow {
@@ -27,6 +27,7 @@ pub(crate) struct ContactRow {
     pub last_seen_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    pub email_verified: bool,
 }
 
 impl ContactRow {
@@ -43,6 +44,7 @@ impl ContactRow {
             company: self.company.clone().map(Text::from_stored),
             tags: Tags::from_stored(tags),
             metadata: Metadata::from_stored(metadata),
+            email_verified: self.email.is_some() && self.email_verified,
         })
     }
 

@@ -124,13 +124,15 @@ mod model {
         email_verified: bool,
     }
 
+    /// A remembered identity: (user id, email, user id verified, email verified, verified).
+    type Remembered = (Option<Person>, Option<Person>, bool, bool, bool);
+
     #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
     struct Visitor {
         contact: Option<usize>,
         verified: bool,
         link_proven: bool,
-        /// The remembered identity: (user id, email, user id verified, email verified, verified).
-        pending: Option<(Option<Person>, Option<Person>, bool, bool, bool)>,
+        pending: Option<Remembered>,
         created: Option<usize>,
     }
 
@@ -163,7 +165,7 @@ mod model {
         }
     }
 
-    fn pack(c: &Claim) -> (Option<Person>, Option<Person>, bool, bool, bool) {
+    fn pack(c: &Claim) -> Remembered {
         (
             c.user_id.as_ref().map(|u| person_of_user(u.as_str())),
             c.email.as_ref().map(|e| person_of_email(e.as_str())),
@@ -173,7 +175,7 @@ mod model {
         )
     }
 
-    fn unpack(p: (Option<Person>, Option<Person>, bool, bool, bool)) -> Claim {
+    fn unpack(p: Remembered) -> Claim {
         Claim {
             user_id: p
                 .0

@@ -135,7 +135,7 @@ async fn identify(
         .store
         .identify(&auth.website, &auth.visitor_id, &claim)
         .await?;
-    metrics::IDENTIFIES.inc();
+    metrics::identify();
     Ok(Json(IdentifyResponse {
         contact_id: out.contact_id,
         status: out.status,
@@ -197,7 +197,7 @@ async fn post_message(
             e => e.into(),
         })?;
     state.publish(&auth.website.org_id, &posted).await;
-    metrics::VISITOR_MESSAGES.inc();
+    metrics::visitor_message();
     Ok((
         StatusCode::CREATED,
         Json(PostMessageResponse {

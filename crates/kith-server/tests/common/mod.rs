@@ -122,6 +122,24 @@ impl Drop for TestDb {
     }
 }
 
+/// `TEST_LOG=1` shows the server's logs (`TEST_LOG=debug` or any filter for more).
+fn init_test_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Ok(v) = std::env::var("TEST_LOG") {
+            let filter = if v == "1" {
+                "info,sqlx=warn".to_string()
+            } else {
+                v
+            };
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// A running server and an organization in it.
 pub struct TestApp {
     pub base: String,
@@ -140,6 +158,8 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, config: Config) -> TestApp {
+        init_test_logs();
+        kith_server::metrics::handle();
         let db = TestDb::new(backend).await;
         let store = Store::open_with(&db.url, 8, kith_store::Access::Serve)
             .await
