@@ -11,10 +11,10 @@ use kith_core::contact::ProfilePatch;
 use kith_core::identity::Claim;
 use kith_core::timeline::Actor;
 use kith_store::{Access, NewOrg, Store, Website};
+use kith_testkit::{Backend, TestDb};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{json, Map, Value};
-use sqlx::Connection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Who {
@@ -663,42 +663,20 @@ fn run_property(store: Store, cases: u32) {
     }
 }
 
+async fn run_on(backend: Backend, cases: u32) {
+    // Dropped (database removed) even when the property fails.
+    let db = TestDb::new(backend).await;
+    let store = Store::open_with(&db.url, 4, Access::Serve).await.unwrap();
+    run_property(store.clone(), cases);
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_call_sequence_shows_a_visitor_another_persons_conversation_sqlite() {
-    let dir = std::env::temp_dir().join(format!("kith-prop-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/k.db", dir.display());
-    let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
-    run_property(store.clone(), 200);
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    run_on(Backend::Sqlite, 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_call_sequence_shows_a_visitor_another_persons_conversation_postgres() {
-    let admin = std::env::var("KITH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!(
-        "kith_prop_{}_{}",
-        std::process::id(),
-        &kith_store::new_id()[18..]
-    )
-    .to_lowercase();
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL not reachable at {admin}: {e}; start it (see README)")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
-    let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
-    run_property(store.clone(), 60);
-    store.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await
-        .unwrap();
+    run_on(Backend::Postgres, 60).await;
 }

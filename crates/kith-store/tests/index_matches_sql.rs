@@ -8,6 +8,7 @@ use kith_core::filter::{ListFilter, Sort};
 use kith_core::identity::Claim;
 use kith_core::timeline::Actor;
 use kith_store::{Access, NewOrg, Store};
+use kith_testkit::TempDir;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -214,8 +215,9 @@ async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn index_answers_like_sql_after_every_kind_of_write() {
-    let dir = std::env::temp_dir().join(format!("kith-index-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, also when the test fails.
+    let tmp = TempDir::new("index");
+    let dir = tmp.path().to_path_buf();
     let url = format!("sqlite://{}/k.db", dir.display());
     let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
     let creds = store
@@ -308,13 +310,13 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
     let reopened = Store::open_with(&url, 4, Access::Serve).await.unwrap();
     compare_all(&reopened, &org, &mut rng, 40, "after reopening").await;
     reopened.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn a_second_process_cannot_take_a_serving_sqlite_database() {
-    let dir = std::env::temp_dir().join(format!("kith-lock-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, also when the test fails.
+    let tmp = TempDir::new("lock");
+    let dir = tmp.path().to_path_buf();
     let url = format!("sqlite://{}/k.db", dir.display());
     let serving = Store::open_with(&url, 2, Access::Serve).await.unwrap();
     for access in [Access::Serve, Access::Bulk] {
@@ -341,7 +343,6 @@ async fn a_second_process_cannot_take_a_serving_sqlite_database() {
         .unwrap()
         .close()
         .await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A write whose caller goes away mid-flight (an HTTP client hanging up) must neither leave a
@@ -351,8 +352,9 @@ async fn a_second_process_cannot_take_a_serving_sqlite_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
     use std::task::Poll;
-    let dir = std::env::temp_dir().join(format!("kith-drop-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, also when the test fails.
+    let tmp = TempDir::new("drop");
+    let dir = tmp.path().to_path_buf();
     let url = format!("sqlite://{}/k.db", dir.display());
     let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
     let creds = store
@@ -406,7 +408,6 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
     );
     truth.close().await;
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The server answers at once and builds the index behind; contacts written during the build
@@ -414,8 +415,9 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
     use std::time::Duration;
-    let dir = std::env::temp_dir().join(format!("kith-build-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed on drop, also when the test fails.
+    let tmp = TempDir::new("build");
+    let dir = tmp.path().to_path_buf();
     let url = format!("sqlite://{}/k.db", dir.display());
     let bulk = Store::open_with(&url, 2, Access::Bulk).await.unwrap();
     let creds = bulk
@@ -507,5 +509,4 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
         }
     }
     store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

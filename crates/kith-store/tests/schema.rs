@@ -2,6 +2,7 @@
 //! organization: every table has `org_id`, and it leads every primary, unique and foreign key.
 
 use kith_store::Store;
+use kith_testkit::{Backend, TestDb};
 use sqlx::{Connection, Row};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,28 +14,9 @@ struct Catalog {
     keys: BTreeSet<(String, String, Vec<String>)>,
 }
 
-fn pg_admin() -> String {
-    std::env::var("KITH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 async fn postgres_catalog() -> Catalog {
-    let admin = pg_admin();
-    let name = format!(
-        "kith_schema_{}_{}",
-        std::process::id(),
-        &kith_store::new_id()[18..]
-    );
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL not reachable at {admin}: {e}; start it (see README)")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    let test_db = TestDb::new(Backend::Postgres).await;
+    let url = test_db.url.clone();
     let store = Store::open(&url).await.expect("migrate");
     store.close().await;
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
@@ -73,16 +55,12 @@ async fn postgres_catalog() -> Catalog {
         keys.insert((r.get(0), kind.to_string(), r.get::<Vec<String>, _>(2)));
     }
     drop(db);
-    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await;
     Catalog { tables, keys }
 }
 
 async fn sqlite_catalog() -> Catalog {
-    let dir = std::env::temp_dir().join(format!("kith-schema-{}", kith_store::new_id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/k.db", dir.display());
+    let test_db = TestDb::new(Backend::Sqlite).await;
+    let url = test_db.url.clone();
     let store = Store::open(&url).await.expect("migrate");
     store.close().await;
     let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
@@ -168,7 +146,6 @@ async fn sqlite_catalog() -> Catalog {
         }
     }
     drop(db);
-    let _ = std::fs::remove_dir_all(dir);
     Catalog { tables, keys }
 }
 

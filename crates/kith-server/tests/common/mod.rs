@@ -9,118 +9,9 @@ use kith_server::Config;
 use kith_store::{Credentials, NewOrg, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::Connection;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Where PostgreSQL tests create their databases. Trust auth on loopback, as on CI.
-pub fn postgres_admin_url() -> String {
-    std::env::var("KITH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// A database that exists for one test.
-pub struct TestDb {
-    pub url: String,
-    pg_name: Option<String>,
-    _dir: Option<tempdir::TempDir>,
-}
-
-mod tempdir {
-    /// A temporary folder removed on drop (no extra crate for one use).
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!(
-                "kith-test-{}-{}",
-                std::process::id(),
-                kith_store::new_id()
-            ));
-            std::fs::create_dir_all(&p).expect("create temp dir");
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-static PG_SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempdir::TempDir::new();
-                let url = format!("sqlite://{}", dir.0.join("kith.db").display());
-                TestDb {
-                    url,
-                    pg_name: None,
-                    _dir: Some(dir),
-                }
-            }
-            Backend::Postgres => {
-                let name = format!(
-                    "kith_t_{}_{}_{}",
-                    std::process::id(),
-                    PG_SEQ.fetch_add(1, Ordering::Relaxed),
-                    &kith_store::new_id()[20..]
-                );
-                let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                        "PostgreSQL is not reachable at {admin}: {e}. Start it (on these machines: \
-                         pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) \
-                         or point KITH_TEST_POSTGRES_URL at a server with trust auth."
-                    )
-                    });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    pg_name: Some(name),
-                    _dir: None,
-                }
-            }
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(name) = self.pg_name.take() {
-            // Drop runs outside async; a short-lived runtime on its own thread does the work.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async {
-                    if let Ok(mut c) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                                .execute(&mut c)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use kith_testkit::{postgres_admin_url, Backend, TestDb};
 
 /// `TEST_LOG=1` shows the server's logs (`TEST_LOG=debug` or any filter for more).
 fn init_test_logs() {
@@ -198,17 +89,7 @@ impl TestApp {
     /// Runs one SQL statement on the test database behind the API's back, for states the API
     /// refuses to create (rows written by an older version, corruption).
     pub async fn sql(&self, sql: &str) {
-        let url = &self.db.as_ref().expect("database").url;
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(url).await.expect("connect");
-                sqlx::query(sql).execute(&mut c).await.expect("sql");
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
-                sqlx::query(sql).execute(&mut c).await.expect("sql");
-            }
-        }
+        self.db.as_ref().expect("database").execute(sql).await;
     }
 
     /// The organization's first website, as the widget sees it.
