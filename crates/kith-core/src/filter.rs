@@ -281,8 +281,14 @@ impl ListFilter {
             if mo.len() > crate::limits::METADATA_MAX_KEYS {
                 return Err(err("filter.metadata", "too many keys"));
             }
+            let mut seen = std::collections::HashSet::new();
             for (key, cond) in mo {
                 let field = format!("filter.metadata.{key}");
+                // `"plan"` and `" plan"` are one key once trimmed; two conditions on it would
+                // not survive being stored as one JSON object.
+                if !seen.insert(key.trim()) {
+                    return Err(err(&field, "given twice (keys are trimmed)"));
+                }
                 if key.trim().is_empty() || key.trim().chars().count() > METADATA_KEY_MAX_CHARS {
                     return Err(err(&field, "keys are 1 to 64 characters"));
                 }
@@ -511,6 +517,18 @@ mod tests {
         let e = ListFilter::parse(&json!({"created_at": {"before": "2026-01-01T08:00:00"}}))
             .unwrap_err();
         assert_eq!(e.field, "filter.created_at.before");
+    }
+
+    #[test]
+    fn a_metadata_key_given_twice_after_trimming_is_refused() {
+        // Found by fuzzing: stored as one JSON object, the second condition replaced the first.
+        let e =
+            ListFilter::parse(&json!({"metadata": {"plan": {"eq": "a"}, " plan": {"eq": "b"}}}))
+                .unwrap_err();
+        assert!(e.field.starts_with("filter.metadata."), "{e:?}");
+        let f =
+            ListFilter::parse(&json!({"metadata": {"plan": {"eq": "a", "exists": true}}})).unwrap();
+        assert_eq!(ListFilter::parse(&f.to_json()).unwrap(), f);
     }
 
     #[test]
