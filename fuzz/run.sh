@@ -28,16 +28,23 @@ flags=(--sanitizer none --release --debug-assertions --target-dir "$target_dir")
 cargo fuzz build "${flags[@]}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+failed=()
 for t in "${targets[@]}"; do
   echo "fuzzing $t for $seconds s" >&2
   mkdir -p "$work/$t" fuzz/artifacts/"$t"
   # New inputs go to a scratch folder; the committed corpus (second folder) is only read.
-  cargo fuzz run "${flags[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
+  if cargo fuzz run "${flags[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
     -dict=fuzz/dict -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 2>"$work/$t.log" || {
-    tail -n 60 "$work/$t.log" >&2
-    echo "FUZZ FAILURE in $t: the input is in fuzz/artifacts/$t/" >&2
-    exit 1
-  }
-  grep -E '^(Done|stat::number_of_executed_units)' "$work/$t.log" >&2 || true
+    -max_len=65536 -print_final_stats=1 2>"$work/$t.log"; then
+    grep -E '^Done' "$work/$t.log" >&2 || true
+  else
+    # The broken invariant (or the timeout / memory report), then the input's location.
+    grep -E -A3 "panicked at|ERROR: libFuzzer|SUMMARY" "$work/$t.log" >&2 || true
+    grep -E "Test unit written to" "$work/$t.log" >&2 || true
+    failed+=("$t")
+  fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FUZZ FAILURE in: ${failed[*]} (inputs in fuzz/artifacts/<target>/)" >&2
+  exit 1
+fi
