@@ -201,15 +201,26 @@ async fn get_list(
     ))
 }
 
+/// A new list (a schema only: `list_body` parses the JSON itself to name the field at fault).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ListRequest {
+    /// 1 to 255 characters after trimming.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
-    /// `{"status", "tags": {"all", "any", "none"}, "q", "metadata": {key: {"eq" | "exists"}},
-    /// "last_seen_at" / "created_at": {"after", "before"}, "message_count" /
-    /// "conversation_count": {"min", "max"}, "website_id"}`; every key optional, ANDed.
-    #[schema(value_type = Object)]
-    filter: Value,
+    /// Omitted or `null`: every contact.
+    #[schema(schema_with = crate::openapi::filter_schema)]
+    filter: Option<Value>,
+}
+
+/// A list edit: each given field replaces the list's.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ListPatchRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    name: Option<String>,
+    #[schema(schema_with = crate::openapi::filter_schema)]
+    filter: Option<Value>,
 }
 
 fn list_body(body: &Value, require: bool) -> ApiResult<(Option<String>, Option<ListFilter>)> {
@@ -249,7 +260,7 @@ async fn create_list(
 
 /// Rename or re-filter a custom list. Built-ins answer 409 `builtin_list`.
 #[utoipa::path(patch, path = "/api/v1/lists/{id}", tag = "lists",
-    params(("id" = String, Path)), request_body = ListRequest,
+    params(("id" = String, Path)), request_body = ListPatchRequest,
     responses((status = 200, body = ContactList), (status = 404), (status = 409, description = "`builtin_list`"), (status = 422)),
     security(("bearer" = [])))]
 async fn update_list(
@@ -312,20 +323,27 @@ async fn get_contact(
     ))
 }
 
+/// An admin's edit (a schema only: `ProfilePatch::parse` reads the JSON). Text is trimmed;
+/// `null` or empty clears; other fields (`id`, stats, `status`, times) are ignored.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct ContactPatchRequest {
     /// `null` clears. Setting one makes the contact a customer; clearing makes it a lead.
+    #[schema(max_length = 255)]
     user_id: Option<String>,
+    #[schema(max_length = 255, format = Email)]
     email: Option<String>,
+    #[schema(max_length = 255)]
     name: Option<String>,
-    /// E.164, e.g. +14155550100.
+    /// E.164, e.g. +14155550100 (spaces, dashes, dots and parentheses are dropped).
+    #[schema(max_length = 255)]
     phone: Option<String>,
+    #[schema(max_length = 255)]
     company: Option<String>,
-    /// Replaces the set.
+    #[schema(schema_with = crate::openapi::tags_schema)]
     tags: Option<Vec<String>>,
     /// Merges keys; a `null` value deletes the key.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = crate::openapi::metadata_schema)]
     metadata: Option<Value>,
 }
 
@@ -569,9 +587,12 @@ async fn websites(State(state): State<AppState>, admin: Admin) -> ApiResult<Json
     }))
 }
 
+/// A new website (a schema only: the handler reads the JSON).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CreateWebsiteRequest {
+    /// 1 to 255 characters after trimming.
+    #[schema(min_length = 1, max_length = 255)]
     name: String,
     /// Default true.
     identity_verification: Option<bool>,

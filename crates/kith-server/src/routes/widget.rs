@@ -45,9 +45,8 @@ pub struct SessionResponse {
 
 /// Start or resume a visitor session. Writes nothing for a visitor that never wrote.
 #[utoipa::path(post, path = "/api/widget/v1/session", tag = "widget",
-    params(("X-Kith-Website" = String, Header, description = "the website key"),
-           ("X-Kith-Visitor" = Option<String>, Header, description = "a token from an earlier session")),
-    request_body(content = Object, description = "`{}`"),
+    params(("X-Kith-Visitor" = Option<String>, Header, description = "a token from an earlier session")),
+    request_body(content = Option<Object>, description = "`{}`, or no body"),
     responses((status = 200, body = SessionResponse), (status = 401, description = "unknown website"),
               (status = 429, description = "too many new sessions from this IP")))]
 async fn session(
@@ -95,17 +94,27 @@ pub struct IdentifyResponse {
     pub status: Option<String>,
 }
 
+/// What `identify` reads (a schema only: the handler parses the JSON itself to name the
+/// field at fault). Text is trimmed; empty or `null` is absent.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct IdentifyRequest {
+    /// Needs a valid `user_hash` (else 401).
+    #[schema(max_length = 255)]
     user_id: Option<String>,
+    #[schema(max_length = 255, format = Email)]
     email: Option<String>,
     /// Lowercase hex HMAC-SHA256(identity_secret, user_id as sent — or email when no user_id).
     user_hash: Option<String>,
+    #[schema(max_length = 255)]
     name: Option<String>,
+    /// E.164, e.g. +14155550100 (spaces, dashes, dots and parentheses are dropped).
+    #[schema(max_length = 255)]
     phone: Option<String>,
+    #[schema(max_length = 255)]
     company: Option<String>,
-    #[schema(value_type = Option<Object>)]
+    /// Fills keys the contact lacks.
+    #[schema(schema_with = crate::openapi::metadata_schema)]
     metadata: Option<Value>,
 }
 
@@ -142,10 +151,12 @@ async fn identify(
     }))
 }
 
+/// A message (a schema only, as above).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct PostMessageRequest {
-    /// 1 to 10,000 characters.
+    /// 1 to 10,000 characters after trimming.
+    #[schema(min_length = 1, max_length = 10000)]
     body: String,
     /// Omit to start a new conversation.
     conversation_id: Option<String>,
