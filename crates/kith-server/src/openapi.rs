@@ -58,6 +58,24 @@ pub struct ErrorDetail {
     contact_id: Option<String>,
 }
 
+/// A deleted list: `{"id", "deleted": true}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // describes a `json!` answer
+pub struct Deleted {
+    id: String,
+    deleted: bool,
+}
+
+/// `/healthz` and `/readyz`: `{"status": "ok"}`, `{"status": "ready", "database": …}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // as above
+pub struct Health {
+    /// `ok` or `ready`.
+    status: String,
+    /// `/readyz`: `sqlite` or `postgres`.
+    database: Option<String>,
+}
+
 /// Credentials and shared error answers for every operation.
 struct Conventions;
 

@@ -282,7 +282,7 @@ async fn update_list(
 /// Delete a custom list. Built-ins answer 409 `builtin_list`.
 #[utoipa::path(delete, path = "/api/v1/lists/{id}", tag = "lists",
     params(("id" = String, Path)),
-    responses((status = 200, description = "`{\"id\", \"deleted\": true}`"), (status = 404), (status = 409)),
+    responses((status = 200, body = crate::openapi::Deleted), (status = 404), (status = 409, description = "`builtin_list`")),
     security(("bearer" = [])))]
 async fn delete_list(
     State(state): State<AppState>,

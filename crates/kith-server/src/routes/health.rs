@@ -16,13 +16,14 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 while the process runs; touches nothing.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = crate::openapi::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when the database answers, 503 otherwise.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = crate::openapi::Health), (status = 503, body = crate::openapi::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (
