@@ -48,6 +48,15 @@ impl ApiError {
         ApiError::NotFound(format!("{what} not found"))
     }
 
+    /// Maps a store error of a look-up by id: `NotFound` names what was looked up
+    /// (`.map_err(ApiError::not_found_as("contact"))`); every other error maps as usual.
+    pub fn not_found_as(what: &'static str) -> impl Fn(StoreError) -> ApiError {
+        move |e| match e {
+            StoreError::NotFound => ApiError::not_found(what),
+            e => e.into(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

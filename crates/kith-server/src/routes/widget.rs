@@ -6,7 +6,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, JsonBody, QueryMap, VisitorAuth, WidgetSite};
 use crate::metrics;
 use crate::realtime::MessageJson;
-use crate::routes::admin::limit_param;
+use crate::routes::limit_param;
 use crate::state::AppState;
 use crate::token;
 use axum::extract::{Path, State};
@@ -203,10 +203,7 @@ async fn post_message(
             conversation_id.as_deref(),
         )
         .await
-        .map_err(|e| match e {
-            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::not_found_as("conversation"))?;
     state.publish(&auth.website.org_id, &posted).await;
     metrics::visitor_message();
     Ok((
@@ -301,10 +298,7 @@ async fn messages(
         .store
         .visitor_messages(&auth.website, &auth.visitor_id, &id, q.one("before"), limit)
         .await
-        .map_err(|e| match e {
-            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(WidgetMessages {
         items: page.items.iter().map(MessageJson::from).collect(),
         next_cursor: page.next_cursor,
@@ -324,10 +318,7 @@ async fn escalate(
         .store
         .visitor_escalate(&auth.website, &auth.visitor_id, &id)
         .await
-        .map_err(|e| match e {
-            kith_store::StoreError::NotFound => ApiError::not_found("conversation"),
-            e => e.into(),
-        })?;
+        .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(conv.into()))
 }
 

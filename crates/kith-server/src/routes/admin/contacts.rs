@@ -1,0 +1,247 @@
+//! Contacts: the filtered, paged listing, one contact, its edit, timeline and conversations.
+
+use super::conversations::ConversationList;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, JsonBody, QueryMap};
+use crate::routes::limit_param;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use kith_core::contact::ProfilePatch;
+use kith_core::filter::{search_term, tag_key, ListFilter, Sort};
+use kith_core::{Status, ValidationError};
+use kith_store::{Contact, TimelineEvent};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/contacts", get(list_contacts))
+        .route("/contacts/{id}", get(get_contact).patch(patch_contact))
+        .route("/contacts/{id}/timeline", get(timeline))
+        .route("/contacts/{id}/conversations", get(contact_conversations))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ContactPage {
+    pub items: Vec<Contact>,
+    /// Exact number of contacts matching.
+    pub total: i64,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// What `GET /api/v1/contacts` reads from its query string, apart from `list` (a stored
+/// filter, looked up by the handler) and `cursor` (decoded by the store).
+pub struct ContactQuery {
+    /// The ad-hoc conditions: `status`, every `tag`, `q` and `filter`, combined with AND.
+    pub filter: ListFilter,
+    pub sort: Sort,
+    pub limit: i64,
+}
+
+/// Turns the query pairs of `GET /api/v1/contacts` into a filter, an order and a page size,
+/// or the 422 naming the bad parameter. Pure, so it is fuzzed as it is (fuzz/).
+pub fn filter_from_query(q: &QueryMap) -> ApiResult<ContactQuery> {
+    let limit = limit_param(q, 50)?;
+    let sort = match q.one("sort") {
+        Some(s) => Sort::parse(s)?,
+        None => Sort::default(),
+    };
+    let mut adhoc = ListFilter::default();
+    if let Some(s) = q.one("status") {
+        adhoc.status.push(
+            Status::parse(s.trim())
+                .ok_or_else(|| ValidationError::new("status", "must be lead or customer"))?,
+        );
+    }
+    let tags = q.all("tag");
+    if tags.len() > kith_core::limits::TAGS_MAX {
+        return Err(ValidationError::new("tag", "at most 100 tags").into());
+    }
+    for t in tags {
+        adhoc.tags_all.push(tag_key("tag", t)?);
+    }
+    if let Some(text) = q.one("q") {
+        adhoc.q.extend(search_term("q", text)?);
+    }
+    if let Some(raw) = q.one("filter") {
+        let v: Value = serde_json::from_str(raw)
+            .map_err(|_| ValidationError::new("filter", "must be a JSON object"))?;
+        adhoc = adhoc.and(ListFilter::parse(&v)?);
+    }
+    Ok(ContactQuery {
+        filter: adhoc,
+        sort,
+        limit,
+    })
+}
+
+/// Contacts of a list and/or matching ad-hoc filters, one page in the chosen order, with the
+/// exact total. All given parameters combine with AND.
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts",
+    params(("list" = Option<String>, Query, description = "a list id: all, leads, customers or a custom list"),
+           ("status" = Option<String>, Query, description = "lead or customer"),
+           ("tag" = Option<Vec<String>>, Query, description = "may repeat: contacts with all of them"),
+           ("q" = Option<String>, Query, description = "case-insensitive substring of name, email, phone, company, user_id or a metadata value"),
+           ("filter" = Option<String>, Query, description = "a full filter as JSON (the lists' filter shape)"),
+           ("sort" = Option<String>, Query, description = "last_seen_at, created_at or name; leading - for descending; default -last_seen_at"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+           ("cursor" = Option<String>, Query, description = "from next_cursor")),
+    responses((status = 200, body = ContactPage), (status = 400, description = "undecodable cursor"),
+              (status = 404, description = "unknown list"),
+              (status = 422, description = "invalid parameter, naming it")),
+    security(("bearer" = [])))]
+async fn list_contacts(
+    State(state): State<AppState>,
+    admin: Admin,
+    q: QueryMap,
+) -> ApiResult<Json<ContactPage>> {
+    let ContactQuery {
+        filter: adhoc,
+        sort,
+        limit,
+    } = filter_from_query(&q)?;
+    let filter = match q.one("list") {
+        Some(id) => state
+            .store
+            .list_filter(&admin.org_id, id.trim())
+            .await
+            .map_err(ApiError::not_found_as("list"))?,
+        None => ListFilter::default(),
+    }
+    .and(adhoc);
+    let page = state
+        .store
+        .list_contacts(&admin.org_id, &filter, &sort, q.one("cursor"), limit)
+        .await?;
+    Ok(Json(ContactPage {
+        items: page.items,
+        total: page.total.unwrap_or(0),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One contact with its stats. A merged id answers 404 `merged` with `merged_into`.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Contact), (status = 404, description = "`not_found`, or `merged` with `merged_into`")),
+    security(("bearer" = [])))]
+async fn get_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Contact>> {
+    Ok(Json(
+        state
+            .store
+            .contact(&admin.org_id, &id)
+            .await
+            .map_err(ApiError::not_found_as("contact"))?,
+    ))
+}
+
+/// An admin's edit (a schema only: `ProfilePatch::parse` reads the JSON). Text is trimmed;
+/// `null` or empty clears; other fields (`id`, stats, `status`, times) are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ContactPatchRequest {
+    /// `null` clears. Setting one makes the contact a customer; clearing makes it a lead.
+    #[schema(max_length = 255)]
+    user_id: Option<String>,
+    #[schema(max_length = 255, format = Email)]
+    email: Option<String>,
+    #[schema(max_length = 255)]
+    name: Option<String>,
+    /// E.164, e.g. +14155550100 (spaces, dashes, dots and parentheses are dropped).
+    #[schema(max_length = 255)]
+    phone: Option<String>,
+    #[schema(max_length = 255)]
+    company: Option<String>,
+    #[schema(schema_with = crate::openapi::tags_schema)]
+    tags: Option<Vec<String>>,
+    /// Merges keys; a `null` value deletes the key.
+    #[schema(schema_with = crate::openapi::metadata_schema)]
+    metadata: Option<Value>,
+}
+
+/// Edit a contact. Never merges: an email or user_id another contact holds answers 409.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path)), request_body = ContactPatchRequest,
+    responses((status = 200, body = Contact),
+              (status = 409, description = "`conflict` with `field` and `contact_id` of the holder"),
+              (status = 422, description = "invalid value, naming the field")),
+    security(("bearer" = [])))]
+async fn patch_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Contact>> {
+    let patch = ProfilePatch::parse(&body)?;
+    Ok(Json(
+        state
+            .store
+            .patch_contact(&admin.org_id, &id, &patch, &admin.actor)
+            .await
+            .map_err(ApiError::not_found_as("contact"))?,
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TimelinePage {
+    pub items: Vec<TimelineEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// A contact's activity, newest first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/timeline", tag = "contacts",
+    params(("id" = String, Path), ("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = TimelinePage)),
+    security(("bearer" = [])))]
+async fn timeline(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<TimelinePage>> {
+    let limit = limit_param(&q, 50)?;
+    let page = state
+        .store
+        .timeline(&admin.org_id, &id, q.one("cursor"), limit)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    Ok(Json(TimelinePage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The contact's conversations across the organization's websites, newest activity first.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/conversations", tag = "contacts",
+    params(("id" = String, Path),
+           ("cursor" = Option<String>, Query, description = "from next_cursor"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = ConversationList), (status = 400, description = "undecodable cursor"),
+              (status = 404, description = "`not_found`, or `merged` with `merged_into`"),
+              (status = 422, description = "invalid limit")),
+    security(("bearer" = [])))]
+async fn contact_conversations(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<ConversationList>> {
+    let limit = limit_param(&q, 50)?;
+    let page = state
+        .store
+        .contact_conversations(&admin.org_id, &id, q.one("cursor"), limit)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    Ok(Json(ConversationList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}

@@ -1,0 +1,165 @@
+//! Conversations: one with its newest messages, paging back, an agent's reply, escalate and
+//! resolve.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, JsonBody, QueryMap};
+use crate::routes::limit_param;
+use crate::routes::widget::message_body;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use kith_store::{Conversation, Message};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/conversations/{id}", get(get_conversation))
+        .route(
+            "/conversations/{id}/messages",
+            get(conversation_messages).post(reply),
+        )
+        .route("/conversations/{id}/escalate", post(escalate))
+        .route("/conversations/{id}/resolve", post(resolve))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationList {
+    pub items: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// How many of the newest messages `GET /api/v1/conversations/{id}` carries.
+const CONVERSATION_MESSAGES: i64 = 50;
+
+#[derive(Serialize, ToSchema)]
+pub struct ConversationWithMessages {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// The newest 50 messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Pass as `before` to `GET /api/v1/conversations/{id}/messages` for older messages;
+    /// `null` when `messages` holds them all.
+    pub messages_next_cursor: Option<String>,
+}
+
+/// A conversation with its newest messages (oldest first); older ones page through
+/// `GET /api/v1/conversations/{id}/messages?before=`.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ConversationWithMessages), (status = 404)),
+    security(("bearer" = [])))]
+async fn get_conversation(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationWithMessages>> {
+    let (conversation, page) = state
+        .store
+        .conversation_with_messages(&admin.org_id, &id, CONVERSATION_MESSAGES)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    Ok(Json(ConversationWithMessages {
+        conversation,
+        messages: page.items,
+        messages_next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    /// Oldest first.
+    pub items: Vec<Message>,
+    /// Pass as `before` for the page of older messages; `null` when there are none.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a conversation's messages: the newest `limit` before the `before` cursor,
+/// returned oldest first. Without `before`, the newest messages.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path),
+           ("before" = Option<String>, Query, description = "from next_cursor (or messages_next_cursor)"),
+           ("limit" = Option<i64>, Query, description = "1–200, default 50")),
+    responses((status = 200, body = MessageList), (status = 400, description = "undecodable cursor"),
+              (status = 404), (status = 422, description = "invalid limit")),
+    security(("bearer" = [])))]
+async fn conversation_messages(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    q: QueryMap,
+) -> ApiResult<Json<MessageList>> {
+    let limit = limit_param(&q, 50)?;
+    let page = state
+        .store
+        .messages(&admin.org_id, &id, q.one("before"), limit)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    Ok(Json(MessageList {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// An agent's reply.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
+    params(("id" = String, Path)), request_body = crate::routes::widget::PostMessageRequest,
+    responses((status = 201, body = Message), (status = 404), (status = 422)),
+    security(("bearer" = [])))]
+async fn reply(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let text = message_body(&body)?;
+    let posted = state
+        .store
+        .agent_reply(&admin.org_id, &id, &admin.author_id(), &text)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    state.publish(&admin.org_id, &posted).await;
+    Ok((StatusCode::CREATED, Json(posted.message)))
+}
+
+/// Mark a conversation escalated (no change when it already is).
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/escalate", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Conversation), (status = 404)),
+    security(("bearer" = [])))]
+async fn escalate(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(
+        state
+            .store
+            .escalate_conversation(&admin.org_id, &id, &admin.actor)
+            .await
+            .map_err(ApiError::not_found_as("conversation"))?,
+    ))
+}
+
+/// Mark a conversation resolved. A visitor's next message reopens it.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/resolve", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Conversation), (status = 404)),
+    security(("bearer" = [])))]
+async fn resolve(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Conversation>> {
+    Ok(Json(
+        state
+            .store
+            .resolve_conversation(&admin.org_id, &id)
+            .await
+            .map_err(ApiError::not_found_as("conversation"))?,
+    ))
+}

@@ -1,0 +1,153 @@
+//! Saved lists (segments) with their exact counts.
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, JsonBody};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use kith_core::filter::ListFilter;
+use kith_core::ValidationError;
+use kith_store::ContactList;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/lists", get(lists).post(create_list))
+        .route(
+            "/lists/{id}",
+            get(get_list).patch(update_list).delete(delete_list),
+        )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ListList {
+    pub items: Vec<ContactList>,
+}
+
+/// Every list with its exact count: the built-ins (all, leads, customers), then custom lists.
+#[utoipa::path(get, path = "/api/v1/lists", tag = "lists",
+    responses((status = 200, body = ListList)), security(("bearer" = [])))]
+async fn lists(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<ListList>> {
+    Ok(Json(ListList {
+        items: state.store.lists(&admin.org_id).await?,
+    }))
+}
+
+/// One list with its exact count.
+#[utoipa::path(get, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)),
+    responses((status = 200, body = ContactList), (status = 404)), security(("bearer" = [])))]
+async fn get_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContactList>> {
+    Ok(Json(
+        state
+            .store
+            .list(&admin.org_id, &id)
+            .await
+            .map_err(ApiError::not_found_as("list"))?,
+    ))
+}
+
+/// A new list (a schema only: `list_body` parses the JSON itself to name the field at fault).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ListRequest {
+    /// 1 to 255 characters after trimming.
+    #[schema(min_length = 1, max_length = 255)]
+    name: String,
+    /// Omitted or `null`: every contact.
+    #[schema(schema_with = crate::openapi::filter_schema)]
+    filter: Option<Value>,
+}
+
+/// A list edit: each given field replaces the list's.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ListPatchRequest {
+    #[schema(min_length = 1, max_length = 255)]
+    name: Option<String>,
+    #[schema(schema_with = crate::openapi::filter_schema)]
+    filter: Option<Value>,
+}
+
+fn list_body(body: &Value, require: bool) -> ApiResult<(Option<String>, Option<ListFilter>)> {
+    let name = match body.get("name") {
+        None | Some(Value::Null) if !require => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => return Err(ValidationError::new("name", "is required (a string)").into()),
+    };
+    let filter = match body.get("filter") {
+        None | Some(Value::Null) if !require => None,
+        None | Some(Value::Null) => Some(ListFilter::default()),
+        Some(v) => Some(ListFilter::parse(v)?),
+    };
+    Ok((name, filter))
+}
+
+/// Save a segment.
+#[utoipa::path(post, path = "/api/v1/lists", tag = "lists", request_body = ListRequest,
+    responses((status = 201, body = ContactList), (status = 422, description = "invalid filter, naming the field")),
+    security(("bearer" = [])))]
+async fn create_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    JsonBody(body): JsonBody,
+) -> ApiResult<impl IntoResponse> {
+    let (name, filter) = list_body(&body, true)?;
+    let list = state
+        .store
+        .create_list(
+            &admin.org_id,
+            &name.unwrap_or_default(),
+            &filter.unwrap_or_default(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(list)))
+}
+
+/// Rename or re-filter a custom list. Built-ins answer 409 `builtin_list`.
+#[utoipa::path(patch, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)), request_body = ListPatchRequest,
+    responses((status = 200, body = ContactList), (status = 404), (status = 409, description = "`builtin_list`"), (status = 422)),
+    security(("bearer" = [])))]
+async fn update_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<ContactList>> {
+    let (name, filter) = list_body(&body, false)?;
+    Ok(Json(
+        state
+            .store
+            .update_list(&admin.org_id, &id, name.as_deref(), filter.as_ref())
+            .await
+            .map_err(ApiError::not_found_as("list"))?,
+    ))
+}
+
+/// Delete a custom list. Built-ins answer 409 `builtin_list`.
+#[utoipa::path(delete, path = "/api/v1/lists/{id}", tag = "lists",
+    params(("id" = String, Path)),
+    responses((status = 200, body = crate::openapi::Deleted), (status = 404), (status = 409, description = "`builtin_list`")),
+    security(("bearer" = [])))]
+async fn delete_list(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    state
+        .store
+        .delete_list(&admin.org_id, &id)
+        .await
+        .map_err(ApiError::not_found_as("list"))?;
+    Ok(Json(serde_json::json!({"id": id, "deleted": true})))
+}
