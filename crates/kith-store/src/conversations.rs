@@ -4,7 +4,7 @@ use crate::conn::{args, Arg, Conn};
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
-use crate::resolution::insert_event;
+use crate::contact_rows::insert_event;
 use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::contact::preview;
 use kith_core::timeline::{Actor, EventKind};

@@ -7,6 +7,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod conn;
+mod contact_rows;
 mod contacts;
 mod conversations;
 mod cursor;

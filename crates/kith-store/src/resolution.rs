@@ -1,199 +1,18 @@
 //! Applying identity resolution inside one transaction: gather the candidates, ask
 //! `kith_core::identity::resolve`, then merge, write fields, link the visitor and record the
-//! timeline. Also the small contact primitives the other modules share.
+//! timeline. The contact row primitives it uses live in `contact_rows`.
 
 use crate::conn::{args, Conn};
-use crate::dialect::{for_update, next_rid};
-use crate::ids::new_id;
-use crate::model::{ContactRow, CONTACT_COLUMNS};
+use crate::contact_rows::{
+    contact_by, create_contact, insert_event, record_changes, touch_contact, write_profile,
+};
+use crate::model::ContactRow;
 use crate::StoreError;
-use kith_core::contact::{Changes, NewKeys, Stats, WriteMode};
+use kith_core::contact::{NewKeys, Stats, WriteMode};
 use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target, VisitorFacts};
 use kith_core::timeline::{Actor, EventKind};
-use kith_core::{Profile, Status};
-use serde_json::{json, Value};
-
-/// A contact by `id`, `user_id` or `email_lower`, locked for the rest of the transaction
-/// (the rules decide on what it holds).
-pub(crate) async fn contact_by<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    column: &'static str,
-    value: &str,
-) -> Result<Option<ContactRow>, StoreError> {
-    // `column` is one of three fixed names, never user input.
-    debug_assert!(matches!(column, "id" | "user_id" | "email_lower"));
-    let sql = format!(
-        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND {column} = $2{}",
-        for_update(c.dialect())
-    );
-    Ok(c.fetch_optional(&sql, args![org_id, value]).await?)
-}
-
-pub(crate) async fn insert_event<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    contact_id: &str,
-    kind: EventKind,
-    actor: &Actor,
-    data: Value,
-    now: i64,
-) -> Result<(), StoreError> {
-    c.execute(
-        "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        args![
-            org_id,
-            new_id(),
-            contact_id,
-            kind.as_str(),
-            actor.to_string(),
-            data.to_string(),
-            now
-        ],
-    )
-    .await?;
-    Ok(())
-}
-
-fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
-    v.as_ref().map(|s| s.as_ref().to_string())
-}
-
-/// A profile's stored columns, in the order both writes below name them ($3 to $15): the
-/// fields, then `updated_at`, then what is derived (status, sort name, search text), then
-/// whether the email is proven.
-fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
-    args![
-        text(&p.user_id),
-        text(&p.email),
-        p.email.as_ref().map(|e| e.key()),
-        text(&p.name),
-        text(&p.phone),
-        text(&p.company),
-        serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
-        p.metadata.to_json().to_string(),
-        now,
-        p.status().as_str(),
-        p.name.as_ref().map(|n| n.as_str().to_lowercase()),
-        p.search_text(),
-        p.email.is_some() && p.email_verified
-    ]
-}
-
-/// Writes a contact's profile (and `updated_at`), with everything derived from it: status,
-/// sort name, search text and the tag rows. Unique keys are enforced by the database; callers
-/// check holders first, so a violation here means a concurrent writer (retried).
-pub(crate) async fn write_profile<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    id: &str,
-    p: &Profile,
-    now: i64,
-) -> Result<(), StoreError> {
-    c.execute(
-        "UPDATE contacts SET user_id = $3, email = $4, email_lower = $5, name = $6, phone = $7, \
-         company = $8, tags = $9, metadata = $10, updated_at = $11, status = $12, \
-         name_lower = $13, search_text = $14, email_verified = $15 \
-         WHERE org_id = $1 AND id = $2",
-        [args![org_id, id], profile_args(p, now)].concat(),
-    )
-    .await?;
-    write_tags(c, org_id, id, p).await
-}
-
-/// One row per tag (lower-cased) for tag filters.
-async fn write_tags<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    id: &str,
-    p: &Profile,
-) -> Result<(), StoreError> {
-    c.execute(
-        "DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2",
-        args![org_id, id],
-    )
-    .await?;
-    for tag in p.tags.as_slice() {
-        c.execute(
-            "INSERT INTO contact_tags (org_id, contact_id, tag) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-            args![org_id, id, tag.to_lowercase()],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
-/// Inserts a new contact; writes `created` (with its status) to the timeline.
-pub(crate) async fn create_contact<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    p: &Profile,
-    actor: &Actor,
-    now: i64,
-) -> Result<String, StoreError> {
-    let id = new_id();
-    let sql = format!(
-        "INSERT INTO contacts (org_id, id, user_id, email, email_lower, name, phone, company, \
-         tags, metadata, conversation_count, message_count, last_seen_at, created_at, updated_at, \
-         status, name_lower, search_text, email_verified, rid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, $11, $11, $11, $12, $13, $14, $15, {})",
-        next_rid(c.dialect())
-    );
-    c.execute(&sql, [args![org_id, &id], profile_args(p, now)].concat())
-        .await?;
-    write_tags(c, org_id, &id, p).await?;
-    insert_event(
-        c,
-        org_id,
-        &id,
-        EventKind::Created,
-        actor,
-        json!({"status": p.status().as_str()}),
-        now,
-    )
-    .await?;
-    Ok(id)
-}
-
-/// Records the timeline entries of a profile change: `fields_updated` with each changed
-/// field, and `promoted` when the contact became a customer.
-pub(crate) async fn record_changes<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    contact_id: &str,
-    (before, after): (Status, Status),
-    changes: &Changes,
-    actor: &Actor,
-    now: i64,
-) -> Result<(), StoreError> {
-    if !changes.is_empty() {
-        insert_event(
-            c,
-            org_id,
-            contact_id,
-            EventKind::FieldsUpdated,
-            actor,
-            json!({"changes": changes.to_json()}),
-            now,
-        )
-        .await?;
-    }
-    if before == Status::Lead && after == Status::Customer {
-        insert_event(
-            c,
-            org_id,
-            contact_id,
-            EventKind::Promoted,
-            actor,
-            json!({"from": "lead", "to": "customer"}),
-            now,
-        )
-        .await?;
-    }
-    Ok(())
-}
+use kith_core::Profile;
+use serde_json::json;
 
 /// Whether a merge was backed by proof that both contacts are one person: a verified key of
 /// the claim joined them. Proof is about one contact, so it only travels with such a merge.
@@ -527,30 +346,4 @@ async fn distrust_others<C: Conn>(
     )
     .await?;
     Ok(())
-}
-
-/// `last_seen_at` = now (identify, message, escalate).
-pub(crate) async fn touch_contact<C: Conn>(
-    c: &mut C,
-    org_id: &str,
-    contact_id: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    let n = c
-        .execute(
-            "UPDATE contacts SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
-            args![org_id, contact_id, now],
-        )
-        .await?;
-    expect_one(n)
-}
-
-/// A write that should touch one row touched none: a concurrent merge removed it. The
-/// transaction is run again and re-reads where things went.
-pub(crate) fn expect_one(rows: u64) -> Result<(), StoreError> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Raced)
-    }
 }

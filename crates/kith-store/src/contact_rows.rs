@@ -1,0 +1,253 @@
+//! The contact row primitives every write path shares: reading a contact for update, writing
+//! its profile (with what is derived from it) and tags, creating it, and recording its
+//! timeline. Resolution, merges, the admin API and the widget all go through these, so a
+//! contact is written one way.
+
+use crate::conn::{args, Conn};
+use crate::dialect::{for_update, next_rid};
+use crate::ids::new_id;
+use crate::model::{ContactRow, CONTACT_COLUMNS};
+use crate::StoreError;
+use kith_core::contact::Changes;
+use kith_core::timeline::{Actor, EventKind};
+use kith_core::{Profile, Status};
+use serde_json::{json, Value};
+use std::sync::LazyLock;
+
+/// A contact by `id`, `user_id` or `email_lower`, locked for the rest of the transaction
+/// (the rules decide on what it holds).
+pub(crate) async fn contact_by<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<ContactRow>, StoreError> {
+    // `column` is one of three fixed names, never user input.
+    debug_assert!(matches!(column, "id" | "user_id" | "email_lower"));
+    let sql = format!(
+        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND {column} = $2{}",
+        for_update(c.dialect())
+    );
+    Ok(c.fetch_optional(&sql, args![org_id, value]).await?)
+}
+
+pub(crate) async fn insert_event<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    kind: EventKind,
+    actor: &Actor,
+    data: Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![
+            org_id,
+            new_id(),
+            contact_id,
+            kind.as_str(),
+            actor.to_string(),
+            data.to_string(),
+            now
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {
+    v.as_ref().map(|s| s.as_ref().to_string())
+}
+
+/// A profile's stored columns, in the order `profile_args` gives their values: the fields,
+/// then `updated_at`, then what is derived (status, sort name, search text), then whether the
+/// email is proven. The one list both writes below (and the seed) name.
+pub(crate) const PROFILE_COLUMNS: [&str; 13] = [
+    "user_id",
+    "email",
+    "email_lower",
+    "name",
+    "phone",
+    "company",
+    "tags",
+    "metadata",
+    "updated_at",
+    "status",
+    "name_lower",
+    "search_text",
+    "email_verified",
+];
+
+/// The values of `PROFILE_COLUMNS`, bound as $3 to $15 after the organization and contact id.
+fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
+    args![
+        text(&p.user_id),
+        text(&p.email),
+        p.email.as_ref().map(|e| e.key()),
+        text(&p.name),
+        text(&p.phone),
+        text(&p.company),
+        serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
+        p.metadata.to_json().to_string(),
+        now,
+        p.status().as_str(),
+        p.name.as_ref().map(|n| n.as_str().to_lowercase()),
+        p.search_text(),
+        p.email.is_some() && p.email_verified
+    ]
+}
+
+/// Writes a contact's profile (and `updated_at`), with everything derived from it: status,
+/// sort name, search text and the tag rows. Unique keys are enforced by the database; callers
+/// check holders first, so a violation here means a concurrent writer (retried).
+pub(crate) async fn write_profile<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    id: &str,
+    p: &Profile,
+    now: i64,
+) -> Result<(), StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let set: Vec<String> = PROFILE_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, col)| format!("{col} = ${}", i + 3))
+            .collect();
+        format!(
+            "UPDATE contacts SET {} WHERE org_id = $1 AND id = $2",
+            set.join(", ")
+        )
+    });
+    c.execute(&SQL, [args![org_id, id], profile_args(p, now)].concat())
+        .await?;
+    write_tags(c, org_id, id, p).await
+}
+
+/// One row per tag (lower-cased) for tag filters.
+async fn write_tags<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    id: &str,
+    p: &Profile,
+) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2",
+        args![org_id, id],
+    )
+    .await?;
+    for tag in p.tags.as_slice() {
+        c.execute(
+            "INSERT INTO contact_tags (org_id, contact_id, tag) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+            args![org_id, id, tag.to_lowercase()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts a new contact; writes `created` (with its status) to the timeline.
+pub(crate) async fn create_contact<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    p: &Profile,
+    actor: &Actor,
+    now: i64,
+) -> Result<String, StoreError> {
+    let id = new_id();
+    let values: Vec<String> = (3..3 + PROFILE_COLUMNS.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    // A new contact was last seen and created when it was updated: now.
+    let now_param = &values[PROFILE_COLUMNS
+        .iter()
+        .position(|c| *c == "updated_at")
+        .unwrap_or(8)];
+    let sql = format!(
+        "INSERT INTO contacts (org_id, id, {}, conversation_count, message_count, last_seen_at, \
+         created_at, rid) VALUES ($1, $2, {}, 0, 0, {now_param}, {now_param}, {})",
+        PROFILE_COLUMNS.join(", "),
+        values.join(", "),
+        next_rid(c.dialect())
+    );
+    c.execute(&sql, [args![org_id, &id], profile_args(p, now)].concat())
+        .await?;
+    write_tags(c, org_id, &id, p).await?;
+    insert_event(
+        c,
+        org_id,
+        &id,
+        EventKind::Created,
+        actor,
+        json!({"status": p.status().as_str()}),
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Records the timeline entries of a profile change: `fields_updated` with each changed
+/// field, and `promoted` when the contact became a customer.
+pub(crate) async fn record_changes<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    (before, after): (Status, Status),
+    changes: &Changes,
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !changes.is_empty() {
+        insert_event(
+            c,
+            org_id,
+            contact_id,
+            EventKind::FieldsUpdated,
+            actor,
+            json!({"changes": changes.to_json()}),
+            now,
+        )
+        .await?;
+    }
+    if before == Status::Lead && after == Status::Customer {
+        insert_event(
+            c,
+            org_id,
+            contact_id,
+            EventKind::Promoted,
+            actor,
+            json!({"from": "lead", "to": "customer"}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// `last_seen_at` = now (identify, message, escalate).
+pub(crate) async fn touch_contact<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    let n = c
+        .execute(
+            "UPDATE contacts SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
+            args![org_id, contact_id, now],
+        )
+        .await?;
+    expect_one(n)
+}
+
+/// A write that should touch one row touched none: a concurrent merge removed it. The
+/// transaction is run again and re-reads where things went.
+pub(crate) fn expect_one(rows: u64) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Raced)
+    }
+}
