@@ -333,13 +333,13 @@ pub fn resolve(claim: &Claim, visitor: VisitorFacts, found: &Found) -> Resolutio
     } else {
         None
     };
-    if let Some(h) = &by_email {
-        if claim.email_verified && !h.email_verified && !same(&by_email, &own) {
-            if h.has_user_id {
-                strip_email_of = Some(h.id.clone());
+    if let Some(email_holder) = &by_email {
+        if claim.email_verified && !email_holder.email_verified && !same(&by_email, &own) {
+            if email_holder.has_user_id {
+                strip_email_of = Some(email_holder.id.clone());
                 by_email = None;
             } else {
-                distrust_others_on = Some(h.id.clone());
+                distrust_others_on = Some(email_holder.id.clone());
             }
         }
     }
@@ -354,13 +354,13 @@ fn resolve_with(
     visitor: VisitorFacts,
     found: &Found,
     by_email: &Option<Candidate>,
-    own: &Option<Candidate>,
+    own_candidate: &Option<Candidate>,
 ) -> Resolution {
     let visitor_verified = visitor.verified;
-    let hu = &found.by_user_id;
-    let he = by_email;
+    let holder_of_user_id = &found.by_user_id;
+    let holder_of_email = by_email;
     let linked = &found.visitor_contact;
-    let vc = own;
+    let own_contact = own_candidate;
     let anonymous = |c: &Option<Candidate>| c.as_ref().is_some_and(|c| !c.has_user_id);
 
     if claim.user_id.is_some() {
@@ -368,39 +368,43 @@ fn resolve_with(
         // first; else the email's holder, but only when the email is verified and that holder
         // is anonymous (rule 7's protection applies before the user id has a holder too);
         // else the visitor's own anonymous contact, updated in place.
-        let target = if hu.is_some() {
-            hu.clone()
-        } else if claim.email_verified && anonymous(he) {
-            he.clone()
-        } else if anonymous(vc) {
-            vc.clone()
+        let target = if holder_of_user_id.is_some() {
+            holder_of_user_id.clone()
+        } else if claim.email_verified && anonymous(holder_of_email) {
+            holder_of_email.clone()
+        } else if anonymous(own_contact) {
+            own_contact.clone()
         } else {
             None
         };
         let mut merges = Vec::new();
-        let mut email_free = he.is_none() || same(he, &target);
-        if let Some(t) = &target {
+        let mut email_free = holder_of_email.is_none() || same(holder_of_email, &target);
+        if let Some(target_contact) = &target {
             // Rule 3: the visitor's own anonymous contact moves into the holder.
-            if anonymous(vc) && !same(vc, &target) {
-                let by = if same(hu, &target) {
+            if anonymous(own_contact) && !same(own_contact, &target) {
+                let by = if same(holder_of_user_id, &target) {
                     MergeKey::UserId
                 } else {
                     MergeKey::Email
                 };
                 merges.push(Merge {
-                    absorbed: vc.as_ref().unwrap().id.clone(),
+                    absorbed: own_contact.as_ref().unwrap().id.clone(),
                     by,
                 });
-                if same(he, vc) {
+                if same(holder_of_email, own_contact) {
                     email_free = true;
                 }
             }
             // Rule 7: another contact holding the email joins only when the email is
             // verified and that contact has no user id; otherwise it keeps its email.
-            if let Some(h) = he {
-                if h.id != t.id && !same(he, vc) && claim.email_verified && !h.has_user_id {
+            if let Some(email_holder) = holder_of_email {
+                if email_holder.id != target_contact.id
+                    && !same(holder_of_email, own_contact)
+                    && claim.email_verified
+                    && !email_holder.has_user_id
+                {
                     merges.push(Merge {
-                        absorbed: h.id.clone(),
+                        absorbed: email_holder.id.clone(),
                         by: MergeKey::Email,
                     });
                     email_free = true;
@@ -421,44 +425,53 @@ fn resolve_with(
     // No user id: the email's holder, then the visitor's contact.
     let may_follow_email = claim.email_verified || !visitor_verified;
     let visitor_verified = visitor_verified || claim.verified;
-    let ev = claim.email_verified;
-    let (target, merges, take_email, proven) = match (he, vc) {
-        (None, vc) => (vc.clone(), vec![], true, vc.is_some()),
-        (Some(h), None) if may_follow_email => (Some(h.clone()), vec![], true, ev),
+    let email_verified = claim.email_verified;
+    let (target, merges, take_email, proven) = match (holder_of_email, own_contact) {
+        (None, own_contact) => (own_contact.clone(), vec![], true, own_contact.is_some()),
+        (Some(email_holder), None) if may_follow_email => {
+            (Some(email_holder.clone()), vec![], true, email_verified)
+        }
         (Some(_), None) => (None, vec![], false, false),
-        (Some(h), Some(v)) if h.id == v.id => (Some(v.clone()), vec![], true, true),
-        (Some(h), Some(v)) if !v.has_user_id => {
+        (Some(email_holder), Some(own)) if email_holder.id == own.id => {
+            (Some(own.clone()), vec![], true, true)
+        }
+        (Some(email_holder), Some(own)) if !own.has_user_id => {
             if may_follow_email {
-                let m = Merge {
-                    absorbed: v.id.clone(),
+                let merge = Merge {
+                    absorbed: own.id.clone(),
                     by: MergeKey::Email,
                 };
-                (Some(h.clone()), vec![m], true, ev)
+                (
+                    Some(email_holder.clone()),
+                    vec![merge],
+                    true,
+                    email_verified,
+                )
             } else {
-                (Some(v.clone()), vec![], false, true)
+                (Some(own.clone()), vec![], false, true)
             }
         }
-        (Some(h), Some(v)) => {
+        (Some(email_holder), Some(own)) => {
             // The visitor's contact has a user id. A verified email pulls an anonymous holder
             // in (the user id outranks the email); otherwise the email stays where it is.
-            if ev && !h.has_user_id {
-                let m = Merge {
-                    absorbed: h.id.clone(),
+            if email_verified && !email_holder.has_user_id {
+                let merge = Merge {
+                    absorbed: email_holder.id.clone(),
                     by: MergeKey::Email,
                 };
-                (Some(v.clone()), vec![m], true, true)
+                (Some(own.clone()), vec![merge], true, true)
             } else {
-                (Some(v.clone()), vec![], false, true)
+                (Some(own.clone()), vec![], false, true)
             }
         }
     };
     // An unverified claim from a visitor linked to somebody else's contact stays there and
     // may only fill absent fields; a verified one takes it away (target Nobody above).
     if target.is_none() && !claim.verified && !visitor.link_proven {
-        if let Some(l) = linked {
-            let take_email = he.is_none() || same(he, linked);
+        if let Some(linked_contact) = linked {
+            let take_email = holder_of_email.is_none() || same(holder_of_email, linked);
             return Resolution {
-                target: Target::Existing(l.id.clone()),
+                target: Target::Existing(linked_contact.id.clone()),
                 merges: vec![],
                 take_email,
                 visitor_verified,
