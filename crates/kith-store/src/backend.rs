@@ -85,11 +85,10 @@ impl Store {
                 .pragma("mmap_size", "8589934592");
             if let Some(parent) = opts.get_filename().parent() {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Config(format!(
-                            "cannot create the database folder {}: {e}",
-                            parent.display()
-                        ))
+                    std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                        action: "create the database folder",
+                        path: parent.to_path_buf(),
+                        source,
                     })?;
                 }
             }
@@ -103,12 +102,9 @@ impl Store {
                 match (lock_database(opts.get_filename())?, access) {
                     (Some(file), Access::Serve | Access::Bulk) => lock = Some(file),
                     (None, Access::Serve | Access::Bulk) => {
-                        return Err(StoreError::Config(format!(
-                            "the database {} is in use by another kith process (serve or \
-                             seed); stop it first, or use PostgreSQL to run several servers \
-                             on one database",
-                            opts.get_filename().display()
-                        )))
+                        return Err(StoreError::InUse {
+                            path: opts.get_filename().to_path_buf(),
+                        })
                     }
                     // A short command: the lock only tells whether a server is running.
                     (Some(_), Access::Shared) => {}
@@ -261,8 +257,11 @@ impl Store {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| config(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            action: "create",
+            path: dir.clone(),
+            source,
+        })?;
         let name = out.file_name().unwrap_or_default().to_string_lossy();
         let partial = dir.join(format!(".{name}.partial-{}", crate::new_id()));
         let partial_text = partial
@@ -279,11 +278,18 @@ impl Store {
             // SQLite does not sync the file VACUUM INTO wrote.
             std::fs::File::open(&partial)
                 .and_then(|f| f.sync_all())
-                .map_err(|e| config(format!("cannot sync {}: {e}", partial.display())))?;
+                .map_err(|source| StoreError::Io {
+                    action: "sync",
+                    path: partial.clone(),
+                    source,
+                })?;
             check_sqlite_file(&partial).await?;
             // A hard link never replaces a file that appeared meanwhile, unlike a rename.
-            std::fs::hard_link(&partial, out)
-                .map_err(|e| config(format!("cannot create {}: {e}", out.display())))?;
+            std::fs::hard_link(&partial, out).map_err(|source| StoreError::Io {
+                action: "create",
+                path: out.to_path_buf(),
+                source,
+            })?;
             if let Ok(d) = std::fs::File::open(&dir) {
                 let _ = d.sync_all();
             }
@@ -393,21 +399,31 @@ fn lock_database(db: &std::path::Path) -> Result<Option<std::fs::File>, StoreErr
     };
     let real = std::fs::canonicalize(dir)
         .map(|d| d.join(db.file_name().unwrap_or_default()))
-        .map_err(|e| StoreError::Config(format!("cannot resolve {}: {e}", dir.display())))?;
+        .map_err(|source| StoreError::Io {
+            action: "resolve",
+            path: dir.to_path_buf(),
+            source,
+        })?;
     let real = std::fs::canonicalize(&real).unwrap_or(real);
-    let path = format!("{}.lock", real.display());
+    let path = std::path::PathBuf::from(format!("{}.lock", real.display()));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| StoreError::Config(format!("cannot create the lock file {path}: {e}")))?;
+        .map_err(|source| StoreError::LockFile {
+            action: "create",
+            path: path.clone(),
+            source,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(StoreError::Config(format!("cannot lock {path}: {e}")))
-        }
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::LockFile {
+            action: "take",
+            path,
+            source,
+        }),
     }
 }
 
@@ -476,8 +492,7 @@ pub(crate) async fn backoff(attempt: u32) {
 /// COMMITTED with the rows a decision depends on locked (`dialect::for_update`) and unique keys
 /// catching concurrent creations, so the identity rules hold across any number of processes
 /// without serialization failures piling up on a busy contact.
-#[macro_export]
-#[doc(hidden)]
+// Crate-local (no `#[macro_export]`): only this crate runs transactions.
 macro_rules! transact {
     ($store:expr, |$c:ident| $body:expr) => {{
         let store: &$crate::Store = $store;
@@ -530,9 +545,9 @@ macro_rules! transact {
     }};
 }
 
+pub(crate) use transact;
+
 /// Runs `$body` on a pooled connection without a transaction: for reads.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! read {
     ($store:expr, |$c:ident| $body:expr) => {{
         let store: &$crate::Store = $store;
@@ -557,3 +572,4 @@ macro_rules! read {
         result
     }};
 }
+pub(crate) use read;

@@ -2,9 +2,9 @@
 //! timeline, and the contact listing.
 
 use crate::conn::{args, Conn};
+use crate::contact_rows::{contact_by, record_changes, write_profile};
 use crate::ids::now_ms;
 use crate::model::{ContactRow, EventRow, TimelineEvent, CONTACT_COLUMNS};
-use crate::contact_rows::{contact_by, record_changes, write_profile};
 use crate::{read, transact, Contact, Store, StoreError};
 use kith_core::contact::ProfilePatch;
 use kith_core::timeline::Actor;

@@ -1,10 +1,10 @@
 //! Conversations and messages, shared by the widget (visitor side) and the admin API.
 
 use crate::conn::{args, Arg, Conn};
+use crate::contact_rows::insert_event;
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
-use crate::contact_rows::insert_event;
 use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::contact::preview;
 use kith_core::timeline::{Actor, EventKind};

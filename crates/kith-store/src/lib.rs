@@ -23,6 +23,7 @@ mod resolution;
 mod seed;
 mod widget;
 
+pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL};
 pub use contacts::Page;
 pub use conversations::{AuthorKind, PostedMessage};
@@ -41,6 +42,7 @@ pub mod fuzzing {
 }
 
 use kith_core::ValidationError;
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -56,8 +58,46 @@ pub enum StoreError {
     Builtin,
     #[error("the cursor is not one this server handed out")]
     BadCursor,
+    /// A setting or argument the store cannot work with: a database URL, a backup target.
     #[error("{0}")]
     Config(String),
+    /// A SQLite database that another kith process serves or seeds: one process owns it.
+    #[error(
+        "the database {} is in use by another kith process (serve or seed); stop it first, or \
+         use PostgreSQL to run several servers on one database",
+        path.display()
+    )]
+    InUse { path: PathBuf },
+    /// The lock file beside a SQLite database could not be created or locked.
+    #[error("cannot {action} the lock file {}", path.display())]
+    LockFile {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file or folder the store needs (the database's folder, a backup) could not be used.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Hashing a new admin password failed. (`password_hash::Error` implements
+    /// `std::error::Error` only with argon2's `std` feature, so the cause is in the message.)
+    #[error("password hashing failed: {0}")]
+    PasswordHash(argon2::password_hash::Error),
+    /// The blocking task hashing a password did not finish (the runtime shut down).
+    #[error("password hashing task failed")]
+    PasswordHashTask(#[source] tokio::task::JoinError),
+    /// A seed could not go on. Never retried: what failed would fail again.
+    #[error("seeding stopped: {reason}")]
+    Seed {
+        reason: &'static str,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     /// A row this transaction relied on was changed by a concurrent writer (retried).

@@ -61,7 +61,7 @@ fn hash_password(password: &str) -> Result<String, StoreError> {
     argon2::Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| StoreError::Config(format!("password hashing failed: {e}")))
+        .map_err(StoreError::PasswordHash)
 }
 
 impl Store {
@@ -77,7 +77,7 @@ impl Store {
         let password = admin_password.clone();
         let password_hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
-            .map_err(|e| StoreError::Config(format!("password hashing task failed: {e}")))??;
+            .map_err(StoreError::PasswordHashTask)??;
         let api_token = format!("kt_{org_id}_{}", random_hex(24));
         let website_key = format!("wk_{org_id}_{}", random_hex(8));
         let identity_secret = random_hex(32);

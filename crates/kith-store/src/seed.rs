@@ -648,9 +648,10 @@ impl WriteBatch for SqliteConnection {
             Some(Encoded::Sqlite(rows)) => rows,
             Some(Encoded::Postgres(_)) => return Err(wrong_encoding()),
             None => {
-                return Err(StoreError::Config(
-                    "seeding stopped: a batch failed to be written".into(),
-                ))
+                return Err(StoreError::Seed {
+                    reason: "a batch failed to be written",
+                    source: None,
+                })
             }
         };
         // A batch dirties more pages than the pool's page cache holds; with room for all of
@@ -667,7 +668,10 @@ impl WriteBatch for SqliteConnection {
             .await?;
         written.map_err(|e| {
             if e.is_retryable() {
-                StoreError::Config(format!("seeding stopped: {e}"))
+                StoreError::Seed {
+                    reason: "a batch could not be written",
+                    source: Some(Box::new(e)),
+                }
             } else {
                 e
             }
@@ -710,7 +714,10 @@ async fn sqlite_write(
 }
 
 fn wrong_encoding() -> StoreError {
-    StoreError::Config("a seed batch was encoded for the other database".into())
+    StoreError::Seed {
+        reason: "a batch was encoded for the other database",
+        source: None,
+    }
 }
 
 impl WriteBatch for PgConnection {
@@ -901,7 +908,12 @@ impl Store {
         match generator.await {
             Ok(()) => {}
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => return Err(StoreError::Config(format!("seed generator stopped: {e}"))),
+            Err(e) => {
+                return Err(StoreError::Seed {
+                    reason: "its generator stopped",
+                    source: Some(Box::new(e)),
+                })
+            }
         }
         Ok(report)
     }

@@ -5,11 +5,11 @@
 //! unverified email claim stay visible only to the visitor that started them.
 
 use crate::conn::{args, Arg, Conn};
+use crate::contact_rows::{contact_by, expect_one, insert_event, touch_contact};
 use crate::conversations::{append_message, AuthorKind, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
-use crate::contact_rows::{contact_by, expect_one, insert_event, touch_contact};
 use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
 use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::identity::Claim;
