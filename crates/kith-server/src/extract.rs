@@ -9,16 +9,21 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use kith_core::timeline::Actor;
+use kith_core::ValidationError;
 use kith_store::Website;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// A JSON body: 413 past the size limit, 400 when it is not JSON, and always an object.
-pub struct JsonBody(pub Value);
+/// A JSON request body of type `T`: 413 past the size limit, 400 when it is not JSON or not
+/// an object, 422 naming the field when a value has the wrong type. An empty body reads as
+/// `{}`. Unknown fields are ignored (SPEC: fields a client may not set are ignored), so no
+/// body type denies them.
+pub struct JsonBody<T = Value>(pub T);
 
-impl FromRequest<AppState> for JsonBody {
+impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
@@ -29,18 +34,48 @@ impl FromRequest<AppState> for JsonBody {
                 ApiError::BadRequest(format!("could not read the request body: {rej}"))
             }
         })?;
-        if bytes.is_empty() {
-            return Ok(JsonBody(Value::Object(Default::default())));
-        }
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let value = if bytes.is_empty() {
+            Value::Object(Default::default())
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?
+        };
         if !value.is_object() {
             return Err(ApiError::BadRequest(
                 "the body must be a JSON object".into(),
             ));
         }
-        Ok(JsonBody(value))
+        // Read from the parsed value, so a syntax error (400) is told apart from a value of
+        // the wrong type (422).
+        let body = serde_path_to_error::deserialize(value).map_err(wrong_type)?;
+        Ok(JsonBody(body))
     }
+}
+
+/// The 422 of a body value of the wrong type. The field is named as the parsers name it:
+/// object keys joined by dots, an array by its own name (`tags`, not `tags[0]`).
+fn wrong_type(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let field = e
+        .path()
+        .iter()
+        .filter_map(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let field = if field.is_empty() {
+        "body".into()
+    } else {
+        field
+    };
+    // serde says "invalid type: integer `3`, expected a string"; a person needs the second half.
+    let detail = e.into_inner().to_string();
+    let message = match detail.split_once(", expected ") {
+        Some((_, expected)) => format!("must be {expected}"),
+        None => detail,
+    };
+    ApiError::Invalid(ValidationError::new(field, message))
 }
 
 /// An authenticated admin-API caller, scoped to its organization.

@@ -20,7 +20,7 @@ use kith_core::contact::parse_message_body;
 use kith_core::identity::{Claim, IdentifyError};
 use kith_core::ValidationError;
 use kith_store::{new_id, Conversation, LastMessage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
@@ -94,28 +94,60 @@ pub struct IdentifyResponse {
     pub status: Option<String>,
 }
 
-/// What `identify` reads (a schema only: the handler parses the JSON itself to name the
-/// field at fault). Text is trimmed; empty or `null` is absent.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// What `identify` reads. Text is trimmed; empty or `null` is absent. `Claim::from_identify`
+/// turns it into the domain claim and checks the hash.
+#[derive(Deserialize, Serialize, ToSchema)]
 pub struct IdentifyRequest {
     /// Needs a valid `user_hash` (else 401).
+    #[serde(
+        default,
+        deserialize_with = "user_id_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(max_length = 255)]
-    user_id: Option<String>,
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255, format = Email)]
-    email: Option<String>,
+    pub email: Option<String>,
     /// Lowercase hex HMAC-SHA256(identity_secret, user_id as sent — or email when no user_id).
-    user_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255)]
-    name: Option<String>,
+    pub name: Option<String>,
     /// E.164, e.g. +14155550100 (spaces, dashes, dots and parentheses are dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255)]
-    phone: Option<String>,
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255)]
-    company: Option<String>,
+    pub company: Option<String>,
     /// Fills keys the contact lacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = crate::openapi::metadata_schema)]
-    metadata: Option<Value>,
+    pub metadata: Option<Value>,
+}
+
+/// `user_id` as text or `null`. The hash covers the id exactly as sent, so a number would be
+/// ambiguous (42 vs 42.0): the 422 asks for the text the app hashed.
+fn user_id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a string (send numeric ids as text, e.g. \"42\")")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(s.to_string()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Text)
 }
 
 /// Tell Kith who the visitor is (from the customer's app, through the widget SDK).
@@ -127,13 +159,15 @@ pub struct IdentifyRequest {
 async fn identify(
     State(state): State<AppState>,
     auth: VisitorAuth,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<IdentifyRequest>,
 ) -> ApiResult<Json<IdentifyResponse>> {
     let secret = auth
         .website
         .verification_required
         .then_some(auth.website.identity_secret.as_str());
-    let claim = Claim::from_identify(&body, secret).map_err(|e| match e {
+    // The domain parser reads the claim as JSON (absent fields stay absent).
+    let json = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let claim = Claim::from_identify(&json, secret).map_err(|e| match e {
         IdentifyError::Invalid(v) => ApiError::Invalid(v),
         IdentifyError::Unverified => ApiError::Unauthorized {
             code: "identity_unverified",
@@ -151,15 +185,17 @@ async fn identify(
     }))
 }
 
-/// A message (a schema only, as above).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// A visitor's message.
+#[derive(Deserialize, ToSchema)]
 pub struct PostMessageRequest {
     /// 1 to 10,000 characters after trimming.
-    #[schema(min_length = 1, max_length = 10000)]
-    body: String,
+    // Optional to serde so a missing body answers 422 naming `body`, as a wrong one does.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 10000)]
+    pub body: Option<String>,
     /// Omit to start a new conversation.
-    conversation_id: Option<String>,
+    #[serde(default)]
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -169,11 +205,11 @@ pub struct PostMessageResponse {
     pub contact_id: String,
 }
 
-pub(crate) fn message_body(body: &Value) -> Result<String, ApiError> {
-    match body.get("body") {
-        Some(Value::String(s)) => Ok(parse_message_body(s)?),
-        None | Some(Value::Null) => Err(ValidationError::new("body", "is required").into()),
-        Some(_) => Err(ValidationError::new("body", "must be a string").into()),
+/// The text of a message body as `parse_message_body` accepts it; 422 naming `body` otherwise.
+pub(crate) fn message_text(body: Option<&str>) -> Result<String, ApiError> {
+    match body {
+        Some(s) => Ok(parse_message_body(s)?),
+        None => Err(ValidationError::new("body", "is required").into()),
     }
 }
 
@@ -186,14 +222,10 @@ pub(crate) fn message_body(body: &Value) -> Result<String, ApiError> {
 async fn post_message(
     State(state): State<AppState>,
     auth: VisitorAuth,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let text = message_body(&body)?;
-    let conversation_id = match body.get("conversation_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.trim().to_string()),
-        Some(_) => return Err(ValidationError::new("conversation_id", "must be a string").into()),
-    };
+    let text = message_text(body.body.as_deref())?;
+    let conversation_id = body.conversation_id.map(|s| s.trim().to_string());
     let posted = state
         .store
         .visitor_message(

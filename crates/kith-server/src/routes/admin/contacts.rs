@@ -3,7 +3,7 @@
 use super::conversations::ConversationList;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, JsonBody, QueryMap};
-use crate::routes::limit_param;
+use crate::routes::{limit_param, Patch};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -12,7 +12,7 @@ use kith_core::contact::ProfilePatch;
 use kith_core::filter::{search_term, tag_key, ListFilter, Sort};
 use kith_core::{Status, ValidationError};
 use kith_store::{Contact, TimelineEvent};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -143,28 +143,34 @@ async fn get_contact(
     ))
 }
 
-/// An admin's edit (a schema only: `ProfilePatch::parse` reads the JSON). Text is trimmed;
-/// `null` or empty clears; other fields (`id`, stats, `status`, times) are ignored.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// An admin's edit. Text is trimmed; `null` or empty clears; other fields (`id`, stats,
+/// `status`, times) are ignored. `ProfilePatch::parse` turns it into the domain patch.
+#[derive(Deserialize, Serialize, ToSchema)]
 pub struct ContactPatchRequest {
     /// `null` clears. Setting one makes the contact a customer; clearing makes it a lead.
-    #[schema(max_length = 255)]
-    user_id: Option<String>,
-    #[schema(max_length = 255, format = Email)]
-    email: Option<String>,
-    #[schema(max_length = 255)]
-    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub user_id: Patch<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, max_length = 255, format = Email)]
+    pub email: Patch<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub name: Patch<String>,
     /// E.164, e.g. +14155550100 (spaces, dashes, dots and parentheses are dropped).
-    #[schema(max_length = 255)]
-    phone: Option<String>,
-    #[schema(max_length = 255)]
-    company: Option<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub phone: Patch<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
+    #[schema(value_type = Option<String>, max_length = 255)]
+    pub company: Patch<String>,
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[schema(schema_with = crate::openapi::tags_schema)]
-    tags: Option<Vec<String>>,
+    pub tags: Patch<Vec<String>>,
     /// Merges keys; a `null` value deletes the key.
+    #[serde(default, skip_serializing_if = "Patch::is_absent")]
     #[schema(schema_with = crate::openapi::metadata_schema)]
-    metadata: Option<Value>,
+    pub metadata: Patch<Value>,
 }
 
 /// Edit a contact. Never merges: an email or user_id another contact holds answers 409.
@@ -178,9 +184,11 @@ async fn patch_contact(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<ContactPatchRequest>,
 ) -> ApiResult<Json<Contact>> {
-    let patch = ProfilePatch::parse(&body)?;
+    // The domain parser reads the edit as JSON, where absent and `null` differ.
+    let json = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let patch = ProfilePatch::parse(&json)?;
     Ok(Json(
         state
             .store

@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, JsonBody, QueryMap};
 use crate::routes::limit_param;
-use crate::routes::widget::message_body;
+use crate::routes::widget::message_text;
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use kith_store::{Conversation, Message};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -106,17 +106,27 @@ async fn conversation_messages(
 }
 
 /// An agent's reply.
+#[derive(Deserialize, ToSchema)]
+pub struct ReplyRequest {
+    /// 1 to 10,000 characters after trimming.
+    // Optional to serde so a missing body answers 422 naming `body`, as a wrong one does.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 10000)]
+    pub body: Option<String>,
+}
+
+/// An agent's reply.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "conversations",
-    params(("id" = String, Path)), request_body = crate::routes::widget::PostMessageRequest,
+    params(("id" = String, Path)), request_body = ReplyRequest,
     responses((status = 201, body = Message), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 async fn reply(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<ReplyRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let text = message_body(&body)?;
+    let text = message_text(body.body.as_deref())?;
     let posted = state
         .store
         .agent_reply(&admin.org_id, &id, &admin.author_id(), &text)

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use kith_core::filter::ListFilter;
 use kith_core::ValidationError;
 use kith_store::ContactList;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -56,40 +56,34 @@ async fn get_list(
     ))
 }
 
-/// A new list (a schema only: `list_body` parses the JSON itself to name the field at fault).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// A new list.
+#[derive(Deserialize, ToSchema)]
 pub struct ListRequest {
     /// 1 to 255 characters after trimming.
-    #[schema(min_length = 1, max_length = 255)]
-    name: String,
+    // Optional to serde so a missing name answers 422 naming `name`, as a wrong one does.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    pub name: Option<String>,
     /// Omitted or `null`: every contact.
+    #[serde(default)]
     #[schema(schema_with = crate::openapi::filter_schema)]
-    filter: Option<Value>,
+    pub filter: Option<Value>,
 }
 
 /// A list edit: each given field replaces the list's.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(Deserialize, ToSchema)]
 pub struct ListPatchRequest {
+    #[serde(default)]
     #[schema(min_length = 1, max_length = 255)]
-    name: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
     #[schema(schema_with = crate::openapi::filter_schema)]
-    filter: Option<Value>,
+    pub filter: Option<Value>,
 }
 
-fn list_body(body: &Value, require: bool) -> ApiResult<(Option<String>, Option<ListFilter>)> {
-    let name = match body.get("name") {
-        None | Some(Value::Null) if !require => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => return Err(ValidationError::new("name", "is required (a string)").into()),
-    };
-    let filter = match body.get("filter") {
-        None | Some(Value::Null) if !require => None,
-        None | Some(Value::Null) => Some(ListFilter::default()),
-        Some(v) => Some(ListFilter::parse(v)?),
-    };
-    Ok((name, filter))
+/// A list's filter as `ListFilter::parse` reads it (422 naming the field at fault).
+fn parse_filter(filter: Option<&Value>) -> ApiResult<Option<ListFilter>> {
+    Ok(filter.map(ListFilter::parse).transpose()?)
 }
 
 /// Save a segment.
@@ -99,16 +93,16 @@ fn list_body(body: &Value, require: bool) -> ApiResult<(Option<String>, Option<L
 async fn create_list(
     State(state): State<AppState>,
     admin: Admin,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<ListRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let (name, filter) = list_body(&body, true)?;
+    let name = body
+        .name
+        .ok_or_else(|| ValidationError::new("name", "is required (a string)"))?;
+    // No filter (or `null`) is every contact.
+    let filter = parse_filter(body.filter.as_ref())?.unwrap_or_default();
     let list = state
         .store
-        .create_list(
-            &admin.org_id,
-            &name.unwrap_or_default(),
-            &filter.unwrap_or_default(),
-        )
+        .create_list(&admin.org_id, &name, &filter)
         .await?;
     Ok((StatusCode::CREATED, Json(list)))
 }
@@ -122,13 +116,13 @@ async fn update_list(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<ListPatchRequest>,
 ) -> ApiResult<Json<ContactList>> {
-    let (name, filter) = list_body(&body, false)?;
+    let filter = parse_filter(body.filter.as_ref())?;
     Ok(Json(
         state
             .store
-            .update_list(&admin.org_id, &id, name.as_deref(), filter.as_ref())
+            .update_list(&admin.org_id, &id, body.name.as_deref(), filter.as_ref())
             .await
             .map_err(ApiError::not_found_as("list"))?,
     ))

@@ -10,8 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::ValidationError;
 use kith_store::WebsiteView;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub fn router() -> Router<AppState> {
@@ -34,17 +33,20 @@ async fn websites(State(state): State<AppState>, admin: Admin) -> ApiResult<Json
     }))
 }
 
-/// A new website (a schema only: the handler reads the JSON).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+/// A new website.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateWebsiteRequest {
     /// 1 to 255 characters after trimming.
-    #[schema(min_length = 1, max_length = 255)]
-    name: String,
+    // Optional to serde so a missing name answers 422 naming `name`, as a wrong one does.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 255)]
+    pub name: Option<String>,
     /// Default true.
-    identity_verification: Option<bool>,
+    #[serde(default)]
+    pub identity_verification: Option<bool>,
     /// Origins allowed to call the widget API, e.g. `https://example.com`; empty: any.
-    allowed_origins: Option<Vec<String>>,
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// Add a website.
@@ -55,43 +57,27 @@ pub struct CreateWebsiteRequest {
 async fn create_website(
     State(state): State<AppState>,
     admin: Admin,
-    JsonBody(body): JsonBody,
+    JsonBody(body): JsonBody<CreateWebsiteRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    let name = match body.get("name") {
-        Some(Value::String(s)) => s.clone(),
-        _ => return Err(ValidationError::new("name", "is required (a string)").into()),
-    };
-    let verification = match body.get("identity_verification") {
-        None | Some(Value::Null) => true,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(
-                ValidationError::new("identity_verification", "must be true or false").into(),
-            )
-        }
-    };
-    let origins = match body.get("allowed_origins") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(|s| s.trim().trim_end_matches('/').to_string())
-                    .filter(|s| s == "*" || s.starts_with("http://") || s.starts_with("https://"))
-                    .ok_or_else(|| {
-                        ValidationError::new(
-                            "allowed_origins",
-                            "each must be an origin like https://example.com",
-                        )
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        Some(_) => {
-            return Err(
-                ValidationError::new("allowed_origins", "must be an array of origins").into(),
-            )
-        }
-    };
+    let name = body
+        .name
+        .ok_or_else(|| ValidationError::new("name", "is required (a string)"))?;
+    let verification = body.identity_verification.unwrap_or(true);
+    let origins = body
+        .allowed_origins
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            Some(s.trim().trim_end_matches('/').to_string())
+                .filter(|s| s == "*" || s.starts_with("http://") || s.starts_with("https://"))
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "allowed_origins",
+                        "each must be an origin like https://example.com",
+                    )
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let w = state
         .store
         .create_website(&admin.org_id, &name, verification, &origins)
