@@ -61,105 +61,17 @@ impl Store {
         Self::open_with(url, 16, Access::Serve).await
     }
 
+    /// Opens `url` with at most `max_connections` pooled connections; `access` decides what
+    /// the process holds on SQLite (the lock file, the contact index).
     pub async fn open_with(
         url: &str,
         max_connections: u32,
         access: Access,
     ) -> Result<Store, StoreError> {
-        let mut index = None;
-        let mut lock = None;
-        let backend = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                // WAL + NORMAL: a crash may lose the last commits but never corrupts.
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true)
-                .pragma("temp_store", "memory")
-                // Lists and search read large parts of big tables: a 64 MiB page cache per
-                // connection and the file memory-mapped (shared by all connections) keep
-                // them off the read() path.
-                .pragma("cache_size", "-65536")
-                .pragma("mmap_size", "8589934592");
-            if let Some(parent) = opts.get_filename().parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
-                        action: "create the database folder",
-                        path: parent.to_path_buf(),
-                        source,
-                    })?;
-                }
-            }
-            // An in-memory database lives in this process alone: nothing to lock.
-            let in_memory = url.contains(":memory:") || url.contains("mode=memory") || {
-                let f = opts.get_filename().to_string_lossy();
-                f.is_empty() || f.starts_with("file:sqlx-in-memory")
-            };
-            let mut served_elsewhere = false;
-            if !in_memory {
-                match (lock_database(opts.get_filename())?, access) {
-                    (Some(file), Access::Serve | Access::Bulk) => lock = Some(file),
-                    (None, Access::Serve | Access::Bulk) => {
-                        return Err(StoreError::InUse {
-                            path: opts.get_filename().to_path_buf(),
-                        })
-                    }
-                    // A short command: the lock only tells whether a server is running.
-                    (Some(_), Access::Shared) => {}
-                    (None, Access::Shared) => served_elsewhere = true,
-                }
-            }
-            // Migrate on a connection of its own (the serving pool's connections install
-            // triggers on the migrated tables as they open), kept open until the serving pool
-            // is up so that an in-memory database survives.
-            let migrating = SqlitePoolOptions::new()
-                .max_connections(1)
-                .connect_with(opts.clone())
-                .await?;
-            let migrator = sqlx::migrate!("./migrations/sqlite");
-            if served_elsewhere {
-                // Changing the schema under a running server could drop the triggers that
-                // keep its contact index exact: leave migrations to the server.
-                let latest = migrator.iter().map(|m| m.version).max();
-                let applied: Option<i64> =
-                    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
-                        .fetch_one(&migrating)
-                        .await
-                        .unwrap_or(None);
-                if applied != latest {
-                    return Err(StoreError::Config(
-                        "the database is in use by a kith server of another version; stop \
-                         it, then run this command again (it will apply the migrations)"
-                            .into(),
-                    ));
-                }
-            } else {
-                migrator.run(&migrating).await?;
-            }
-            let indexed = access == Access::Serve;
-            let mut pool_options =
-                SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 16));
-            if indexed {
-                pool_options = pool_options.after_connect(install_dirty_tracking);
-            }
-            let pool = pool_options.connect_with(opts).await?;
-            migrating.close().await;
-            if indexed {
-                index = Some(Arc::new(crate::index::ContactIndex::default()));
-            }
-            Backend::Sqlite(pool)
+        let (backend, index, lock) = if url.starts_with("sqlite:") {
+            open_sqlite(url, max_connections, access).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url)
-                .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
-            let pool = PgPoolOptions::new()
-                .max_connections(max_connections.max(1))
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await?;
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Backend::Postgres(pool)
+            (open_postgres(url, max_connections).await?, None, None)
         } else {
             return Err(StoreError::Config(format!(
                 "unsupported database URL {:?}: use sqlite://file.db, sqlite:///abs/path.db or postgres://user@host/db",
@@ -316,6 +228,117 @@ impl Store {
             Backend::Postgres(p) => p.close().await,
         }
     }
+}
+
+/// A SQLite database, what this process holds of it, and its migrations applied: the pool,
+/// the (empty, still to be built) contact index when serving, and the lock file when this
+/// process owns the database.
+async fn open_sqlite(
+    url: &str,
+    max_connections: u32,
+    access: Access,
+) -> Result<
+    (
+        Backend,
+        Option<Arc<crate::index::ContactIndex>>,
+        Option<std::fs::File>,
+    ),
+    StoreError,
+> {
+    let mut index = None;
+    let mut lock = None;
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("invalid SQLite URL {url:?}: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL + NORMAL: a crash may lose the last commits but never corrupts.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .pragma("temp_store", "memory")
+        // Lists and search read large parts of big tables: a 64 MiB page cache per
+        // connection and the file memory-mapped (shared by all connections) keep
+        // them off the read() path.
+        .pragma("cache_size", "-65536")
+        .pragma("mmap_size", "8589934592");
+    if let Some(parent) = opts.get_filename().parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                action: "create the database folder",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    // An in-memory database lives in this process alone: nothing to lock.
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory") || {
+        let f = opts.get_filename().to_string_lossy();
+        f.is_empty() || f.starts_with("file:sqlx-in-memory")
+    };
+    let mut served_elsewhere = false;
+    if !in_memory {
+        match (lock_database(opts.get_filename())?, access) {
+            (Some(file), Access::Serve | Access::Bulk) => lock = Some(file),
+            (None, Access::Serve | Access::Bulk) => {
+                return Err(StoreError::InUse {
+                    path: opts.get_filename().to_path_buf(),
+                })
+            }
+            // A short command: the lock only tells whether a server is running.
+            (Some(_), Access::Shared) => {}
+            (None, Access::Shared) => served_elsewhere = true,
+        }
+    }
+    // Migrate on a connection of its own (the serving pool's connections install
+    // triggers on the migrated tables as they open), kept open until the serving pool
+    // is up so that an in-memory database survives.
+    let migrating = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts.clone())
+        .await?;
+    let migrator = sqlx::migrate!("./migrations/sqlite");
+    if served_elsewhere {
+        // Changing the schema under a running server could drop the triggers that
+        // keep its contact index exact: leave migrations to the server.
+        let latest = migrator.iter().map(|m| m.version).max();
+        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+            .fetch_one(&migrating)
+            .await
+            .unwrap_or(None);
+        if applied != latest {
+            return Err(StoreError::Config(
+                "the database is in use by a kith server of another version; stop \
+                 it, then run this command again (it will apply the migrations)"
+                    .into(),
+            ));
+        }
+    } else {
+        migrator.run(&migrating).await?;
+    }
+    let indexed = access == Access::Serve;
+    let mut pool_options = SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 16));
+    if indexed {
+        pool_options = pool_options.after_connect(install_dirty_tracking);
+    }
+    let pool = pool_options.connect_with(opts).await?;
+    migrating.close().await;
+    if indexed {
+        index = Some(Arc::new(crate::index::ContactIndex::default()));
+    }
+    Ok((Backend::Sqlite(pool), index, lock))
+}
+
+/// A PostgreSQL pool with its migrations applied.
+async fn open_postgres(url: &str, max_connections: u32) -> Result<Backend, StoreError> {
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(opts)
+        .await?;
+    sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+    Ok(Backend::Postgres(pool))
 }
 
 /// `PRAGMA quick_check` on a SQLite file, opened read-only on a connection of its own.

@@ -8,16 +8,7 @@
 //! fixed-size multi-row INSERTs with anonymous `?` parameters; PostgreSQL gets one
 //! `INSERT … SELECT FROM unnest(arrays)` per table and batch.
 //!
-//! Dev notes, 1M contacts on a 2-core machine (SQLite without the FTS5 table, migration 0005):
-//! - SQLite ~30 s (one batch per transaction took 83 s; with FTS5, 375-450 s). SQLite itself,
-//!   on sqlx's worker thread, is the critical path: B-tree inserts, copying bound text, the
-//!   statement journal, COMMIT and its checkpoint. `$n` parameters cost ~30% more through
-//!   sqlx's name lookups. Tried and dropped: small batches, several per transaction (the
-//!   out-of-order child rows need deferred foreign keys: ~15% slower); 2k-16k values per
-//!   statement (no difference).
-//! - PostgreSQL ~150 s (was 320 s), bound by the one backend: per contact the counter trigger
-//!   (~27 s per million), the trigram index (~24 s), eight B-trees (~36 s) and foreign-key
-//!   checks, then the child tables (~40 s). A larger `gin_pending_list_limit`: no gain.
+//! Where the time goes and what was tried: docs/benchmarks.md, "Seeding".
 
 use crate::conn::{Arg, Conn, Dialect};
 use crate::dialect::{after_bulk_rid, next_rid};
