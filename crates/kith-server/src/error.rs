@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kith_core::ValidationError;
 use kith_store::StoreError;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -24,7 +25,8 @@ pub enum ApiError {
     Conflict {
         code: &'static str,
         message: String,
-        extra: Map<String, Value>,
+        /// The field whose value another contact holds, and that contact.
+        holder: Option<(String, String)>,
     },
     #[error("this method is not allowed on this route; see /api/openapi.json")]
     MethodNotAllowed,
@@ -87,21 +89,16 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("resource"),
             StoreError::Merged { merged_into } => ApiError::Merged { merged_into },
-            StoreError::Conflict { field, contact_id } => {
-                let mut extra = Map::new();
-                extra.insert("field".into(), json!(field));
-                extra.insert("contact_id".into(), json!(contact_id));
-                ApiError::Conflict {
-                    code: "conflict",
-                    message: format!("another contact already has this {field}"),
-                    extra,
-                }
-            }
+            StoreError::Conflict { field, contact_id } => ApiError::Conflict {
+                code: "conflict",
+                message: format!("another contact already has this {field}"),
+                holder: Some((field.to_string(), contact_id)),
+            },
             StoreError::Invalid(v) => ApiError::Invalid(v),
             StoreError::Builtin => ApiError::Conflict {
                 code: "builtin_list",
                 message: "built-in lists cannot be changed or deleted".into(),
-                extra: Map::new(),
+                holder: None,
             },
             StoreError::BadCursor => {
                 ApiError::BadRequest("the cursor is not one this server handed out".into())
@@ -117,48 +114,71 @@ impl From<StoreError> for ApiError {
     }
 }
 
+// What `ApiError` leaves as, and its OpenAPI schema: one type for both.
+/// Every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// `code` is stable and snake_case; some codes carry more fields.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `invalid`, `not_found`, `merged`, `conflict`, `unauthorized`, `rate_limited`.
+    #[schema(value_type = String)]
+    pub code: &'static str,
+    /// For a person.
+    pub message: String,
+    /// `invalid` and `conflict`: the field at fault (`metadata.plan`, `filter.tags.all`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// `merged`: the contact that absorbed this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_into: Option<String>,
+    /// `conflict`: the contact holding the value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let mut body = Map::new();
-        body.insert("code".into(), json!(code));
+        let mut detail = ErrorDetail {
+            code,
+            message: self.to_string(),
+            field: None,
+            merged_into: None,
+            contact_id: None,
+        };
         match &self {
-            ApiError::Internal(detail) => {
-                // The detail goes to the log, not to the client.
-                tracing::error!(error = %detail, "internal error");
-                body.insert(
-                    "message".into(),
-                    json!("something went wrong on our side; it was logged"),
-                );
+            ApiError::Internal(cause) => {
+                // The cause goes to the log, not to the client.
+                tracing::error!(error = %cause, "internal error");
+                detail.message = "something went wrong on our side; it was logged".into();
             }
-            ApiError::Unavailable(detail) => {
-                // The detail may carry database or driver text (hosts, SQL): logged, not sent.
-                tracing::warn!(error = %detail, "unavailable");
-                body.insert(
-                    "message".into(),
-                    json!("the service is busy or its database is unreachable; retry shortly"),
-                );
+            ApiError::Unavailable(cause) => {
+                // The cause may carry database or driver text (hosts, SQL): logged, not sent.
+                tracing::warn!(error = %cause, "unavailable");
+                detail.message =
+                    "the service is busy or its database is unreachable; retry shortly".into();
             }
             ApiError::Invalid(v) => {
-                body.insert(
-                    "message".into(),
-                    json!(format!("{} {}", v.field, v.message)),
-                );
-                body.insert("field".into(), json!(v.field));
+                detail.message = format!("{} {}", v.field, v.message);
+                detail.field = Some(v.field.clone());
             }
             ApiError::Merged { merged_into } => {
-                body.insert("message".into(), json!(self.to_string()));
-                body.insert("merged_into".into(), json!(merged_into));
+                detail.merged_into = Some(merged_into.clone());
             }
-            ApiError::Conflict { extra, .. } => {
-                body.insert("message".into(), json!(self.to_string()));
-                body.extend(extra.clone());
+            ApiError::Conflict {
+                holder: Some((field, contact_id)),
+                ..
+            } => {
+                detail.field = Some(field.clone());
+                detail.contact_id = Some(contact_id.clone());
             }
-            _ => {
-                body.insert("message".into(), json!(self.to_string()));
-            }
+            _ => {}
         }
-        let mut resp = (status, Json(json!({ "error": body }))).into_response();
+        let mut resp = (status, Json(ErrorBody { error: detail })).into_response();
         match self {
             ApiError::RateLimited { retry_after } => {
                 crate::metrics::rate_limited("requests");

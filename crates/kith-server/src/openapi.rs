@@ -3,6 +3,7 @@
 //! type give), so the document says what the server really answers without repeating it on
 //! each handler. `scripts/schemathesis.sh` checks the document against the running server.
 
+use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes::{admin, health, widget};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
@@ -10,7 +11,7 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -39,47 +40,6 @@ use utoipa::{Modify, OpenApi, ToSchema};
          (name = "conversations"), (name = "websites"), (name = "operations"))
 )]
 pub struct ApiDoc;
-
-/// Every error answer.
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes ApiError's JSON, which is built in error.rs
-pub struct ErrorBody {
-    error: ErrorDetail,
-}
-
-/// `code` is stable and snake_case; some codes carry more fields.
-#[derive(ToSchema)]
-#[allow(dead_code)] // as above
-pub struct ErrorDetail {
-    /// e.g. `invalid`, `not_found`, `merged`, `conflict`, `unauthorized`, `rate_limited`.
-    code: String,
-    /// For a person.
-    message: String,
-    /// `invalid` and `conflict`: the field at fault (`metadata.plan`, `filter.tags.all`).
-    field: Option<String>,
-    /// `merged`: the contact that absorbed this one.
-    merged_into: Option<String>,
-    /// `conflict`: the contact holding the value.
-    contact_id: Option<String>,
-}
-
-/// A deleted list: `{"id", "deleted": true}`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // describes a `json!` answer
-pub struct Deleted {
-    id: String,
-    deleted: bool,
-}
-
-/// `/healthz` and `/readyz`: `{"status": "ok"}`, `{"status": "ready", "database": …}`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // as above
-pub struct Health {
-    /// `ok` or `ready`.
-    status: String,
-    /// `/readyz`: `sqlite` or `postgres`.
-    database: Option<String>,
-}
 
 /// Credentials and shared error answers for every operation.
 struct Conventions;

@@ -128,20 +128,27 @@ async fn update_list(
     ))
 }
 
+/// A deleted list: `{"id", "deleted": true}`.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub deleted: bool,
+}
+
 /// Delete a custom list. Built-ins answer 409 `builtin_list`.
 #[utoipa::path(delete, path = "/api/v1/lists/{id}", tag = "lists",
     params(("id" = String, Path)),
-    responses((status = 200, body = crate::openapi::Deleted), (status = 404), (status = 409, description = "`builtin_list`")),
+    responses((status = 200, body = Deleted), (status = 404), (status = 409, description = "`builtin_list`")),
     security(("bearer" = [])))]
 async fn delete_list(
     State(state): State<AppState>,
     admin: Admin,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Deleted>> {
     state
         .store
         .delete_list(&admin.org_id, &id)
         .await
         .map_err(ApiError::not_found_as("list"))?;
-    Ok(Json(serde_json::json!({"id": id, "deleted": true})))
+    Ok(Json(Deleted { id, deleted: true }))
 }
