@@ -81,7 +81,7 @@ pub(crate) const PROFILE_COLUMNS: [&str; 13] = [
 ];
 
 /// The values of `PROFILE_COLUMNS`, bound as $3 to $15 after the organization and contact id.
-fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
+pub(crate) fn profile_args(p: &Profile, now: i64) -> Vec<crate::conn::Arg> {
     args![
         text(&p.user_id),
         text(&p.email),

@@ -2,7 +2,8 @@
 //! small vocabulary, skewed last-seen times, and each contact's conversation.
 
 use super::{Batch, Encoded, SqliteRows};
-use crate::conn::Dialect;
+use crate::conn::{Arg, Dialect};
+use crate::contact_rows::profile_args;
 use crate::ids::new_id;
 use crate::StoreError;
 use kith_core::{Email, Metadata, Phone, Profile, Tags, Text};
@@ -118,23 +119,14 @@ pub(super) const MESSAGES: &[&str] = &[
     "Do you offer discounts for non-profits?",
 ];
 
-/// One generated contact with every column derived as the normal write path derives it.
+/// One generated contact. Its profile's columns come from `profile_args`, the builder every
+/// other contact write uses, so the seed cannot drift from the normal write path.
 pub(super) struct Contact {
     pub(super) id: String,
-    pub(super) user_id: Option<String>,
-    pub(super) email: Option<String>,
-    pub(super) email_lower: Option<String>,
-    pub(super) name: Option<String>,
-    pub(super) name_lower: Option<String>,
-    pub(super) phone: Option<String>,
-    pub(super) company: Option<String>,
-    /// JSON array, as stored in `contacts.tags`.
-    pub(super) tags: String,
+    /// The values of `PROFILE_COLUMNS`, in that order (`updated_at` included).
+    pub(super) profile: Vec<Arg>,
     /// The `contact_tags` rows: each tag lower-cased.
     pub(super) tag_keys: Vec<String>,
-    pub(super) metadata: String,
-    pub(super) status: &'static str,
-    pub(super) search_text: String,
     pub(super) last_seen_at: Option<i64>,
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
@@ -232,21 +224,10 @@ impl Generator {
         } else {
             None
         };
-        let text = |t: &Option<Text>| t.as_ref().map(|t| t.as_str().to_string());
         Ok(Contact {
             id,
-            user_id: text(&p.user_id),
-            email: p.email.as_ref().map(|e| e.as_str().to_string()),
-            email_lower: p.email.as_ref().map(|e| e.key()),
-            name_lower: p.name.as_ref().map(|t| t.as_str().to_lowercase()),
-            name: text(&p.name),
-            phone: p.phone.as_ref().map(|t| t.as_str().to_string()),
-            company: text(&p.company),
-            tags: serde_json::to_string(&p.tags).unwrap_or_else(|_| "[]".into()),
+            profile: profile_args(&p, last_seen),
             tag_keys: p.tags.as_slice().iter().map(|t| t.to_lowercase()).collect(),
-            metadata: p.metadata.to_json().to_string(),
-            status: p.status().as_str(),
-            search_text: p.search_text(),
             last_seen_at: (!never_seen).then_some(last_seen),
             created_at: created,
             updated_at: last_seen,
@@ -274,7 +255,7 @@ impl Generator {
             }
             match &mut batch.rows {
                 Encoded::Sqlite(rows) => rows.push(c),
-                Encoded::Postgres(cols) => cols.push(c),
+                Encoded::Postgres(cols) => cols.push(c)?,
             }
         }
         Ok(batch)

@@ -3,31 +3,63 @@
 
 use super::generate::Contact;
 use super::{wrong_encoding, Encoded, WriteBatch};
-use crate::conn::{Conn, Dialect};
+use crate::conn::{Arg, Conn, Dialect};
+use crate::contact_rows::PROFILE_COLUMNS;
 use crate::dialect::next_rid;
 use crate::StoreError;
 use sqlx::PgConnection;
+
+/// One column of profile values for `unnest`, typed after what `profile_args` gives it.
+pub(super) enum Column {
+    Text(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<bool>),
+}
+
+impl Column {
+    fn for_arg(arg: &Arg) -> Column {
+        match arg {
+            Arg::Int(_) => Column::Int(Vec::new()),
+            Arg::Bool(_) => Column::Bool(Vec::new()),
+            _ => Column::Text(Vec::new()),
+        }
+    }
+
+    /// The array type `unnest` reads it as.
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Column::Text(_) => "text[]",
+            Column::Int(_) => "int8[]",
+            Column::Bool(_) => "bool[]",
+        }
+    }
+
+    fn push(&mut self, arg: Arg) -> Result<(), StoreError> {
+        match (self, arg) {
+            (Column::Text(v), Arg::Text(t)) => v.push(t),
+            (Column::Int(v), Arg::Int(i)) => v.push(i),
+            (Column::Bool(v), Arg::Bool(b)) => v.push(b),
+            _ => {
+                return Err(StoreError::Seed {
+                    reason: "a profile column changed its type between contacts",
+                    source: None,
+                })
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Per table, one array per column (the org and website are bound once per statement).
 #[derive(Default)]
 pub(super) struct PgColumns {
     pub(super) id: Vec<String>,
-    pub(super) user_id: Vec<Option<String>>,
-    pub(super) email: Vec<Option<String>>,
-    pub(super) email_lower: Vec<Option<String>>,
-    pub(super) name: Vec<Option<String>>,
-    pub(super) phone: Vec<Option<String>>,
-    pub(super) company: Vec<Option<String>>,
-    pub(super) tags: Vec<String>,
-    pub(super) metadata: Vec<String>,
+    /// One array per `PROFILE_COLUMNS` entry, in that order.
+    pub(super) profile: Vec<Column>,
     pub(super) conversation_count: Vec<i64>,
     pub(super) message_count: Vec<i64>,
     pub(super) last_seen_at: Vec<Option<i64>>,
     pub(super) created_at: Vec<i64>,
-    pub(super) updated_at: Vec<i64>,
-    pub(super) status: Vec<&'static str>,
-    pub(super) name_lower: Vec<Option<String>>,
-    pub(super) search_text: Vec<String>,
     pub(super) tag_contact: Vec<String>,
     pub(super) tag: Vec<String>,
     pub(super) visitor_id: Vec<String>,
@@ -51,7 +83,7 @@ pub(super) struct PgColumns {
 }
 
 impl PgColumns {
-    pub(super) fn push(&mut self, c: Contact) {
+    pub(super) fn push(&mut self, c: Contact) -> Result<(), StoreError> {
         for tag in c.tag_keys {
             self.tag_contact.push(c.id.clone());
             self.tag.push(tag);
@@ -84,22 +116,17 @@ impl PgColumns {
             None => (0, 0),
         };
         self.id.push(c.id);
-        self.user_id.push(c.user_id);
-        self.email.push(c.email);
-        self.email_lower.push(c.email_lower);
-        self.name.push(c.name);
-        self.phone.push(c.phone);
-        self.company.push(c.company);
-        self.tags.push(c.tags);
-        self.metadata.push(c.metadata);
+        if self.profile.is_empty() {
+            self.profile = c.profile.iter().map(Column::for_arg).collect();
+        }
+        for (column, value) in self.profile.iter_mut().zip(c.profile) {
+            column.push(value)?;
+        }
         self.conversation_count.push(conversations);
         self.message_count.push(messages);
         self.last_seen_at.push(c.last_seen_at);
         self.created_at.push(c.created_at);
-        self.updated_at.push(c.updated_at);
-        self.status.push(c.status);
-        self.name_lower.push(c.name_lower);
-        self.search_text.push(c.search_text);
+        Ok(())
     }
 }
 
@@ -122,35 +149,36 @@ impl WriteBatch for PgConnection {
         // PostgreSQL only: whole columns bound as arrays, one statement per table. Search-index
         // numbers come from the sequence as in `create_contact`; unnest yields the rows in
         // array order, so they increase with the ids.
+        let mut arrays = vec!["$2::text[]".to_string()];
+        let mut n = 3;
+        for column in &b.profile {
+            arrays.push(format!("${n}::{}", column.sql_type()));
+            n += 1;
+        }
+        for _ in 0..4 {
+            arrays.push(format!("${n}::int8[]"));
+            n += 1;
+        }
         let contacts = format!(
-            "INSERT INTO contacts (org_id, id, user_id, email, email_lower, name, phone, company, \
-             tags, metadata, conversation_count, message_count, last_seen_at, created_at, \
-             updated_at, status, name_lower, search_text, rid) \
-             SELECT $1, *, {} FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::text[], $17::text[], \
-             $18::text[])",
-            next_rid(Dialect::Postgres)
+            "INSERT INTO contacts (org_id, id, {}, conversation_count, message_count, \
+             last_seen_at, created_at, rid) SELECT $1, *, {} FROM unnest({})",
+            PROFILE_COLUMNS.join(", "),
+            next_rid(Dialect::Postgres),
+            arrays.join(", ")
         );
-        sqlx::query(&contacts)
-            .bind(org_id)
-            .bind(&b.id)
-            .bind(&b.user_id)
-            .bind(&b.email)
-            .bind(&b.email_lower)
-            .bind(&b.name)
-            .bind(&b.phone)
-            .bind(&b.company)
-            .bind(&b.tags)
-            .bind(&b.metadata)
+        let mut query = sqlx::query(&contacts).bind(org_id).bind(&b.id);
+        for column in &b.profile {
+            query = match column {
+                Column::Text(v) => query.bind(v),
+                Column::Int(v) => query.bind(v),
+                Column::Bool(v) => query.bind(v),
+            };
+        }
+        query
             .bind(&b.conversation_count)
             .bind(&b.message_count)
             .bind(&b.last_seen_at)
             .bind(&b.created_at)
-            .bind(&b.updated_at)
-            .bind(&b.status)
-            .bind(&b.name_lower)
-            .bind(&b.search_text)
             .execute(&mut *self)
             .await?;
         sqlx::query(

@@ -4,9 +4,11 @@
 use super::generate::Contact;
 use super::{wrong_encoding, Encoded, WriteBatch};
 use crate::conn::{Arg, Conn};
+use crate::contact_rows::PROFILE_COLUMNS;
 use crate::dialect::after_bulk_rid;
 use crate::StoreError;
 use sqlx::SqliteConnection;
+use std::sync::LazyLock;
 
 /// SQLite's page cache while a batch is written, in KiB.
 pub(super) const SQLITE_SEED_CACHE_KIB: i64 = 256 * 1024;
@@ -19,27 +21,20 @@ pub(super) const SQLITE_VALUES_PER_STATEMENT: usize = 8_000;
 /// Each SQLite table's columns and the value every row gives them: `?` is bound per row;
 /// the rest is the same for all rows and written into the statement once (the organization and
 /// website are a third of all values otherwise).
-pub(super) const SQLITE_CONTACTS: &[(&str, &str)] = &[
-    ("org_id", ORG),
-    ("id", "?"),
-    ("user_id", "?"),
-    ("email", "?"),
-    ("email_lower", "?"),
-    ("name", "?"),
-    ("phone", "?"),
-    ("company", "?"),
-    ("tags", "?"),
-    ("metadata", "?"),
-    ("conversation_count", "?"),
-    ("message_count", "?"),
-    ("last_seen_at", "?"),
-    ("created_at", "?"),
-    ("updated_at", "?"),
-    ("status", "?"),
-    ("name_lower", "?"),
-    ("search_text", "?"),
-    ("rid", "?"),
-];
+/// The contacts' columns: the profile's (`PROFILE_COLUMNS`, bound from `profile_args`), then
+/// the stats, then `rid` last (the writer numbers it).
+pub(super) static SQLITE_CONTACTS: LazyLock<Vec<(&str, &str)>> = LazyLock::new(|| {
+    let mut columns = vec![("org_id", ORG), ("id", "?")];
+    columns.extend(PROFILE_COLUMNS.iter().map(|c| (*c, "?")));
+    columns.extend([
+        ("conversation_count", "?"),
+        ("message_count", "?"),
+        ("last_seen_at", "?"),
+        ("created_at", "?"),
+        ("rid", "?"),
+    ]);
+    columns
+});
 pub(super) const SQLITE_TAGS: &[(&str, &str)] =
     &[("org_id", ORG), ("contact_id", "?"), ("tag", "?")];
 pub(super) const SQLITE_VISITORS: &[(&str, &str)] = &[
@@ -95,7 +90,7 @@ impl SqliteRows {
     pub(super) fn push(&mut self, c: Contact) {
         let text = |v: String| Arg::Text(Some(v));
         let int = |v: i64| Arg::Int(Some(v));
-        let position = (self.contacts.len() / bound(SQLITE_CONTACTS)) as i64 + 1;
+        let position = (self.contacts.len() / bound(&SQLITE_CONTACTS)) as i64 + 1;
         for tag in c.tag_keys {
             self.tags.extend([text(c.id.clone()), text(tag)]);
         }
@@ -133,24 +128,13 @@ impl SqliteRows {
             }
             None => (0, 0),
         };
+        self.contacts.push(text(c.id));
+        self.contacts.extend(c.profile);
         self.contacts.extend([
-            text(c.id),
-            Arg::Text(c.user_id),
-            Arg::Text(c.email),
-            Arg::Text(c.email_lower),
-            Arg::Text(c.name),
-            Arg::Text(c.phone),
-            Arg::Text(c.company),
-            text(c.tags),
-            text(c.metadata),
             int(conversations),
             int(messages),
             Arg::Int(c.last_seen_at),
             int(c.created_at),
-            int(c.updated_at),
-            text(c.status.into()),
-            Arg::Text(c.name_lower),
-            text(c.search_text),
             int(position),
         ]);
     }
@@ -262,14 +246,14 @@ pub(super) async fn sqlite_write(
     // One writer at a time on SQLite: numbering continues after the largest rid.
     let (max_rid,): (Option<i64>,) = c.fetch_one("SELECT max(rid) FROM contacts", vec![]).await?;
     let base = max_rid.unwrap_or(0);
-    let width = bound(SQLITE_CONTACTS);
+    let width = bound(&SQLITE_CONTACTS);
     for rid in rows.contacts.iter_mut().skip(width - 1).step_by(width) {
         if let Arg::Int(Some(position)) = rid {
             *position += base;
         }
     }
     // Parents before children: the foreign keys are checked as rows arrive.
-    sqlite_insert(c, "contacts", SQLITE_CONTACTS, ids, rows.contacts).await?;
+    sqlite_insert(c, "contacts", &SQLITE_CONTACTS, ids, rows.contacts).await?;
     sqlite_insert(c, "contact_tags", SQLITE_TAGS, ids, rows.tags).await?;
     sqlite_insert(c, "visitors", SQLITE_VISITORS, ids, rows.visitors).await?;
     sqlite_insert(
