@@ -26,6 +26,7 @@ export RUSTC_BOOTSTRAP=1
 flags=(--sanitizer none --release --debug-assertions --target-dir "$target_dir")
 
 cargo fuzz build "${flags[@]}"
+bin="$target_dir/$(rustc -vV | sed -n 's/^host: //p')/release"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=()
@@ -33,7 +34,8 @@ for t in "${targets[@]}"; do
   echo "fuzzing $t for $seconds s" >&2
   mkdir -p "$work/$t" fuzz/artifacts/"$t"
   # New inputs go to a scratch folder; the committed corpus (second folder) is only read.
-  if cargo fuzz run "${flags[@]}" "$t" "$work/$t" "fuzz/corpus/$t" -- \
+  # The binary built above, run directly: `cargo fuzz run` would build again first.
+  if "$bin/$t" -artifact_prefix="fuzz/artifacts/$t/" "$work/$t" "fuzz/corpus/$t" \
     -dict=fuzz/dict -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 2>"$work/$t.log"; then
     grep -E '^Done' "$work/$t.log" >&2 || true
