@@ -1,5 +1,7 @@
 //! The two migration trees describe one schema, and that schema can be sharded by
 //! organization: every table has `org_id`, and it leads every primary, unique and foreign key.
+//! Columns have the same types on both sides, and the secondary indexes are the same but for
+//! a short list of deliberate differences.
 
 use kith_store::Store;
 use kith_testkit::{Backend, TestDb};
@@ -10,8 +12,37 @@ use std::collections::{BTreeMap, BTreeSet};
 struct Catalog {
     /// table → columns (sorted)
     tables: BTreeMap<String, BTreeSet<String>>,
+    /// (table, column) → declared type, normalized (lower case)
+    types: BTreeMap<(String, String), String>,
     /// (table, kind, columns in key order); kind is "pk", "unique" or "fk"
     keys: BTreeSet<(String, String, Vec<String>)>,
+    /// Secondary (non-key) indexes: (table, index name, columns in order)
+    indexes: BTreeSet<(String, String, Vec<String>)>,
+}
+
+/// Indexes only PostgreSQL has, on purpose: on SQLite the serving process answers lists, sorts
+/// and search from its in-memory contact index (migration 0005 dropped these there), while
+/// several processes may share a PostgreSQL database and list through its indexes.
+const POSTGRES_ONLY: &[&str] = &[
+    "contacts_search",
+    "contacts_last_seen",
+    "contacts_created",
+    "contacts_name",
+    "contacts_status_last_seen",
+    "contact_tags_tag",
+];
+/// Indexes only SQLite has: PostgreSQL numbers contacts with a sequence (0002).
+const SQLITE_ONLY: &[&str] = &["contacts_rid"];
+
+/// PostgreSQL spells some types its own way in the catalog.
+fn normalize_type(t: &str) -> String {
+    match t.to_ascii_lowercase().as_str() {
+        "int8" => "bigint".into(),
+        "int4" | "int" => "integer".into(),
+        "bool" => "boolean".into(),
+        "double precision" | "float8" => "real".into(),
+        other => other.into(),
+    }
 }
 
 async fn postgres_catalog() -> Catalog {
@@ -21,8 +52,10 @@ async fn postgres_catalog() -> Catalog {
     store.close().await;
     let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
     let mut tables: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut types = BTreeMap::new();
     for r in sqlx::query(
-        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+        "SELECT table_name::text, column_name::text, data_type::text \
+         FROM information_schema.columns \
          WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations'",
     )
     .fetch_all(&mut db)
@@ -30,6 +63,28 @@ async fn postgres_catalog() -> Catalog {
     .unwrap()
     {
         tables.entry(r.get(0)).or_default().insert(r.get(1));
+        types.insert((r.get(0), r.get(1)), normalize_type(r.get(2)));
+    }
+    // Secondary indexes: those no constraint made (keys are compared above).
+    let mut indexes = BTreeSet::new();
+    for r in sqlx::query(
+        "SELECT t.relname::text, i.relname::text, \
+                array_agg(a.attname::text ORDER BY k.n) \
+         FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_namespace ns ON ns.oid = t.relnamespace \
+         CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n) \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+         WHERE ns.nspname = 'public' AND t.relname <> '_sqlx_migrations' \
+           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = x.indexrelid) \
+         GROUP BY t.relname, i.relname",
+    )
+    .fetch_all(&mut db)
+    .await
+    .unwrap()
+    {
+        indexes.insert((r.get(0), r.get(1), r.get::<Vec<String>, _>(2)));
     }
     let mut keys = BTreeSet::new();
     for r in sqlx::query(
@@ -55,7 +110,12 @@ async fn postgres_catalog() -> Catalog {
         keys.insert((r.get(0), kind.to_string(), r.get::<Vec<String>, _>(2)));
     }
     drop(db);
-    Catalog { tables, keys }
+    Catalog {
+        tables,
+        types,
+        keys,
+        indexes,
+    }
 }
 
 async fn sqlite_catalog() -> Catalog {
@@ -75,6 +135,8 @@ async fn sqlite_catalog() -> Catalog {
     .map(|r| r.get(0))
     .collect();
     let mut tables = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    let mut indexes = BTreeSet::new();
     let mut keys = BTreeSet::new();
     for t in &names {
         let cols: Vec<(i64, String, i64)> = sqlx::query(&format!("PRAGMA table_info({t})"))
@@ -83,6 +145,10 @@ async fn sqlite_catalog() -> Catalog {
             .unwrap()
             .iter()
             .map(|r| {
+                types.insert(
+                    (t.clone(), r.get::<String, _>("name")),
+                    normalize_type(&r.get::<String, _>("type")),
+                );
                 (
                     r.get::<i64, _>("cid"),
                     r.get::<String, _>("name"),
@@ -113,10 +179,10 @@ async fn sqlite_catalog() -> Catalog {
             .unwrap()
         {
             let origin: String = idx.get("origin");
-            if origin != "u" {
+            let iname: String = idx.get("name");
+            if origin == "pk" {
                 continue;
             }
-            let iname: String = idx.get("name");
             let cols: Vec<String> = sqlx::query(&format!("PRAGMA index_info({iname})"))
                 .fetch_all(&mut db)
                 .await
@@ -124,7 +190,11 @@ async fn sqlite_catalog() -> Catalog {
                 .iter()
                 .map(|r| r.get::<String, _>("name"))
                 .collect();
-            keys.insert((t.clone(), "unique".into(), cols));
+            if origin == "u" {
+                keys.insert((t.clone(), "unique".into(), cols));
+            } else {
+                indexes.insert((t.clone(), iname, cols));
+            }
         }
         let mut fks: BTreeMap<i64, Vec<(i64, String)>> = BTreeMap::new();
         for fk in sqlx::query(&format!("PRAGMA foreign_key_list({t})"))
@@ -146,7 +216,12 @@ async fn sqlite_catalog() -> Catalog {
         }
     }
     drop(db);
-    Catalog { tables, keys }
+    Catalog {
+        tables,
+        types,
+        keys,
+        indexes,
+    }
 }
 
 fn assert_shardable(name: &str, c: &Catalog) {
@@ -186,5 +261,27 @@ async fn both_databases_have_one_schema_sharded_by_organization() {
     assert_eq!(
         pg.keys, lite.keys,
         "keys differ between the migration trees"
+    );
+    assert_eq!(
+        pg.types, lite.types,
+        "column types differ between the migration trees"
+    );
+    let without = |c: &Catalog, names: &[&str]| -> BTreeSet<(String, String, Vec<String>)> {
+        let mut out = c.indexes.clone();
+        for n in names {
+            let before = out.len();
+            out.retain(|(_, name, _)| name != n);
+            assert_eq!(
+                out.len() + 1,
+                before,
+                "the deliberate difference {n} is gone: update the list"
+            );
+        }
+        out
+    };
+    assert_eq!(
+        without(&pg, POSTGRES_ONLY),
+        without(&lite, SQLITE_ONLY),
+        "secondary indexes differ between the migration trees beyond the deliberate differences"
     );
 }
