@@ -17,3 +17,6 @@ pub const METADATA_KEY_MAX_CHARS: usize = 64;
 pub const METADATA_VALUE_MAX_CHARS: usize = 1_000;
 /// Characters of the last message kept as a conversation's preview.
 pub const PREVIEW_CHARS: usize = 140;
+/// The most items one page of a list answers (`limit`), and how many when `limit` is absent.
+pub const PAGE_LIMIT_MAX: i64 = 200;
+pub const PAGE_LIMIT_DEFAULT: i64 = 50;

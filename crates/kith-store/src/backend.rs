@@ -53,12 +53,16 @@ pub enum Access {
 
 /// The default database: an embedded SQLite file under `./kith-data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kith-data/kith.db";
+/// Pooled connections when none are configured (`kith serve --db-connections`).
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+/// SQLite has one writer; more readers than this only contend for the CPU.
+const SQLITE_MAX_CONNECTIONS: u32 = 16;
 
 impl Store {
     /// Opens `url` (`sqlite://relative.db`, `sqlite:///abs/path.db`, `postgres://…`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        Self::open_with(url, 16, Access::Serve).await
+        Self::open_with(url, DEFAULT_POOL_SIZE, Access::Serve).await
     }
 
     /// Opens `url` with at most `max_connections` pooled connections; `access` decides what
@@ -316,7 +320,8 @@ async fn open_sqlite(
         migrator.run(&migrating).await?;
     }
     let indexed = access == Access::Serve;
-    let mut pool_options = SqlitePoolOptions::new().max_connections(max_connections.clamp(1, 16));
+    let mut pool_options =
+        SqlitePoolOptions::new().max_connections(max_connections.clamp(1, SQLITE_MAX_CONNECTIONS));
     if indexed {
         pool_options = pool_options.after_connect(install_dirty_tracking);
     }

@@ -24,7 +24,7 @@ mod seed;
 mod widget;
 
 pub(crate) use backend::{read, transact};
-pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL};
+pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::Page;
 pub use conversations::{AuthorKind, PostedMessage};
 pub use ids::{new_id, now_ms};

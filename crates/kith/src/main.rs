@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kith_server::state::AppState;
 use kith_server::{realtime::Bus, Config, Limits};
-use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL};
+use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 use std::net::IpAddr;
 
 #[derive(Parser)]
@@ -142,7 +142,7 @@ struct ServeArgs {
     #[arg(long, env = "KITH_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpAddr>,
     /// Database connections in the pool.
-    #[arg(long, env = "KITH_DB_CONNECTIONS", default_value_t = 16)]
+    #[arg(long, env = "KITH_DB_CONNECTIONS", default_value_t = DEFAULT_POOL_SIZE)]
     db_connections: u32,
 }
 
@@ -223,7 +223,7 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let store = open(&db.url, 16, Access::Serve).await?;
+            let store = open(&db.url, DEFAULT_POOL_SIZE, Access::Serve).await?;
             bench::ingest(store.clone(), visitors.max(1), messages.max(1), json).await?;
             store.close().await;
             Ok(())

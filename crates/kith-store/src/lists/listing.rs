@@ -8,6 +8,7 @@ use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::query::{where_clause, Sql, TagPlan};
 use crate::{read, Contact, Page, Store, StoreError};
 use kith_core::filter::{ListFilter, Sort};
+use kith_core::limits::PAGE_LIMIT_MAX;
 use kith_core::ValidationError;
 use serde_json::Value;
 
@@ -187,8 +188,12 @@ impl Store {
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
-        if !(1..=200).contains(&limit) {
-            return Err(ValidationError::new("limit", "must be between 1 and 200").into());
+        if !(1..=PAGE_LIMIT_MAX).contains(&limit) {
+            return Err(ValidationError::new(
+                "limit",
+                format!("must be between 1 and {PAGE_LIMIT_MAX}"),
+            )
+            .into());
         }
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
         if self.inner.index.is_some() {
