@@ -195,12 +195,12 @@ async fn backup_while_serving_then_serve_the_copy_sqlite() {
     assert_eq!(support::sqlite_integrity(&out).await, ["ok"]);
     drop(server);
     check_restored(&format!("sqlite://{}", out.display()), &written).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backup_while_serving_then_restore_postgres() {
-    let (url, name) = support::pg_db("backup").await;
+    let db = support::pg_db().await;
+    let url = db.url.clone();
     let dir = support::temp_dir("backup-pg");
     let creds = org_create(&url);
     let server = Server::start(&url);
@@ -235,16 +235,8 @@ async fn backup_while_serving_then_restore_postgres() {
     drop(server);
 
     // Restore into a new database, as the printed guidance says, and serve it.
-    let restored = format!("{name}_restored");
-    let mut admin = Sql::connect(&support::pg_admin()).await;
-    if let Sql::Postgres(c) = &mut admin {
-        sqlx::query(&format!("CREATE DATABASE {restored}"))
-            .execute(&mut *c)
-            .await
-            .unwrap();
-    }
-    admin.close().await;
-    let restored_url = support::pg_url(&restored);
+    let restored = support::pg_db().await;
+    let restored_url = restored.url.clone();
     let r = std::process::Command::new("pg_restore")
         .args(["--no-owner", "--exit-on-error", "--dbname"])
         .arg(&restored_url)
@@ -253,7 +245,4 @@ async fn backup_while_serving_then_restore_postgres() {
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     check_restored(&restored_url, &written).await;
-    support::drop_pg(&restored).await;
-    support::drop_pg(&name).await;
-    let _ = std::fs::remove_dir_all(dir);
 }

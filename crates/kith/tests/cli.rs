@@ -1,8 +1,8 @@
 //! The `kith` binary as a user runs it: `org create --json` and `serve` on an empty
 //! database, on SQLite and PostgreSQL.
 
+use kith_testkit::{Backend, TempDir, TestDb};
 use serde_json::Value;
-use sqlx::Connection;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -13,47 +13,14 @@ fn kith() -> Command {
     c
 }
 
-fn temp_dir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "kith-cli-{}-{}",
-        std::process::id(),
-        kith_store::new_id()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A temporary folder, removed on drop (also when the test fails).
+fn temp_dir() -> TempDir {
+    TempDir::new("cli")
 }
 
-fn pg_admin() -> String {
-    std::env::var("KITH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh PostgreSQL database for one test; returns its URL and name.
-async fn pg_db() -> (String, String) {
-    let admin = pg_admin();
-    let name = format!(
-        "kith_cli_{}_{}",
-        std::process::id(),
-        &kith_store::new_id()[16..]
-    );
-    let mut c = sqlx::PgConnection::connect(&admin)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL not reachable at {admin}: {e}; start it (see README)")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    let base = admin.rsplit_once('/').unwrap().0.to_string();
-    (format!("{base}/{name}"), name)
-}
-
-async fn drop_pg(name: &str) {
-    let mut c = sqlx::PgConnection::connect(&pg_admin()).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await;
+/// A fresh PostgreSQL database, dropped with the guard (also when the test fails).
+async fn pg_db() -> TestDb {
+    TestDb::new(Backend::Postgres).await
 }
 
 fn org_create(db: &str) -> Value {
@@ -167,14 +134,13 @@ async fn org_create_prints_one_json_line_sqlite() {
     let a = org_create(&db);
     let b = org_create(&db);
     assert_ne!(a["org_id"], b["org_id"]);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn org_create_prints_one_json_line_postgres() {
-    let (url, name) = pg_db().await;
+    let pg = pg_db().await;
+    let url = pg.url.clone();
     org_create(&url);
-    drop_pg(&name).await;
 }
 
 #[tokio::test]
@@ -200,18 +166,16 @@ async fn serve_on_an_empty_default_database_creates_the_first_organization() {
         200
     );
     drop(server);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn serve_on_postgres() {
-    let (url, name) = pg_db().await;
+    let pg = pg_db().await;
+    let url = pg.url.clone();
     let dir = temp_dir();
     let (server, base, lines) = serve(&url, &dir);
     check_server(&base, &lines).await;
     drop(server);
-    drop_pg(&name).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -230,7 +194,8 @@ fn a_bad_database_url_is_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgres_database() {
     use serde_json::json;
-    let (url, name) = pg_db().await;
+    let pg = pg_db().await;
+    let url = pg.url.clone();
     let creds = org_create(&url);
     let dir = temp_dir();
     let no_limits = [
@@ -391,6 +356,4 @@ async fn two_processes_on_one_postgres_database() {
     .expect("the reply posted through A reaches the subscriber on B");
 
     drop((a, b));
-    drop_pg(&name).await;
-    let _ = std::fs::remove_dir_all(dir);
 }

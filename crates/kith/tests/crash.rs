@@ -358,12 +358,10 @@ async fn sigkill_mid_load_loses_no_acknowledged_message_sqlite() {
     let file = dir.join("kith.db");
     let url = format!("sqlite://{}", file.display());
     crash_and_restart(&url, Some(&file)).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_mid_load_loses_no_acknowledged_message_postgres() {
-    let (url, name) = support::pg_db("crash").await;
-    crash_and_restart(&url, None).await;
-    support::drop_pg(&name).await;
+    let db = support::pg_db().await;
+    crash_and_restart(&db.url, None).await;
 }

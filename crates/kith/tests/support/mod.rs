@@ -2,10 +2,11 @@
 //! database per test, the widget calls, and SQL read straight from either database.
 #![allow(dead_code)]
 
+use kith_testkit::{Backend, TempDir, TestDb};
 use serde_json::{json, Value};
 use sqlx::{Connection, PgConnection, SqliteConnection};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,50 +16,15 @@ pub fn kith() -> Command {
     c
 }
 
-pub fn temp_dir(what: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "kith-{what}-{}-{}",
-        std::process::id(),
-        kith_store::new_id()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A temporary folder, removed on drop (also when the test fails).
+pub fn temp_dir(what: &str) -> TempDir {
+    TempDir::new(what)
 }
 
-pub fn pg_admin() -> String {
-    std::env::var("KITH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// The admin URL with another database name.
-pub fn pg_url(name: &str) -> String {
-    let admin = pg_admin();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
-}
-
-/// A fresh PostgreSQL database for one test; answers its URL and name.
-pub async fn pg_db(what: &str) -> (String, String) {
-    let admin = pg_admin();
-    let name = format!(
-        "kith_{what}_{}_{}",
-        std::process::id(),
-        kith_store::new_id()[16..].to_lowercase()
-    );
-    let mut c = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL not reachable at {admin}: {e}; start it (see README)")
-    });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut c)
-        .await
-        .unwrap();
-    (pg_url(&name), name)
-}
-
-pub async fn drop_pg(name: &str) {
-    let mut c = PgConnection::connect(&pg_admin()).await.unwrap();
-    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .execute(&mut c)
-        .await;
+/// A fresh PostgreSQL database for one test, dropped with the returned guard (also when the
+/// test fails).
+pub async fn pg_db() -> TestDb {
+    TestDb::new(Backend::Postgres).await
 }
 
 /// `kith org create --json`: the credentials.
