@@ -10,6 +10,7 @@ pub mod realtime;
 pub mod routes;
 pub mod state;
 pub mod token;
+pub mod views;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -18,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
-use kith_store::PostedMessage;
+use kith_store::{AuthorKind, PostedMessage};
 use realtime::MessageEvent;
 use state::AppState;
 use std::net::SocketAddr;
@@ -34,7 +35,7 @@ impl AppState {
     /// Sends a committed message to every subscriber: through PostgreSQL to every process
     /// (this one included, via its listener), or straight to this process's bus on SQLite.
     pub async fn publish(&self, org_id: &str, posted: &PostedMessage) {
-        if posted.message.author == "agent" {
+        if posted.message.author == AuthorKind::Agent {
             metrics::agent_message();
         }
         match self

@@ -33,7 +33,7 @@ impl From<&Message> for MessageJson {
         MessageJson {
             id: m.id.clone(),
             conversation_id: m.conversation_id.clone(),
-            author: m.author.clone(),
+            author: m.author.as_str().to_string(),
             body: m.body.clone(),
             created_at: m.created_at.to_rfc3339(),
         }

@@ -142,7 +142,7 @@ impl Store {
             .iter()
             .take(limit as usize)
             .map(EventRow::view)
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Page {
             next_cursor: if more {
                 items.last().map(|e| e.id.clone())

@@ -27,6 +27,17 @@ impl AuthorKind {
             AuthorKind::System => "system",
         }
     }
+
+    pub fn parse(s: &str) -> Option<AuthorKind> {
+        [
+            AuthorKind::Visitor,
+            AuthorKind::Agent,
+            AuthorKind::Bot,
+            AuthorKind::System,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
 }
 
 /// A message as written, with the conversation after it: what the API answers and what the
@@ -81,13 +92,13 @@ pub(crate) async fn append_message<C: Conn>(
         message: Message {
             id,
             conversation_id: conversation_id.to_string(),
-            author: author.as_str().to_string(),
+            author,
             body: body.to_string(),
             created_at: kith_core::Timestamp(now),
         },
         contact_id: conv.contact_id.clone(),
         starter_visitor_id: conv.visitor_id.clone(),
-        conversation: conv.view(),
+        conversation: conv.view()?,
         conversation_started: false,
     })
 }
@@ -179,7 +190,7 @@ pub(crate) async fn message_page<C: Conn>(
         .iter()
         .take(limit as usize)
         .map(MessageRow::view)
-        .collect();
+        .collect::<Result<_, _>>()?;
     items.reverse();
     Ok(Page {
         next_cursor: match items.first() {
@@ -226,7 +237,10 @@ pub(crate) async fn conversation_page<C: Conn>(
             )),
             _ => None,
         },
-        items: rows.iter().map(ConversationRow::view).collect(),
+        items: rows
+            .iter()
+            .map(ConversationRow::view)
+            .collect::<Result<_, _>>()?,
         total: None,
     })
 }
@@ -253,7 +267,7 @@ impl Store {
         read!(self, |c| async {
             let conv = conversation_row(c, org_id, conversation_id).await?;
             let messages = message_page(c, org_id, conversation_id, None, limit).await?;
-            Ok::<_, StoreError>((conv.view(), messages))
+            Ok::<_, StoreError>((conv.view()?, messages))
         }
         .await)
     }
@@ -311,7 +325,7 @@ impl Store {
             conversation_row(c, org_id, conversation_id).await
         }
         .await)
-        .map(|r| r.view())
+        .and_then(|r| r.view())
     }
 
     pub async fn resolve_conversation(
@@ -330,7 +344,7 @@ impl Store {
             conversation_row(c, org_id, conversation_id).await
         }
         .await)
-        .map(|r| r.view())
+        .and_then(|r| r.view())
     }
 
     /// A contact's conversations across the organization's websites, newest activity first,

@@ -1,11 +1,12 @@
-//! Rows as stored and the views the API returns.
+//! Rows as stored and the domain values the store returns. The JSON shapes the API answers
+//! live in kith-server (views.rs): types flow one way, the store never knows about HTTP.
 
 use kith_core::contact::Stats;
-use kith_core::{Email, Metadata, Phone, Profile, Tags, Text, Timestamp};
-use serde::Serialize;
+use kith_core::timeline::{Actor, EventKind};
+use kith_core::{Email, Metadata, Phone, Profile, Status, Tags, Text, Timestamp};
 use serde_json::Value;
-use utoipa::ToSchema;
 
+use crate::conversations::AuthorKind;
 use crate::StoreError;
 
 pub(crate) const CONTACT_COLUMNS: &str =
@@ -61,7 +62,7 @@ impl ContactRow {
         let p = self.profile()?;
         Ok(Contact {
             id: self.id.clone(),
-            status: p.status().as_str().to_string(),
+            status: p.status(),
             user_id: self.user_id.clone(),
             email: self.email.clone(),
             name: self.name.clone(),
@@ -78,12 +79,12 @@ impl ContactRow {
     }
 }
 
-/// A contact as the admin API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A contact with its stats, as stored.
+#[derive(Debug, Clone)]
 pub struct Contact {
     pub id: String,
-    /// `lead` or `customer` (customer exactly while `user_id` is set).
-    pub status: String,
+    /// Customer exactly while `user_id` is set.
+    pub status: Status,
     pub user_id: Option<String>,
     pub email: Option<String>,
     pub name: Option<String>,
@@ -91,16 +92,12 @@ pub struct Contact {
     pub company: Option<String>,
     pub tags: Vec<String>,
     /// Flat object of custom key → string, number or boolean.
-    #[schema(value_type = Object)]
     pub metadata: Value,
     pub conversation_count: i64,
     /// Messages the contact sent.
     pub message_count: i64,
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<Timestamp>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -125,16 +122,49 @@ pub(crate) const CONVERSATION_SELECT: &str =
      cv.last_message_at, cv.created_at, cv.updated_at \
      FROM conversations cv JOIN websites w ON w.org_id = cv.org_id AND w.id = cv.website_id";
 
+/// Where a conversation stands: a visitor's message reopens a resolved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationStatus {
+    Open,
+    Escalated,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Escalated => "escalated",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConversationStatus> {
+        match s {
+            "open" => Some(ConversationStatus::Open),
+            "escalated" => Some(ConversationStatus::Escalated),
+            "resolved" => Some(ConversationStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
 impl ConversationRow {
-    pub fn view(&self) -> Conversation {
-        Conversation {
+    pub fn view(&self) -> Result<Conversation, StoreError> {
+        let status = ConversationStatus::parse(&self.status).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "status {:?} of conversation {}",
+                self.status, self.id
+            ))
+        })?;
+        Ok(Conversation {
             id: self.id.clone(),
             website: WebsiteRef {
                 id: self.website_id.clone(),
                 name: self.website_name.clone(),
             },
             contact_id: self.contact_id.clone(),
-            status: self.status.clone(),
+            status,
             message_count: self.message_count,
             last_message: match (&self.last_message_preview, self.last_message_at) {
                 (Some(p), Some(at)) => Some(LastMessage {
@@ -145,36 +175,32 @@ impl ConversationRow {
             },
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
-        }
+        })
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct WebsiteRef {
     pub id: String,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct LastMessage {
     pub preview: String,
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
 /// A conversation: one thread between a contact and the organization, on one website.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Conversation {
     pub id: String,
     pub website: WebsiteRef,
     pub contact_id: String,
-    /// `open`, `escalated` or `resolved`.
-    pub status: String,
+    pub status: ConversationStatus,
     pub message_count: i64,
     pub last_message: Option<LastMessage>,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -188,25 +214,26 @@ pub(crate) struct MessageRow {
 }
 
 impl MessageRow {
-    pub fn view(&self) -> Message {
-        Message {
+    pub fn view(&self) -> Result<Message, StoreError> {
+        let author = AuthorKind::parse(&self.author).ok_or_else(|| {
+            StoreError::Corrupt(format!("author {:?} of message {}", self.author, self.id))
+        })?;
+        Ok(Message {
             id: self.id.clone(),
             conversation_id: self.conversation_id.clone(),
-            author: self.author.clone(),
+            author,
             body: self.body.clone(),
             created_at: Timestamp(self.created_at),
-        }
+        })
     }
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub id: String,
     pub conversation_id: String,
-    /// `visitor`, `agent`, `bot` or `system`.
-    pub author: String,
+    pub author: AuthorKind,
     pub body: String,
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -220,28 +247,53 @@ pub(crate) struct EventRow {
 }
 
 /// One entry of a contact's activity timeline.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone)]
 pub struct TimelineEvent {
     pub id: String,
-    /// `created`, `conversation_started`, `escalated`, `fields_updated`, `promoted`, `merged`.
-    pub kind: String,
-    #[schema(value_type = String, format = DateTime)]
+    pub kind: EventKind,
     pub at: Timestamp,
-    /// `visitor`, `admin:<id>`, `api` or `system`.
-    pub actor: String,
-    #[schema(value_type = Object)]
+    pub actor: Actor,
     pub data: Value,
 }
 
 impl EventRow {
-    pub fn view(&self) -> TimelineEvent {
-        TimelineEvent {
+    pub fn view(&self) -> Result<TimelineEvent, StoreError> {
+        let corrupt = |what: &str, value: &str| {
+            StoreError::Corrupt(format!("{what} {value:?} of timeline event {}", self.id))
+        };
+        Ok(TimelineEvent {
             id: self.id.clone(),
-            kind: self.kind.clone(),
+            kind: parse_event_kind(&self.kind).ok_or_else(|| corrupt("kind", &self.kind))?,
             at: Timestamp(self.at),
-            actor: self.actor.clone(),
+            actor: parse_actor(&self.actor).ok_or_else(|| corrupt("actor", &self.actor))?,
+            // An unreadable payload stays readable as null, as before: the entry still shows.
             data: serde_json::from_str(&self.data).unwrap_or(Value::Null),
-        }
+        })
+    }
+}
+
+fn parse_event_kind(s: &str) -> Option<EventKind> {
+    [
+        EventKind::Created,
+        EventKind::ConversationStarted,
+        EventKind::Escalated,
+        EventKind::FieldsUpdated,
+        EventKind::Promoted,
+        EventKind::Merged,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == s)
+}
+
+/// The inverse of `Actor`'s `Display` (`visitor`, `admin:<id>`, `api`, `system`).
+fn parse_actor(s: &str) -> Option<Actor> {
+    match s {
+        "visitor" => Some(Actor::Visitor),
+        "api" => Some(Actor::Api),
+        "system" => Some(Actor::System),
+        _ => s
+            .strip_prefix("admin:")
+            .map(|id| Actor::Admin(id.to_string())),
     }
 }
 
@@ -291,7 +343,7 @@ pub struct Website {
     /// The stored origins could not be decoded: every browser origin is refused (fail closed)
     /// rather than the empty list's "any origin".
     pub allowed_origins_unreadable: bool,
-    pub created_at: i64,
+    pub created_at: Timestamp,
 }
 
 impl Website {
@@ -347,52 +399,7 @@ impl From<WebsiteRow> for Website {
             identity_secret: r.identity_secret,
             token_secret: r.token_secret,
             verification_required: r.verification_required,
-            created_at: r.created_at,
-        }
-    }
-}
-
-/// A website as the admin API shows it.
-#[derive(Clone, Serialize, ToSchema)]
-pub struct WebsiteView {
-    pub id: String,
-    pub name: String,
-    /// Public: goes into the widget snippet.
-    pub website_key: String,
-    /// Server side only: the key of `user_hash` (HMAC-SHA256).
-    pub identity_secret: String,
-    /// Whether identify calls must carry a valid `user_hash`.
-    pub identity_verification: bool,
-    /// Origins allowed to call the widget API (empty: any).
-    pub allowed_origins: Vec<String>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-}
-
-impl std::fmt::Debug for WebsiteView {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebsiteView")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("website_key", &self.website_key)
-            .field("identity_secret", &REDACTED)
-            .field("identity_verification", &self.identity_verification)
-            .field("allowed_origins", &self.allowed_origins)
-            .field("created_at", &self.created_at)
-            .finish()
-    }
-}
-
-impl From<&Website> for WebsiteView {
-    fn from(w: &Website) -> Self {
-        WebsiteView {
-            id: w.id.clone(),
-            name: w.name.clone(),
-            website_key: w.website_key.clone(),
-            identity_secret: w.identity_secret.clone(),
-            identity_verification: w.verification_required,
-            allowed_origins: w.allowed_origins.clone(),
-            created_at: Timestamp(w.created_at),
+            created_at: Timestamp(r.created_at),
         }
     }
 }

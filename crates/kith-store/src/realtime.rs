@@ -74,10 +74,10 @@ impl Store {
             let conv =
                 crate::conversations::conversation_row(c, org_id, &m.conversation_id).await?;
             Ok::<_, StoreError>(PostedMessage {
-                message: m.view(),
+                message: m.view()?,
                 contact_id: conv.contact_id.clone(),
                 starter_visitor_id: conv.visitor_id.clone(),
-                conversation: conv.view(),
+                conversation: conv.view()?,
                 conversation_started: false,
             })
         }

@@ -446,7 +446,7 @@ impl Store {
             crate::conversations::escalate(c, org_id, &conv, &Actor::Visitor, now).await?;
             touch_contact(c, org_id, &conv.contact_id, now).await?;
             let row = crate::conversations::conversation_row(c, org_id, conversation_id).await?;
-            Ok::<_, StoreError>(row.view())
+            row.view()
         }
         .await)
     }

@@ -159,18 +159,11 @@ async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, 
         .items
         .iter()
         .map(|c| {
-            let v = serde_json::to_value(c).unwrap();
-            [
-                &v["name"],
-                &v["email"],
-                &v["company"],
-                &v["phone"],
-                &v["user_id"],
-            ]
-            .iter()
-            .filter_map(|x| x.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
+            [&c.name, &c.email, &c.company, &c.phone, &c.user_id]
+                .iter()
+                .filter_map(|x| x.as_deref())
+                .collect::<Vec<_>>()
+                .join("\n")
         })
         .collect();
     let websites: Vec<String> = store

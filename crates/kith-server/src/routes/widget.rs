@@ -9,6 +9,7 @@ use crate::realtime::MessageJson;
 use crate::routes::limit_param;
 use crate::state::AppState;
 use crate::token;
+use crate::views::LastMessage;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,7 +20,7 @@ use futures::Stream;
 use kith_core::contact::parse_message_body;
 use kith_core::identity::{Claim, IdentifyError};
 use kith_core::ValidationError;
-use kith_store::{new_id, Conversation, LastMessage};
+use kith_store::{new_id, Conversation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::convert::Infallible;
@@ -263,9 +264,9 @@ impl From<Conversation> for WidgetConversation {
     fn from(c: Conversation) -> Self {
         WidgetConversation {
             id: c.id,
-            status: c.status,
+            status: c.status.as_str().to_string(),
             message_count: c.message_count,
-            last_message: c.last_message,
+            last_message: c.last_message.as_ref().map(LastMessage::from),
             created_at: c.created_at.to_rfc3339(),
             updated_at: c.updated_at.to_rfc3339(),
         }

@@ -7,25 +7,21 @@ use crate::ids::{new_id, now_ms};
 use crate::{read, transact, Store, StoreError};
 use kith_core::filter::ListFilter;
 use kith_core::{Status, ValidationError};
-use serde::Serialize;
 use serde_json::Value;
-use utoipa::ToSchema;
 
-/// A list as the API shows it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A list with its count.
+#[derive(Debug, Clone)]
 pub struct ContactList {
     /// `all`, `leads`, `customers`, or the id of a custom list.
     pub id: String,
     pub name: String,
     pub builtin: bool,
-    #[schema(value_type = Object)]
     pub filter: Value,
     /// Exact number of contacts in the list now (0 when `error` is set).
     pub count: i64,
     /// Set only when the stored filter can no longer be read (e.g. written by an older
     /// version with looser rules): the list answers nothing until its filter is replaced
     /// with `PATCH`, and every other list keeps working.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

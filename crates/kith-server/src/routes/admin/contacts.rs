@@ -5,13 +5,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, JsonBody, QueryMap};
 use crate::routes::{limit_param, Patch};
 use crate::state::AppState;
+use crate::views::{self, Contact, TimelineEvent};
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::contact::ProfilePatch;
 use kith_core::filter::{search_term, tag_key, ListFilter, Sort};
 use kith_core::{Status, ValidationError};
-use kith_store::{Contact, TimelineEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -118,7 +118,7 @@ async fn list_contacts(
         .list_contacts(&admin.org_id, &filter, &sort, q.one("cursor"), limit)
         .await?;
     Ok(Json(ContactPage {
-        items: page.items,
+        items: views::all(&page.items),
         total: page.total.unwrap_or(0),
         next_cursor: page.next_cursor,
     }))
@@ -134,13 +134,12 @@ async fn get_contact(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Contact>> {
-    Ok(Json(
-        state
-            .store
-            .contact(&admin.org_id, &id)
-            .await
-            .map_err(ApiError::not_found_as("contact"))?,
-    ))
+    let contact = state
+        .store
+        .contact(&admin.org_id, &id)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    Ok(Json(Contact::from(&contact)))
 }
 
 /// An admin's edit. Text is trimmed; `null` or empty clears; other fields (`id`, stats,
@@ -189,13 +188,12 @@ async fn patch_contact(
     // The domain parser reads the edit as JSON, where absent and `null` differ.
     let json = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let patch = ProfilePatch::parse(&json)?;
-    Ok(Json(
-        state
-            .store
-            .patch_contact(&admin.org_id, &id, &patch, &admin.actor)
-            .await
-            .map_err(ApiError::not_found_as("contact"))?,
-    ))
+    let contact = state
+        .store
+        .patch_contact(&admin.org_id, &id, &patch, &admin.actor)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    Ok(Json(Contact::from(&contact)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -222,7 +220,7 @@ async fn timeline(
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(TimelinePage {
-        items: page.items,
+        items: views::all(&page.items),
         next_cursor: page.next_cursor,
     }))
 }
@@ -249,7 +247,7 @@ async fn contact_conversations(
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(ConversationList {
-        items: page.items,
+        items: views::all(&page.items),
         next_cursor: page.next_cursor,
     }))
 }

@@ -6,12 +6,12 @@ use crate::extract::{Admin, JsonBody, QueryMap};
 use crate::routes::limit_param;
 use crate::routes::widget::message_text;
 use crate::state::AppState;
+use crate::views::{self, Conversation, Message};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use kith_store::{Conversation, Message};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -64,8 +64,8 @@ async fn get_conversation(
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(ConversationWithMessages {
-        conversation,
-        messages: page.items,
+        conversation: Conversation::from(&conversation),
+        messages: views::all(&page.items),
         messages_next_cursor: page.next_cursor,
     }))
 }
@@ -100,7 +100,7 @@ async fn conversation_messages(
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(MessageList {
-        items: page.items,
+        items: views::all(&page.items),
         next_cursor: page.next_cursor,
     }))
 }
@@ -133,7 +133,7 @@ async fn reply(
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     state.publish(&admin.org_id, &posted).await;
-    Ok((StatusCode::CREATED, Json(posted.message)))
+    Ok((StatusCode::CREATED, Json(Message::from(&posted.message))))
 }
 
 /// Mark a conversation escalated (no change when it already is).
@@ -146,13 +146,12 @@ async fn escalate(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Conversation>> {
-    Ok(Json(
-        state
-            .store
-            .escalate_conversation(&admin.org_id, &id, &admin.actor)
-            .await
-            .map_err(ApiError::not_found_as("conversation"))?,
-    ))
+    let conversation = state
+        .store
+        .escalate_conversation(&admin.org_id, &id, &admin.actor)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    Ok(Json(Conversation::from(&conversation)))
 }
 
 /// Mark a conversation resolved. A visitor's next message reopens it.
@@ -165,11 +164,10 @@ async fn resolve(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Conversation>> {
-    Ok(Json(
-        state
-            .store
-            .resolve_conversation(&admin.org_id, &id)
-            .await
-            .map_err(ApiError::not_found_as("conversation"))?,
-    ))
+    let conversation = state
+        .store
+        .resolve_conversation(&admin.org_id, &id)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    Ok(Json(Conversation::from(&conversation)))
 }

@@ -3,6 +3,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, JsonBody};
 use crate::state::AppState;
+use crate::views::{self, ContactList};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -10,7 +11,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::filter::ListFilter;
 use kith_core::ValidationError;
-use kith_store::ContactList;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -34,7 +34,7 @@ pub struct ListList {
     responses((status = 200, body = ListList)), security(("bearer" = [])))]
 async fn lists(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<ListList>> {
     Ok(Json(ListList {
-        items: state.store.lists(&admin.org_id).await?,
+        items: views::all(&state.store.lists(&admin.org_id).await?),
     }))
 }
 
@@ -47,13 +47,12 @@ async fn get_list(
     admin: Admin,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ContactList>> {
-    Ok(Json(
-        state
-            .store
-            .list(&admin.org_id, &id)
-            .await
-            .map_err(ApiError::not_found_as("list"))?,
-    ))
+    let list = state
+        .store
+        .list(&admin.org_id, &id)
+        .await
+        .map_err(ApiError::not_found_as("list"))?;
+    Ok(Json(ContactList::from(&list)))
 }
 
 /// A new list.
@@ -104,7 +103,7 @@ async fn create_list(
         .store
         .create_list(&admin.org_id, &name, &filter)
         .await?;
-    Ok((StatusCode::CREATED, Json(list)))
+    Ok((StatusCode::CREATED, Json(ContactList::from(&list))))
 }
 
 /// Rename or re-filter a custom list. Built-ins answer 409 `builtin_list`.
@@ -119,13 +118,12 @@ async fn update_list(
     JsonBody(body): JsonBody<ListPatchRequest>,
 ) -> ApiResult<Json<ContactList>> {
     let filter = parse_filter(body.filter.as_ref())?;
-    Ok(Json(
-        state
-            .store
-            .update_list(&admin.org_id, &id, body.name.as_deref(), filter.as_ref())
-            .await
-            .map_err(ApiError::not_found_as("list"))?,
-    ))
+    let list = state
+        .store
+        .update_list(&admin.org_id, &id, body.name.as_deref(), filter.as_ref())
+        .await
+        .map_err(ApiError::not_found_as("list"))?;
+    Ok(Json(ContactList::from(&list)))
 }
 
 /// A deleted list: `{"id", "deleted": true}`.

@@ -3,13 +3,13 @@
 use crate::error::ApiResult;
 use crate::extract::{Admin, JsonBody};
 use crate::state::AppState;
+use crate::views::WebsiteView;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::ValidationError;
-use kith_store::WebsiteView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
