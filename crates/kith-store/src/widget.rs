@@ -14,6 +14,7 @@ use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
 use crate::{read, transact, Conversation, Page, Store, StoreError};
 use kith_core::identity::Claim;
 use kith_core::timeline::{Actor, EventKind};
+use kith_core::Status;
 use serde_json::json;
 
 /// A visitor as stored (only once it identified or wrote).
@@ -33,7 +34,7 @@ pub struct Visitor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentifyOutcome {
     pub contact_id: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
 }
 
 /// The conversations a visitor may see: those of its current contact on this website that it
@@ -218,11 +219,10 @@ impl Store {
             let status = match &resolved.contact_id {
                 Some(id) => contact_by(c, org_id, "id", id).await?.map(|r| {
                     if r.user_id.is_some() {
-                        "customer"
+                        Status::Customer
                     } else {
-                        "lead"
+                        Status::Lead
                     }
-                    .to_string()
                 }),
                 None => None,
             };

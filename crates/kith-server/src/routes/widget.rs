@@ -182,7 +182,7 @@ async fn identify(
     metrics::identify();
     Ok(Json(IdentifyResponse {
         contact_id: out.contact_id,
-        status: out.status,
+        status: out.status.map(|s| s.as_str().to_string()),
     }))
 }
 
