@@ -1,28 +1,20 @@
 //! The `kith` binary as a user runs it: `org create --json` and `serve` on an empty
 //! database, on SQLite and PostgreSQL.
 
-use kith_testkit::{Backend, TempDir, TestDb};
+mod support;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
-
-fn kith() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kith"));
-    c.env_remove("KITH_DATABASE_URL").env("KITH_LOG", "warn");
-    c
-}
+use support::{kith, pg_db};
 
 /// A temporary folder, removed on drop (also when the test fails).
-fn temp_dir() -> TempDir {
-    TempDir::new("cli")
+fn temp_dir() -> kith_testkit::TempDir {
+    support::temp_dir("cli")
 }
 
-/// A fresh PostgreSQL database, dropped with the guard (also when the test fails).
-async fn pg_db() -> TestDb {
-    TestDb::new(Backend::Postgres).await
-}
-
+/// `kith org create --json`, checked as the spec says: exactly one line, every credential.
 fn org_create(db: &str) -> Value {
     let out = kith()
         .args(["org", "create", "Acme Inc", "--json", "--db", db])
