@@ -4,8 +4,10 @@
 //! the answer in one transaction.
 
 pub mod contact;
+pub mod conversation;
 pub mod filter;
 pub mod identity;
+pub mod ids;
 pub mod limits;
 pub mod time;
 pub mod timeline;
@@ -13,5 +15,6 @@ pub mod validate;
 pub mod verify;
 
 pub use contact::{Email, Metadata, Phone, Profile, Status, Tags, Text};
+pub use ids::{ContactId, ConversationId, ListId, OrgId, VisitorId, WebsiteId};
 pub use time::Timestamp;
 pub use validate::ValidationError;

@@ -9,8 +9,8 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use kith_core::timeline::Actor;
-use kith_core::ValidationError;
-use kith_store::Website;
+use kith_core::{OrgId, ValidationError, VisitorId};
+use kith_store::{OrgStore, Website};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -81,7 +81,7 @@ fn wrong_type(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
 /// An authenticated admin-API caller, scoped to its organization.
 #[derive(Debug, Clone)]
 pub struct Admin {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub actor: Actor,
     /// Names the verified credential (`token:<sha256 of the token>`), never the secret: what
     /// per-caller limits are keyed by.
@@ -89,6 +89,11 @@ pub struct Admin {
 }
 
 impl Admin {
+    /// The store as this caller's organization sees it: every admin query goes through here.
+    pub fn org<'a>(&'a self, state: &'a AppState) -> OrgStore<'a> {
+        state.store.org(&self.org_id)
+    }
+
     /// Who to name as a message author or in logs.
     pub fn author_id(&self) -> String {
         self.actor.to_string()
@@ -219,7 +224,7 @@ impl FromRequestParts<AppState> for WidgetSite {
 /// A widget call from a known visitor (valid `X-Kith-Visitor` token).
 pub struct VisitorAuth {
     pub website: Arc<Website>,
-    pub visitor_id: String,
+    pub visitor_id: VisitorId,
 }
 
 impl FromRequestParts<AppState> for VisitorAuth {
@@ -233,7 +238,8 @@ impl FromRequestParts<AppState> for VisitorAuth {
                 message: "call session first and send its visitor_token in X-Kith-Visitor".into(),
             }
         })?;
-        let Some(visitor_id) = token::verify(&website.token_secret, &website.id, token.trim())
+        let Some(visitor_id) =
+            token::verify(&website.token_secret, website.id.as_str(), token.trim())
         else {
             let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
             return Err(failed(
@@ -253,7 +259,7 @@ impl FromRequestParts<AppState> for VisitorAuth {
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
         Ok(VisitorAuth {
             website,
-            visitor_id,
+            visitor_id: VisitorId::new(visitor_id),
         })
     }
 }

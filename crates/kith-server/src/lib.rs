@@ -19,8 +19,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
-use kith_store::{AuthorKind, PostedMessage};
-use realtime::MessageEvent;
 use state::AppState;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -30,65 +28,6 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 pub use state::{Config, Limits};
-
-impl AppState {
-    /// Sends a committed message to every subscriber: through PostgreSQL to every process
-    /// (this one included, via its listener), or straight to this process's bus on SQLite.
-    pub async fn publish(&self, org_id: &str, posted: &PostedMessage) {
-        if posted.message.author == AuthorKind::Agent {
-            metrics::agent_message();
-        }
-        match self
-            .store
-            .announce_message(org_id, &posted.message.id)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => self.bus.deliver_local(MessageEvent::new(org_id, posted)),
-            Err(e) => {
-                // The message is stored; only the live push failed. Deliver here at least.
-                tracing::warn!(error = %e, "could not announce a message to other processes");
-                self.bus.deliver_local(MessageEvent::new(org_id, posted));
-            }
-        }
-    }
-
-    /// On PostgreSQL: feeds messages announced by any process into this process's bus,
-    /// starting with `first` (already listening, so nothing published after start is missed).
-    async fn relay_announcements(self, first: Option<kith_store::MessageListener>) {
-        let mut first = first;
-        loop {
-            let mut listener = match first.take() {
-                Some(l) => l,
-                None => match self.store.listen_messages().await {
-                    Ok(Some(l)) => l,
-                    Ok(None) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
-            };
-            loop {
-                match listener.next().await {
-                    Ok((org_id, message_id)) => {
-                        match self.store.posted_message(&org_id, &message_id).await {
-                            Ok(posted) => {
-                                self.bus.deliver_local(MessageEvent::new(&org_id, &posted))
-                            }
-                            Err(e) => tracing::warn!(error = %e, "announced message not loadable"),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-}
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi::ApiDoc::openapi())

@@ -249,14 +249,14 @@ fn conventions(path: &str, op: &mut Operation) {
         .iter()
         .flatten()
         .any(|p| p.name == "cursor" || p.name == "before");
-    // `limit` is 1 to 200 everywhere (SPEC); outside that the answer is 422.
+    // `limit` is 1 to PAGE_LIMIT_MAX everywhere (SPEC); outside that the answer is 422.
     for p in op.parameters.iter_mut().flatten() {
         if p.name == "limit" {
             p.schema = Some(
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)
                     .minimum(Some(1))
-                    .maximum(Some(200))
+                    .maximum(Some(kith_core::limits::PAGE_LIMIT_MAX as f64))
                     .into(),
             );
         }

@@ -3,52 +3,35 @@
 //! broadcast channel; with PostgreSQL, publications also travel through LISTEN/NOTIFY so a
 //! subscriber connected to another process receives them.
 
-use kith_store::{Message, PostedMessage};
-use serde::{Deserialize, Serialize};
+use crate::state::AppState;
+use crate::views;
+use kith_core::conversation::AuthorKind;
+use kith_core::{ContactId, ConversationId, OrgId, VisitorId, WebsiteId};
+use kith_store::PostedMessage;
+use std::time::Duration;
 use tokio::sync::broadcast;
 
 /// One new message, with what subscribers need to decide whether they may see it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct MessageEvent {
-    pub org_id: String,
-    pub website_id: String,
-    pub conversation_id: String,
-    pub contact_id: String,
-    pub starter_visitor_id: String,
-    pub message: MessageJson,
-}
-
-/// The message as streams send it (same fields as the API's message).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessageJson {
-    pub id: String,
-    pub conversation_id: String,
-    pub author: String,
-    pub body: String,
-    pub created_at: String,
-}
-
-impl From<&Message> for MessageJson {
-    fn from(m: &Message) -> Self {
-        MessageJson {
-            id: m.id.clone(),
-            conversation_id: m.conversation_id.clone(),
-            author: m.author.as_str().to_string(),
-            body: m.body.clone(),
-            created_at: m.created_at.to_rfc3339(),
-        }
-    }
+    pub org_id: OrgId,
+    pub website_id: WebsiteId,
+    pub conversation_id: ConversationId,
+    pub contact_id: ContactId,
+    pub starter_visitor_id: VisitorId,
+    /// As the API writes a message, so every stream sends the same JSON.
+    pub message: views::Message,
 }
 
 impl MessageEvent {
-    pub fn new(org_id: &str, posted: &PostedMessage) -> Self {
+    pub fn new(org_id: &OrgId, posted: &PostedMessage) -> Self {
         MessageEvent {
-            org_id: org_id.to_string(),
+            org_id: org_id.clone(),
             website_id: posted.conversation.website.id.clone(),
             conversation_id: posted.conversation.id.clone(),
             contact_id: posted.contact_id.clone(),
             starter_visitor_id: posted.starter_visitor_id.clone(),
-            message: MessageJson::from(&posted.message),
+            message: views::Message::from(&posted.message),
         }
     }
 }
@@ -80,5 +63,64 @@ impl Bus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<MessageEvent> {
         self.local.subscribe()
+    }
+}
+
+impl AppState {
+    /// Sends a committed message to every subscriber: through PostgreSQL to every process
+    /// (this one included, via its listener), or straight to this process's bus on SQLite.
+    pub async fn publish(&self, org_id: &OrgId, posted: &PostedMessage) {
+        if posted.message.author == AuthorKind::Agent {
+            crate::metrics::agent_message();
+        }
+        match self
+            .store
+            .announce_message(org_id, &posted.message.id)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => self.bus.deliver_local(MessageEvent::new(org_id, posted)),
+            Err(e) => {
+                // The message is stored; only the live push failed. Deliver here at least.
+                tracing::warn!(error = %e, "could not announce a message to other processes");
+                self.bus.deliver_local(MessageEvent::new(org_id, posted));
+            }
+        }
+    }
+
+    /// On PostgreSQL: feeds messages announced by any process into this process's bus,
+    /// starting with `first` (already listening, so nothing published after start is missed).
+    pub(crate) async fn relay_announcements(self, first: Option<kith_store::MessageListener>) {
+        let mut first = first;
+        loop {
+            let mut listener = match first.take() {
+                Some(l) => l,
+                None => match self.store.listen_messages().await {
+                    Ok(Some(l)) => l,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN failed; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            loop {
+                match listener.next().await {
+                    Ok((org_id, message_id)) => {
+                        match self.store.org(&org_id).posted_message(&message_id).await {
+                            Ok(posted) => {
+                                self.bus.deliver_local(MessageEvent::new(&org_id, &posted))
+                            }
+                            Err(e) => tracing::warn!(error = %e, "announced message not loadable"),
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ pub struct Contact {
 impl From<&kith_store::Contact> for Contact {
     fn from(c: &kith_store::Contact) -> Self {
         Contact {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             status: c.status.as_str().to_string(),
             user_id: c.user_id.clone(),
             email: c.email.clone(),
@@ -99,12 +99,12 @@ pub struct Conversation {
 impl From<&kith_store::Conversation> for Conversation {
     fn from(c: &kith_store::Conversation) -> Self {
         Conversation {
-            id: c.id.clone(),
+            id: c.id.to_string(),
             website: WebsiteRef {
-                id: c.website.id.clone(),
+                id: c.website.id.to_string(),
                 name: c.website.name.clone(),
             },
-            contact_id: c.contact_id.clone(),
+            contact_id: c.contact_id.to_string(),
             status: c.status.as_str().to_string(),
             message_count: c.message_count,
             last_message: c.last_message.as_ref().map(LastMessage::from),
@@ -129,7 +129,7 @@ impl From<&kith_store::Message> for Message {
     fn from(m: &kith_store::Message) -> Self {
         Message {
             id: m.id.clone(),
-            conversation_id: m.conversation_id.clone(),
+            conversation_id: m.conversation_id.to_string(),
             author: m.author.as_str().to_string(),
             body: m.body.clone(),
             created_at: m.created_at,
@@ -184,7 +184,7 @@ pub struct ContactList {
 impl From<&kith_store::ContactList> for ContactList {
     fn from(l: &kith_store::ContactList) -> Self {
         ContactList {
-            id: l.id.clone(),
+            id: l.id.to_string(),
             name: l.name.clone(),
             builtin: l.builtin,
             filter: l.filter.clone(),
@@ -228,7 +228,7 @@ impl std::fmt::Debug for WebsiteView {
 impl From<&kith_store::Website> for WebsiteView {
     fn from(w: &kith_store::Website) -> Self {
         WebsiteView {
-            id: w.id.clone(),
+            id: w.id.to_string(),
             name: w.name.clone(),
             website_key: w.website_key.clone(),
             identity_secret: w.identity_secret.clone(),
@@ -247,9 +247,10 @@ pub fn all<'a, S: 'a, J: From<&'a S>>(items: &'a [S]) -> Vec<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kith_core::conversation::{AuthorKind, ConversationStatus};
     use kith_core::timeline::{Actor, EventKind};
     use kith_core::Status;
-    use kith_store::{AuthorKind, ConversationStatus};
+    use kith_core::{ContactId, ConversationId};
     use serde_json::json;
 
     #[test]
@@ -272,7 +273,7 @@ mod tests {
     #[test]
     fn enums_become_their_wire_strings() {
         let contact = kith_store::Contact {
-            id: "c".into(),
+            id: ContactId::new("c"),
             status: Status::Customer,
             user_id: Some("u".into()),
             email: None,
@@ -294,7 +295,7 @@ mod tests {
 
         let m = kith_store::Message {
             id: "m".into(),
-            conversation_id: "cv".into(),
+            conversation_id: ConversationId::new("cv"),
             author: AuthorKind::Agent,
             body: "hi".into(),
             created_at: Timestamp(0),

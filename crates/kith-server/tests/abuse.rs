@@ -2,120 +2,18 @@
 //! database that goes away, and what every answer tells a browser (issue 14: holes 5, 6, 9b,
 //! 9d and the security headers). Each test runs on SQLite and PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use axum::body::Bytes;
-use common::{send, Backend, Site, TestDb, Visitor};
+use common::{send, Backend, TestApp, Visitor};
 use futures::StreamExt;
-use kith_server::realtime::Bus;
-use kith_server::state::AppState;
 use kith_server::{Config, Limits};
-use kith_store::{Credentials, NewOrg, Store};
+use kith_store::NewOrg;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use std::time::{Duration, Instant};
-
-/// A server whose state the test can look into (limiter sizes), over a fresh database.
-struct Server {
-    base: String,
-    http: reqwest::Client,
-    state: AppState,
-    store: Store,
-    creds: Credentials,
-    backend: Backend,
-    db: Option<TestDb>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    async fn spawn(backend: Backend, config: Config) -> Server {
-        let db = TestDb::new(backend).await;
-        let store = Store::open_with(&db.url, 8, kith_store::Access::Serve)
-            .await
-            .expect("open store");
-        let creds = store
-            .create_org(&NewOrg {
-                name: "Acme".into(),
-                admin_email: "admin@acme.test".into(),
-                website_name: "Acme shop".into(),
-            })
-            .await
-            .expect("create org");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let state = AppState::new(store.clone(), Bus::new(), config);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let serving = state.clone();
-        let task = tokio::spawn(async move {
-            kith_server::serve(listener, serving, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
-        Server {
-            base,
-            http: reqwest::Client::builder().no_proxy().build().unwrap(),
-            state,
-            store,
-            creds,
-            backend,
-            db: Some(db),
-            shutdown: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn site(&self) -> Site {
-        Site {
-            base: self.base.clone(),
-            http: self.http.clone(),
-            key: self.creds.website_key.clone(),
-            secret: self.creds.identity_secret.clone(),
-        }
-    }
-
-    async fn visitor(&self) -> Visitor {
-        self.site().visitor().await
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.get(format!("{}{path}", self.base))
-    }
-
-    async fn admin_get(&self, token: &str, path: &str) -> (StatusCode, Value) {
-        send(self.get(path).bearer_auth(token)).await
-    }
-
-    /// Runs SQL on the test database behind the server's back.
-    async fn sql(&self, sql: &str) {
-        let url = &self.db.as_ref().unwrap().url;
-        match self.backend {
-            Backend::Sqlite => {
-                let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-                sqlx::query(sql).execute(&mut c).await.unwrap();
-            }
-            Backend::Postgres => {
-                let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-                sqlx::query(sql).execute(&mut c).await.unwrap();
-            }
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.abort();
-            let _ = t.await;
-        }
-        self.store.close().await;
-        drop(self.db.take());
-    }
-}
 
 /// Each test as `name::sqlite` and `name::postgres`.
 macro_rules! on_both_backends {
@@ -168,7 +66,7 @@ fn with_limits(limits: Limits) -> Config {
 // verified, so every made-up token got a fresh bucket (never throttled, and the map grew).
 async fn junk_tokens_from_one_ip_end_in_429_and_never_reach_the_admin_limiter(backend: Backend) {
     // The defaults: 10 failures a second per IP, bursts of 30.
-    let app = Server::spawn(backend, Config::default()).await;
+    let app = TestApp::spawn_with(backend, Config::default()).await;
     let org = &app.creds.org_id;
     let mut statuses = vec![];
     let mut retry_after = None;
@@ -181,7 +79,7 @@ async fn junk_tokens_from_one_ip_end_in_429_and_never_reach_the_admin_limiter(ba
             format!("junk-{i}")
         };
         let resp = app
-            .get("/api/v1/contacts")
+            .raw_get("/api/v1/contacts")
             .bearer_auth(&junk)
             .send()
             .await
@@ -214,14 +112,24 @@ async fn junk_tokens_from_one_ip_end_in_429_and_never_reach_the_admin_limiter(ba
     );
     // The blocked IP is refused before any token is looked at, good or bad...
     let (s, body) = app
-        .admin_get(&app.creds.api_token.clone(), "/api/v1/contacts")
+        .admin_as(
+            &app.creds.api_token.clone(),
+            Method::GET,
+            "/api/v1/contacts",
+            None,
+        )
         .await;
     assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     // ...until a failure would fit again; successes never spend the failure budget.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (s, _) = app
-            .admin_get(&app.creds.api_token.clone(), "/api/v1/contacts")
+            .admin_as(
+                &app.creds.api_token.clone(),
+                Method::GET,
+                "/api/v1/contacts",
+                None,
+            )
             .await;
         if s == StatusCode::OK {
             break;
@@ -231,7 +139,12 @@ async fn junk_tokens_from_one_ip_end_in_429_and_never_reach_the_admin_limiter(ba
     }
     for _ in 0..50 {
         let (s, _) = app
-            .admin_get(&app.creds.api_token.clone(), "/api/v1/contacts")
+            .admin_as(
+                &app.creds.api_token.clone(),
+                Method::GET,
+                "/api/v1/contacts",
+                None,
+            )
             .await;
         assert_eq!(s, StatusCode::OK);
     }
@@ -247,9 +160,9 @@ async fn failed_authentication_is_counted_per_client_ip_behind_a_trusted_proxy(b
         },
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
     };
-    let app = Server::spawn(backend, config).await;
+    let app = TestApp::spawn_with(backend, config).await;
     let call = |client: &'static str, token: String| {
-        app.get("/api/v1/contacts")
+        app.raw_get("/api/v1/contacts")
             .header("X-Forwarded-For", client)
             .bearer_auth(token)
     };
@@ -272,7 +185,7 @@ async fn failed_authentication_is_counted_per_client_ip_behind_a_trusted_proxy(b
 }
 
 async fn the_admin_limit_applies_per_authenticated_token(backend: Backend) {
-    let app = Server::spawn(
+    let app = TestApp::spawn_with(
         backend,
         with_limits(Limits {
             admin_per_second: 1,
@@ -292,7 +205,7 @@ async fn the_admin_limit_applies_per_authenticated_token(backend: Backend) {
     let mut statuses = vec![];
     for _ in 0..5 {
         statuses.push(
-            app.admin_get(&app.creds.api_token, "/api/v1/contacts")
+            app.admin_as(&app.creds.api_token, Method::GET, "/api/v1/contacts", None)
                 .await
                 .0,
         );
@@ -300,14 +213,16 @@ async fn the_admin_limit_applies_per_authenticated_token(backend: Backend) {
     assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "bursts of three");
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
     // Another token from the same address has its own budget.
-    let (s, _) = app.admin_get(&other.api_token, "/api/v1/contacts").await;
+    let (s, _) = app
+        .admin_as(&other.api_token, Method::GET, "/api/v1/contacts", None)
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(app.state.limiters.per_admin.len(), 2);
     app.stop().await;
 }
 
 async fn junk_website_keys_and_forged_visitor_tokens_are_throttled_per_ip(backend: Backend) {
-    let app = Server::spawn(
+    let app = TestApp::spawn_with(
         backend,
         with_limits(Limits {
             failed_auth_per_ip_per_second: 1,
@@ -344,7 +259,7 @@ async fn junk_website_keys_and_forged_visitor_tokens_are_throttled_per_ip(backen
 async fn returning_session_calls_count_against_the_visitor_limit(backend: Backend) {
     // 1 call a second, bursts of 3: slow enough a refill that a loaded machine cannot blur
     // the count (the default, 10/s in bursts of 30, is the same bucket scaled).
-    let app = Server::spawn(
+    let app = TestApp::spawn_with(
         backend,
         with_limits(Limits {
             visitor_per_second: 1,
@@ -388,7 +303,7 @@ async fn returning_session_calls_count_against_the_visitor_limit(backend: Backen
 
 /// Opens a widget event stream; on 200 waits for its `ready` event.
 async fn open_stream(
-    app: &Server,
+    app: &TestApp,
     v: &Visitor,
 ) -> Result<impl futures::Stream<Item = reqwest::Result<Bytes>>, (StatusCode, Value)> {
     let resp = app
@@ -427,7 +342,7 @@ async fn wait_for(
 }
 
 async fn widget_event_streams_are_capped_per_visitor_and_per_ip(backend: Backend) {
-    let app = Server::spawn(
+    let app = TestApp::spawn_with(
         backend,
         with_limits(Limits {
             streams_per_visitor: 3,
@@ -492,7 +407,7 @@ async fn widget_event_streams_are_capped_per_visitor_and_per_ip(backend: Backend
 }
 
 async fn admin_event_streams_are_capped_per_token(backend: Backend) {
-    let app = Server::spawn(
+    let app = TestApp::spawn_with(
         backend,
         with_limits(Limits {
             streams_per_token: 2,
@@ -501,7 +416,7 @@ async fn admin_event_streams_are_capped_per_token(backend: Backend) {
     )
     .await;
     let open = || {
-        app.get("/api/v1/events")
+        app.raw_get("/api/v1/events")
             .bearer_auth(&app.creds.api_token)
             .send()
     };
@@ -542,7 +457,7 @@ async fn admin_event_streams_are_capped_per_token(backend: Backend) {
 // Events are taken from the queue in batches (one visitor read per batch): none may be lost
 // or reordered on the way.
 async fn a_burst_of_replies_all_reach_the_event_stream(backend: Backend) {
-    let app = Server::spawn(backend, Config::default()).await;
+    let app = TestApp::spawn_with(backend, Config::default()).await;
     let v = app.visitor().await;
     let (conv, _) = v.say("hello").await;
     let other = app.visitor().await;
@@ -578,7 +493,7 @@ async fn a_burst_of_replies_all_reach_the_event_stream(backend: Backend) {
 
 // Hole 9b: undecodable stored origins decoded to an empty list, which means "any origin".
 async fn unreadable_allowed_origins_refuse_every_browser_origin(backend: Backend) {
-    let app = Server::spawn(backend, Config::default()).await;
+    let app = TestApp::spawn_with(backend, Config::default()).await;
     let (s, w) = send(
         app.http
             .post(format!("{}/api/v1/websites", app.base))
@@ -640,21 +555,13 @@ fn assert_no_driver_text(body: &Value) {
 
 // Hole 9d: a 503 echoed the database error's text.
 async fn a_closed_database_answers_503_without_driver_text(backend: Backend) {
-    let app = Server::spawn(backend, Config::default()).await;
+    let app = TestApp::spawn_with(backend, Config::default()).await;
     let v = app.visitor().await;
     v.say("hello").await;
     if backend == Backend::Postgres {
         // The database goes away under a running server: its connections are cut and it is
         // dropped. Whatever the driver reports, the client learns nothing of it.
-        let name = app
-            .db
-            .as_ref()
-            .unwrap()
-            .url
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
+        let name = app.db_url().rsplit('/').next().unwrap().to_string();
         let mut admin = sqlx::PgConnection::connect(&common::postgres_admin_url())
             .await
             .unwrap();
@@ -664,7 +571,7 @@ async fn a_closed_database_answers_503_without_driver_text(backend: Backend) {
             .unwrap();
         for _ in 0..3 {
             let (s, body) = app
-                .admin_get(&app.creds.api_token, "/api/v1/contacts")
+                .admin_as(&app.creds.api_token, Method::GET, "/api/v1/contacts", None)
                 .await;
             assert!(s.is_server_error(), "{s} {body}");
             assert!(body["error"]["code"].is_string(), "{body}");
@@ -676,7 +583,7 @@ async fn a_closed_database_answers_503_without_driver_text(backend: Backend) {
     }
     app.store.close().await;
     let resp = app
-        .get("/api/v1/contacts")
+        .raw_get("/api/v1/contacts")
         .bearer_auth(&app.creds.api_token)
         .send()
         .await
@@ -700,19 +607,19 @@ async fn a_closed_database_answers_503_without_driver_text(backend: Backend) {
 }
 
 async fn security_headers_on_every_answer(backend: Backend) {
-    let app = Server::spawn(backend, Config::default()).await;
+    let app = TestApp::spawn_with(backend, Config::default()).await;
     let token = app.creds.api_token.clone();
     let cases = [
         (
             "JSON route",
-            app.get("/api/v1/contacts").bearer_auth(&token),
+            app.raw_get("/api/v1/contacts").bearer_auth(&token),
             200,
         ),
-        ("health", app.get("/healthz"), 200),
-        ("OpenAPI", app.get("/api/openapi.json"), 200),
-        ("404", app.get("/no/such/page"), 404),
-        ("widget 404", app.get("/api/widget/v1/nope"), 404),
-        ("401", app.get("/api/v1/contacts"), 401),
+        ("health", app.raw_get("/healthz"), 200),
+        ("OpenAPI", app.raw_get("/api/openapi.json"), 200),
+        ("404", app.raw_get("/no/such/page"), 404),
+        ("widget 404", app.raw_get("/api/widget/v1/nope"), 404),
+        ("401", app.raw_get("/api/v1/contacts"), 401),
         (
             "400",
             app.http

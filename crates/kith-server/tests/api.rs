@@ -1,6 +1,7 @@
 //! The HTTP API beyond the identity rules: validation and error shapes, conversations,
 //! timelines, listings, realtime, limits and operations endpoints.
 
+#[macro_use]
 mod common;
 
 use common::{send, Backend, TestApp};
@@ -253,12 +254,12 @@ both_backends! {
             assert_eq!(out["visitor_token"], v.token, "a valid token is kept");
             app.visitor().await;
         }
-        assert_eq!(app.store.visitor_count(&app.creds.org_id).await.unwrap(), 0);
+        assert_eq!(app.store.org(&app.creds.org_id).visitor_count().await.unwrap(), 0);
         let (_, conv) = v.call(Method::GET, "/conversations", None).await;
         assert_eq!(conv["items"], json!([]));
-        assert_eq!(app.store.visitor_count(&app.creds.org_id).await.unwrap(), 0);
+        assert_eq!(app.store.org(&app.creds.org_id).visitor_count().await.unwrap(), 0);
         v.identify(json!({"name": "Ann"})).await;
-        assert_eq!(app.store.visitor_count(&app.creds.org_id).await.unwrap(), 1);
+        assert_eq!(app.store.org(&app.creds.org_id).visitor_count().await.unwrap(), 1);
         let (_, id) = v.say("hi").await;
         let seen = app.contact(&id).await["last_seen_at"].clone();
         // A session within the minute does not write last_seen_at again.

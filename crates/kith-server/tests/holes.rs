@@ -1,6 +1,7 @@
 //! Regression tests for the holes a security review found by reading the code (issue 14),
 //! each through the real HTTP API on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use reqwest::{Method, StatusCode};

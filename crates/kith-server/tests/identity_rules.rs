@@ -1,6 +1,7 @@
 //! SPEC 1 "Contact creation and matching", one module per numbered rule, through the real
 //! HTTP API on a random port, on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use reqwest::{Method, StatusCode};

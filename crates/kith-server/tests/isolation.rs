@@ -11,6 +11,7 @@ mod common;
 
 use common::{send, Backend, Site, TestApp, Visitor};
 use futures::StreamExt;
+use kith_core::OrgId;
 use kith_server::{Config, Limits};
 use kith_store::NewOrg;
 use reqwest::header::{HeaderValue, AUTHORIZATION};
@@ -109,7 +110,7 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
 /// One organization's data: a contact with a conversation, messages and a timeline, a
 /// contact merged into it, a custom list and a second website.
 struct Tenant {
-    org_id: String,
+    org_id: OrgId,
     token: String,
     site: Site,
     visitor: Visitor,
@@ -173,7 +174,7 @@ async fn admin_call(
     app.admin_as(token, verb(method), path, body).await
 }
 
-async fn tenant(app: &TestApp, org_id: String, token: String, site: Site) -> Tenant {
+async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tenant {
     let email = format!("person@{org_id}.test");
     let visitor = site.visitor().await;
     visitor
@@ -344,7 +345,7 @@ async fn probe_foreign_ids(app: &TestApp, attacker: &Tenant, victim: &Tenant) {
             &victim.list,
             &victim.website,
             &victim.website_key,
-            &victim.org_id,
+            &victim.org_id.to_string(),
         ] {
             assert!(
                 !text.contains(id.as_str()),

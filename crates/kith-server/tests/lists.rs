@@ -1,6 +1,7 @@
 //! SPEC 1 "Lists (saved segments)": built-in and custom lists, every filter field and
 //! operator, search, sorting and keyset paging, on SQLite and PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use common::TestApp;

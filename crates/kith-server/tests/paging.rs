@@ -3,14 +3,16 @@
 //! contact beyond the old caps, limits and cursors refused with the spec's errors. Also the one
 //! visibility rule of widget reads (hole 9a).
 
+#[macro_use]
 mod common;
 
+use kith_core::{ConversationId, VisitorId};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 /// The visitor id inside a visitor token (`<id>.<signature>`).
-fn visitor_id(token: &str) -> &str {
-    token.split_once('.').expect("token").0
+fn visitor_id(token: &str) -> VisitorId {
+    VisitorId::new(token.split_once('.').expect("token").0)
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -72,7 +74,7 @@ both_backends! {
         // one agent reply per transaction, so the rate limits stay what a user meets.
         const N: usize = 1050;
         for i in 1..N {
-            app.store.agent_reply(&app.creds.org_id, &conv, "agent-1", &format!("m{i}")).await.unwrap();
+            app.store.org(&app.creds.org_id).agent_reply(&ConversationId::new(&conv), "agent-1", &format!("m{i}")).await.unwrap();
         }
         let want: Vec<String> = (0..N).map(|i| format!("m{i}")).collect();
 
@@ -122,9 +124,9 @@ both_backends! {
         let mut created = vec![];
         let mut contact = String::new();
         for i in 0..N {
-            let posted = app.store.visitor_message(&website, visitor_id(&v.token), &format!("c{i}"), None).await.unwrap();
-            created.push(posted.conversation.id);
-            contact = posted.contact_id;
+            let posted = app.store.website(&website).visitor_message(&visitor_id(&v.token), &format!("c{i}"), None).await.unwrap();
+            created.push(posted.conversation.id.into_string());
+            contact = posted.contact_id.into_string();
         }
         // Newest activity first: the reverse of creation (ties in time broken by id, and ids
         // grow with time).

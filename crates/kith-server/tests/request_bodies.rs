@@ -3,6 +3,7 @@
 //! naming the field as the parsers name it (an array by its own name); fields a client may
 //! not set are ignored (SPEC); `PATCH` tells an absent field from `null`.
 
+#[macro_use]
 mod common;
 
 use common::send;

@@ -1,5 +1,6 @@
 //! Regression tests for what `scripts/schemathesis.sh` found, each as a user would meet it.
 
+#[macro_use]
 mod common;
 
 use reqwest::{Method, StatusCode};

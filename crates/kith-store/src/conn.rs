@@ -45,6 +45,25 @@ impl From<Option<&str>> for Arg {
         Arg::Text(v.map(str::to_string))
     }
 }
+// Typed ids bind as the text they are.
+macro_rules! id_args {
+    ($($id:ty),*) => {$(
+        impl From<&$id> for Arg {
+            fn from(v: &$id) -> Self {
+                Arg::Text(Some(v.as_str().to_string()))
+            }
+        }
+    )*};
+}
+id_args!(
+    kith_core::OrgId,
+    kith_core::ContactId,
+    kith_core::ConversationId,
+    kith_core::ListId,
+    kith_core::WebsiteId,
+    kith_core::VisitorId
+);
+
 impl From<i64> for Arg {
     fn from(v: i64) -> Self {
         Arg::Int(Some(v))

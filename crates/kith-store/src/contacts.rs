@@ -5,9 +5,10 @@ use crate::conn::{args, Conn};
 use crate::contact_rows::{contact_by, record_changes, write_profile};
 use crate::ids::now_ms;
 use crate::model::{ContactRow, EventRow, TimelineEvent, CONTACT_COLUMNS};
-use crate::{read, transact, Contact, Store, StoreError};
+use crate::{read, transact, Contact, OrgStore, StoreError};
 use kith_core::contact::ProfilePatch;
 use kith_core::timeline::Actor;
+use kith_core::ContactId;
 
 /// One page of a listing.
 #[derive(Debug, Clone)]
@@ -31,11 +32,12 @@ async fn missing<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<StoreErro
     })
 }
 
-impl Store {
+impl OrgStore<'_> {
     /// One contact; a merged id answers `Merged` with where it went.
-    pub async fn contact(&self, org_id: &str, id: &str) -> Result<Contact, StoreError> {
+    pub async fn contact(self, id: &ContactId) -> Result<Contact, StoreError> {
+        let (org_id, id) = (self.org_id(), id.as_str());
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = $1 AND id = $2");
-        read!(self, |c| async {
+        read!(self.store, |c| async {
             match c
                 .fetch_optional::<ContactRow>(&sql, args![org_id, id])
                 .await?
@@ -50,13 +52,13 @@ impl Store {
     /// An admin's edit. Never merges: an email or user id held by another contact answers
     /// `Conflict` naming the holder, and nothing changes.
     pub async fn patch_contact(
-        &self,
-        org_id: &str,
-        id: &str,
+        self,
+        id: &ContactId,
         patch: &ProfilePatch,
         actor: &Actor,
     ) -> Result<Contact, StoreError> {
-        transact!(self, |c| async {
+        let (org_id, id) = (self.org_id(), id.as_str());
+        transact!(self.store, |c| async {
             let now = now_ms();
             let Some(row) = contact_by(c, org_id, "id", id).await? else {
                 return Err(missing(c, org_id, id).await?);
@@ -117,9 +119,8 @@ impl Store {
 
     /// A contact's timeline, newest first, `limit` entries after `cursor`.
     pub async fn timeline(
-        &self,
-        org_id: &str,
-        contact_id: &str,
+        self,
+        contact_id: &ContactId,
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<TimelineEvent>, StoreError> {
@@ -128,8 +129,9 @@ impl Store {
                 return Err(StoreError::BadCursor);
             }
         }
-        self.contact(org_id, contact_id).await?;
-        let rows: Vec<EventRow> = read!(self, |c| c
+        self.contact(contact_id).await?;
+        let (org_id, contact_id) = (self.org_id(), contact_id.as_str());
+        let rows: Vec<EventRow> = read!(self.store, |c| c
             .fetch_all(
                 "SELECT id, kind, actor, data, at FROM contact_events \
                  WHERE org_id = $1 AND contact_id = $2 AND ($3 IS NULL OR id < $3) \

@@ -5,40 +5,12 @@ use crate::contact_rows::insert_event;
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
-use crate::{read, transact, Conversation, Page, Store, StoreError};
+use crate::{read, transact, Conversation, OrgStore, Page, StoreError};
 use kith_core::contact::preview;
+use kith_core::conversation::AuthorKind;
 use kith_core::timeline::{Actor, EventKind};
+use kith_core::{ContactId, ConversationId, VisitorId};
 use serde_json::{json, Value};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthorKind {
-    Visitor,
-    Agent,
-    Bot,
-    System,
-}
-
-impl AuthorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthorKind::Visitor => "visitor",
-            AuthorKind::Agent => "agent",
-            AuthorKind::Bot => "bot",
-            AuthorKind::System => "system",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AuthorKind> {
-        [
-            AuthorKind::Visitor,
-            AuthorKind::Agent,
-            AuthorKind::Bot,
-            AuthorKind::System,
-        ]
-        .into_iter()
-        .find(|a| a.as_str() == s)
-    }
-}
 
 /// A message as written, with the conversation after it: what the API answers and what the
 /// realtime bus carries.
@@ -46,9 +18,9 @@ impl AuthorKind {
 pub struct PostedMessage {
     pub message: Message,
     pub conversation: Conversation,
-    pub contact_id: String,
+    pub contact_id: ContactId,
     /// The visitor that started the conversation.
-    pub starter_visitor_id: String,
+    pub starter_visitor_id: VisitorId,
     pub conversation_started: bool,
 }
 
@@ -91,13 +63,13 @@ pub(crate) async fn append_message<C: Conn>(
     Ok(PostedMessage {
         message: Message {
             id,
-            conversation_id: conversation_id.to_string(),
+            conversation_id: ConversationId::new(conversation_id),
             author,
             body: body.to_string(),
             created_at: kith_core::Timestamp(now),
         },
-        contact_id: conv.contact_id.clone(),
-        starter_visitor_id: conv.visitor_id.clone(),
+        contact_id: ContactId::new(conv.contact_id.clone()),
+        starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
         conversation: conv.view()?,
         conversation_started: false,
     })
@@ -256,15 +228,15 @@ pub(crate) async fn conversation_row<C: Conn>(
         .ok_or(StoreError::NotFound)
 }
 
-impl Store {
+impl OrgStore<'_> {
     /// A conversation and its newest `limit` messages (returned oldest first), read together.
     pub async fn conversation_with_messages(
-        &self,
-        org_id: &str,
-        conversation_id: &str,
+        self,
+        conversation_id: &ConversationId,
         limit: i64,
     ) -> Result<(Conversation, Page<Message>), StoreError> {
-        read!(self, |c| async {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
+        read!(self.store, |c| async {
             let conv = conversation_row(c, org_id, conversation_id).await?;
             let messages = message_page(c, org_id, conversation_id, None, limit).await?;
             Ok::<_, StoreError>((conv.view()?, messages))
@@ -275,14 +247,14 @@ impl Store {
     /// One page of a conversation's messages: the newest `limit` before the `before` cursor,
     /// oldest first.
     pub async fn messages(
-        &self,
-        org_id: &str,
-        conversation_id: &str,
+        self,
+        conversation_id: &ConversationId,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Page<Message>, StoreError> {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
         let before = decode_messages_cursor(before)?;
-        read!(self, |c| async {
+        read!(self.store, |c| async {
             conversation_row(c, org_id, conversation_id).await?;
             message_page(c, org_id, conversation_id, before.as_deref(), limit).await
         }
@@ -291,13 +263,13 @@ impl Store {
 
     /// An agent's reply from the admin API.
     pub async fn agent_reply(
-        &self,
-        org_id: &str,
-        conversation_id: &str,
+        self,
+        conversation_id: &ConversationId,
         author_id: &str,
         body: &str,
     ) -> Result<PostedMessage, StoreError> {
-        transact!(self, |c| async {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
+        transact!(self.store, |c| async {
             conversation_row(c, org_id, conversation_id).await?;
             append_message(
                 c,
@@ -314,12 +286,12 @@ impl Store {
     }
 
     pub async fn escalate_conversation(
-        &self,
-        org_id: &str,
-        conversation_id: &str,
+        self,
+        conversation_id: &ConversationId,
         actor: &Actor,
     ) -> Result<Conversation, StoreError> {
-        transact!(self, |c| async {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
+        transact!(self.store, |c| async {
             let conv = conversation_row(c, org_id, conversation_id).await?;
             escalate(c, org_id, &conv, actor, now_ms()).await?;
             conversation_row(c, org_id, conversation_id).await
@@ -329,11 +301,11 @@ impl Store {
     }
 
     pub async fn resolve_conversation(
-        &self,
-        org_id: &str,
-        conversation_id: &str,
+        self,
+        conversation_id: &ConversationId,
     ) -> Result<Conversation, StoreError> {
-        transact!(self, |c| async {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
+        transact!(self.store, |c| async {
             conversation_row(c, org_id, conversation_id).await?;
             c.execute(
                 "UPDATE conversations SET status = 'resolved', updated_at = $3 \
@@ -350,15 +322,15 @@ impl Store {
     /// A contact's conversations across the organization's websites, newest activity first,
     /// one page after `cursor`.
     pub async fn contact_conversations(
-        &self,
-        org_id: &str,
-        contact_id: &str,
+        self,
+        contact_id: &ContactId,
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Conversation>, StoreError> {
         let after = decode_conversations_cursor(cursor)?;
-        self.contact(org_id, contact_id).await?;
-        read!(self, |c| conversation_page(
+        self.contact(contact_id).await?;
+        let (org_id, contact_id) = (self.org_id(), contact_id.as_str());
+        read!(self.store, |c| conversation_page(
             c,
             "cv.org_id = $1 AND cv.contact_id = $2",
             args![org_id, contact_id],

@@ -1,7 +1,8 @@
 //! Kith's persistence: one store, one query path, SQLite (embedded default) or PostgreSQL.
 //!
-//! Every operation takes the organization id first; handlers get it from the credential,
-//! never from a request body. Writes run in one transaction each (see `transact!`), reads on a
+//! Every tenant operation goes through `store.org(&org_id)` (or, for the widget,
+//! `store.website(&website)`), which puts the organization into every query; handlers get
+//! the id from the credential, never from a request body. Writes run in one transaction each (see `transact!`), reads on a
 //! pooled connection. The domain crate decides (identity resolution, merges, validation); this
 //! crate gathers the facts it needs and applies its answers.
 
@@ -20,18 +21,20 @@ mod orgs;
 mod query;
 mod realtime;
 mod resolution;
+mod scope;
 mod seed;
 mod widget;
 
 pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::Page;
-pub use conversations::{AuthorKind, PostedMessage};
+pub use conversations::PostedMessage;
 pub use ids::{new_id, now_ms};
 pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
 pub use realtime::MessageListener;
+pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};
 

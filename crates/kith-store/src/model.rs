@@ -2,11 +2,14 @@
 //! live in kith-server (views.rs): types flow one way, the store never knows about HTTP.
 
 use kith_core::contact::Stats;
+use kith_core::conversation::{AuthorKind, ConversationStatus};
 use kith_core::timeline::{Actor, EventKind};
-use kith_core::{Email, Metadata, Phone, Profile, Status, Tags, Text, Timestamp};
+use kith_core::{
+    ContactId, ConversationId, Email, Metadata, OrgId, Phone, Profile, Status, Tags, Text,
+    Timestamp, WebsiteId,
+};
 use serde_json::Value;
 
-use crate::conversations::AuthorKind;
 use crate::StoreError;
 
 pub(crate) const CONTACT_COLUMNS: &str =
@@ -61,7 +64,7 @@ impl ContactRow {
     pub fn view(&self) -> Result<Contact, StoreError> {
         let p = self.profile()?;
         Ok(Contact {
-            id: self.id.clone(),
+            id: ContactId::new(self.id.clone()),
             status: p.status(),
             user_id: self.user_id.clone(),
             email: self.email.clone(),
@@ -82,7 +85,7 @@ impl ContactRow {
 /// A contact with its stats, as stored.
 #[derive(Debug, Clone)]
 pub struct Contact {
-    pub id: String,
+    pub id: ContactId,
     /// Customer exactly while `user_id` is set.
     pub status: Status,
     pub user_id: Option<String>,
@@ -122,33 +125,6 @@ pub(crate) const CONVERSATION_SELECT: &str =
      cv.last_message_at, cv.created_at, cv.updated_at \
      FROM conversations cv JOIN websites w ON w.org_id = cv.org_id AND w.id = cv.website_id";
 
-/// Where a conversation stands: a visitor's message reopens a resolved one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConversationStatus {
-    Open,
-    Escalated,
-    Resolved,
-}
-
-impl ConversationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConversationStatus::Open => "open",
-            ConversationStatus::Escalated => "escalated",
-            ConversationStatus::Resolved => "resolved",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ConversationStatus> {
-        match s {
-            "open" => Some(ConversationStatus::Open),
-            "escalated" => Some(ConversationStatus::Escalated),
-            "resolved" => Some(ConversationStatus::Resolved),
-            _ => None,
-        }
-    }
-}
-
 impl ConversationRow {
     pub fn view(&self) -> Result<Conversation, StoreError> {
         let status = ConversationStatus::parse(&self.status).ok_or_else(|| {
@@ -158,12 +134,12 @@ impl ConversationRow {
             ))
         })?;
         Ok(Conversation {
-            id: self.id.clone(),
+            id: ConversationId::new(self.id.clone()),
             website: WebsiteRef {
-                id: self.website_id.clone(),
+                id: WebsiteId::new(self.website_id.clone()),
                 name: self.website_name.clone(),
             },
-            contact_id: self.contact_id.clone(),
+            contact_id: ContactId::new(self.contact_id.clone()),
             status,
             message_count: self.message_count,
             last_message: match (&self.last_message_preview, self.last_message_at) {
@@ -181,7 +157,7 @@ impl ConversationRow {
 
 #[derive(Debug, Clone)]
 pub struct WebsiteRef {
-    pub id: String,
+    pub id: WebsiteId,
     pub name: String,
 }
 
@@ -194,9 +170,9 @@ pub struct LastMessage {
 /// A conversation: one thread between a contact and the organization, on one website.
 #[derive(Debug, Clone)]
 pub struct Conversation {
-    pub id: String,
+    pub id: ConversationId,
     pub website: WebsiteRef,
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub status: ConversationStatus,
     pub message_count: i64,
     pub last_message: Option<LastMessage>,
@@ -220,7 +196,7 @@ impl MessageRow {
         })?;
         Ok(Message {
             id: self.id.clone(),
-            conversation_id: self.conversation_id.clone(),
+            conversation_id: ConversationId::new(self.conversation_id.clone()),
             author,
             body: self.body.clone(),
             created_at: Timestamp(self.created_at),
@@ -231,7 +207,7 @@ impl MessageRow {
 #[derive(Debug, Clone)]
 pub struct Message {
     pub id: String,
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     pub author: AuthorKind,
     pub body: String,
     pub created_at: Timestamp,
@@ -332,8 +308,8 @@ impl std::fmt::Debug for WebsiteRow {
 /// A website as the store hands it to the widget API (with its secrets).
 #[derive(Clone)]
 pub struct Website {
-    pub org_id: String,
-    pub id: String,
+    pub org_id: OrgId,
+    pub id: WebsiteId,
     pub name: String,
     pub website_key: String,
     pub identity_secret: String,
@@ -392,8 +368,8 @@ impl From<WebsiteRow> for Website {
         Website {
             allowed_origins,
             allowed_origins_unreadable,
-            org_id: r.org_id,
-            id: r.id,
+            org_id: OrgId::new(r.org_id),
+            id: WebsiteId::new(r.id),
             name: r.name,
             website_key: r.website_key,
             identity_secret: r.identity_secret,

@@ -3,15 +3,15 @@
 use crate::conn::{args, Conn};
 use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
 use crate::model::{Website, WebsiteRow, REDACTED};
-use crate::{read, transact, Store, StoreError};
-use kith_core::ValidationError;
+use crate::{read, transact, OrgStore, Store, StoreError};
+use kith_core::{OrgId, ValidationError};
 use serde::Serialize;
 
 /// What `kith org create` prints: everything needed to sign in, call the API and install the
 /// widget. Secrets appear here once; the token is stored only as a hash.
 #[derive(Clone, Serialize)]
 pub struct Credentials {
-    pub org_id: String,
+    pub org_id: OrgId,
     pub api_token: String,
     pub website_key: String,
     pub identity_secret: String,
@@ -121,7 +121,7 @@ impl Store {
         }
         .await)?;
         Ok(Credentials {
-            org_id,
+            org_id: OrgId::new(org_id),
             api_token,
             website_key,
             identity_secret,
@@ -138,7 +138,7 @@ impl Store {
     }
 
     /// The organization an API token belongs to, or `None` for an unknown token.
-    pub async fn org_for_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+    pub async fn org_for_token(&self, token: &str) -> Result<Option<OrgId>, StoreError> {
         let Some(org_id) = org_of(token, "kt_") else {
             return Ok(None);
         };
@@ -149,7 +149,7 @@ impl Store {
                 args![&org_id, &hash],
             )
             .await)?;
-        Ok(row.map(|r| r.0))
+        Ok(row.map(|r| OrgId::new(r.0)))
     }
 
     /// The website a widget names by its public key.
@@ -164,17 +164,19 @@ impl Store {
             read!(self, |c| c.fetch_optional(&sql, args![&org_id, key]).await)?;
         Ok(row.map(Website::from))
     }
+}
 
-    pub async fn websites(&self, org_id: &str) -> Result<Vec<Website>, StoreError> {
+impl OrgStore<'_> {
+    pub async fn websites(self) -> Result<Vec<Website>, StoreError> {
+        let org_id = self.org_id();
         let sql = format!("SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 ORDER BY id");
-        let rows: Vec<WebsiteRow> = read!(self, |c| c.fetch_all(&sql, args![org_id]).await)?;
+        let rows: Vec<WebsiteRow> = read!(self.store, |c| c.fetch_all(&sql, args![org_id]).await)?;
         Ok(rows.into_iter().map(Website::from).collect())
     }
 
     /// Adds a website (identity verification on unless `verification_required` is false).
     pub async fn create_website(
-        &self,
-        org_id: &str,
+        self,
         name: &str,
         verification_required: bool,
         allowed_origins: &[String],
@@ -183,11 +185,12 @@ impl Store {
         if name.is_empty() || name.chars().count() > 255 {
             return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
         }
+        let org_id = self.org_id();
         let key = format!("wk_{org_id}_{}", random_hex(8));
         let secret = random_hex(32);
         let now = now_ms();
         let origins = serde_json::to_string(allowed_origins).unwrap_or_else(|_| "[]".into());
-        let id = transact!(self, |c| async {
+        let id = transact!(self.store, |c| async {
             let id = insert_website(c, org_id, name, &key, &secret, now).await?;
             c.execute(
                 "UPDATE websites SET verification_required = $3, allowed_origins = $4 \
@@ -198,7 +201,7 @@ impl Store {
             Ok::<_, StoreError>(id)
         }
         .await)?;
-        self.websites(org_id)
+        self.websites()
             .await?
             .into_iter()
             .find(|w| w.id == id)
@@ -238,6 +241,7 @@ async fn insert_website<C: Conn>(
 #[cfg(test)]
 mod tests {
     use super::org_of;
+    use kith_core::OrgId;
 
     #[test]
     fn keys_name_their_organization() {
@@ -253,7 +257,7 @@ mod tests {
         // The admin API's view of a website is checked in kith-server (views.rs).
         use crate::model::{Website, WebsiteRow};
         let creds = super::Credentials {
-            org_id: "01org".into(),
+            org_id: OrgId::new("01org"),
             api_token: "kt_01org_TOKENSECRET".into(),
             website_key: "wk_01org_public".into(),
             identity_secret: "IDENTITYSECRET".into(),

@@ -6,7 +6,8 @@
 use crate::conn::args;
 use crate::conversations::PostedMessage;
 use crate::model::MessageRow;
-use crate::{read, Store, StoreError};
+use crate::{read, OrgStore, Store, StoreError};
+use kith_core::{ContactId, OrgId, VisitorId};
 use sqlx::postgres::PgListener;
 
 const CHANNEL: &str = "kith_messages";
@@ -17,11 +18,11 @@ pub struct MessageListener(PgListener);
 impl MessageListener {
     /// The next announced message. Reconnects by itself after a lost connection (messages
     /// announced meanwhile are missed, as with any LISTEN).
-    pub async fn next(&mut self) -> Result<(String, String), StoreError> {
+    pub async fn next(&mut self) -> Result<(OrgId, String), StoreError> {
         loop {
             let n = self.0.recv().await?;
             if let Some((org, id)) = n.payload().split_once(' ') {
-                return Ok((org.to_string(), id.to_string()));
+                return Ok((OrgId::new(org), id.to_string()));
             }
         }
     }
@@ -32,7 +33,7 @@ impl Store {
     /// delivers it in process.
     pub async fn announce_message(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         message_id: &str,
     ) -> Result<bool, StoreError> {
         let Some(pool) = self.pg_pool() else {
@@ -55,14 +56,13 @@ impl Store {
         l.listen(CHANNEL).await?;
         Ok(Some(MessageListener(l)))
     }
+}
 
+impl OrgStore<'_> {
     /// A message with its conversation, as the realtime bus carries it.
-    pub async fn posted_message(
-        &self,
-        org_id: &str,
-        message_id: &str,
-    ) -> Result<PostedMessage, StoreError> {
-        read!(self, |c| async {
+    pub async fn posted_message(self, message_id: &str) -> Result<PostedMessage, StoreError> {
+        let org_id = self.org_id();
+        read!(self.store, |c| async {
             let m: MessageRow = crate::conn::Conn::fetch_optional(
                 c,
                 "SELECT id, conversation_id, author, body, created_at FROM messages \
@@ -75,8 +75,8 @@ impl Store {
                 crate::conversations::conversation_row(c, org_id, &m.conversation_id).await?;
             Ok::<_, StoreError>(PostedMessage {
                 message: m.view()?,
-                contact_id: conv.contact_id.clone(),
-                starter_visitor_id: conv.visitor_id.clone(),
+                contact_id: ContactId::new(conv.contact_id.clone()),
+                starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
                 conversation: conv.view()?,
                 conversation_started: false,
             })

@@ -6,15 +6,16 @@
 
 use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{contact_by, expect_one, insert_event, touch_contact};
-use crate::conversations::{append_message, AuthorKind, PostedMessage};
+use crate::conversations::{append_message, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
-use crate::{read, transact, Conversation, Page, Store, StoreError};
+use crate::{read, transact, Conversation, OrgStore, Page, StoreError, WebsiteStore};
+use kith_core::conversation::AuthorKind;
 use kith_core::identity::Claim;
 use kith_core::timeline::{Actor, EventKind};
-use kith_core::Status;
+use kith_core::{ContactId, ConversationId, Status, VisitorId};
 use serde_json::json;
 
 /// A visitor as stored (only once it identified or wrote).
@@ -33,7 +34,7 @@ pub struct Visitor {
 /// The answer of an identify call: the contact it matched, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentifyOutcome {
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     pub status: Option<Status>,
 }
 
@@ -95,10 +96,10 @@ async fn ensure_visitor<C: Conn>(
         args![&website.org_id, visitor_id, &website.id, now],
     )
     .await?;
-    let v = load_visitor(c, &website.org_id, visitor_id, true)
+    let v = load_visitor(c, website.org_id.as_str(), visitor_id, true)
         .await?
         .ok_or(StoreError::Raced)?;
-    if v.website_id != website.id {
+    if website.id != v.website_id {
         // Tokens are signed per website, so this means a forged or mixed-up id.
         return Err(StoreError::NotFound);
     }
@@ -126,23 +127,22 @@ async fn visible_conversation<C: Conn>(
         .ok_or(StoreError::NotFound)
 }
 
-impl Store {
+impl WebsiteStore<'_> {
     /// A `session` call of a returning visitor: refreshes its contact's `last_seen_at`, at
     /// most once a minute. Reads one row; writes only when the minute has passed and the
     /// visitor has a contact.
-    pub async fn visitor_session(
-        &self,
-        website: &Website,
-        visitor_id: &str,
-    ) -> Result<(), StoreError> {
-        let org_id = &website.org_id;
-        let v = read!(self, |c| load_visitor(c, org_id, visitor_id, false).await)?;
+    pub async fn visitor_session(self, visitor_id: &VisitorId) -> Result<(), StoreError> {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
+        let org_id = website.org_id.as_str();
+        let v = read!(self.store, |c| load_visitor(c, org_id, visitor_id, false)
+            .await)?;
         let Some(v) = v else { return Ok(()) };
         let now = now_ms();
         if v.contact_id.is_none() || now - v.last_seen_at < SESSION_TOUCH_INTERVAL_MS {
             return Ok(());
         }
-        transact!(self, |c| async {
+        transact!(self.store, |c| async {
             // Re-checked under the write lock so parallel page views write once.
             let n = c
                 .execute(
@@ -165,42 +165,29 @@ impl Store {
         .await)
     }
 
-    /// How many visitors of the organization are stored (only those that identified or wrote).
-    pub async fn visitor_count(&self, org_id: &str) -> Result<i64, StoreError> {
-        read!(self, |c| c
-            .fetch_one::<(i64,)>(
-                "SELECT count(*) FROM visitors WHERE org_id = $1",
-                args![org_id]
-            )
-            .await
-            .map(|r| r.0))
+    /// The stored visitor, if it ever identified or wrote.
+    pub async fn visitor(self, visitor_id: &VisitorId) -> Result<Option<Visitor>, StoreError> {
+        self.own_visitor(visitor_id.as_str()).await
     }
 
-    /// The stored visitor, if it ever identified or wrote.
-    pub async fn visitor(
-        &self,
-        website: &Website,
-        visitor_id: &str,
-    ) -> Result<Option<Visitor>, StoreError> {
-        let v = read!(self, |c| load_visitor(
-            c,
-            &website.org_id,
-            visitor_id,
-            false
-        )
-        .await)?;
-        Ok(v.filter(|v| v.website_id == website.id))
+    async fn own_visitor(self, visitor_id: &str) -> Result<Option<Visitor>, StoreError> {
+        let website = self.website;
+        let org_id = website.org_id.as_str();
+        let v = read!(self.store, |c| load_visitor(c, org_id, visitor_id, false)
+            .await)?;
+        Ok(v.filter(|v| website.id == v.website_id))
     }
 
     /// `POST /api/widget/v1/identify` with a verified (or verification-free) claim.
     pub async fn identify(
-        &self,
-        website: &Website,
-        visitor_id: &str,
+        self,
+        visitor_id: &VisitorId,
         claim: &Claim,
     ) -> Result<IdentifyOutcome, StoreError> {
-        let org_id = &website.org_id;
-        transact!(self, |c| async {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
+        let org_id = website.org_id.as_str();
+        transact!(self.store, |c| async {
             let now = now_ms();
             let v = ensure_visitor(c, website, visitor_id, now).await?;
             // Before the first message, identities add up: the newer values win.
@@ -227,7 +214,7 @@ impl Store {
                 None => None,
             };
             Ok::<_, StoreError>(IdentifyOutcome {
-                contact_id: resolved.contact_id,
+                contact_id: resolved.contact_id.map(ContactId::new),
                 status,
             })
         }
@@ -237,14 +224,16 @@ impl Store {
     /// `POST /api/widget/v1/messages`: the first message creates (or finds) the contact;
     /// without `conversation_id` a new conversation starts.
     pub async fn visitor_message(
-        &self,
-        website: &Website,
-        visitor_id: &str,
+        self,
+        visitor_id: &VisitorId,
         body: &str,
-        conversation_id: Option<&str>,
+        conversation_id: Option<&ConversationId>,
     ) -> Result<PostedMessage, StoreError> {
-        let org_id = &website.org_id;
-        transact!(self, |c| {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
+        let conversation_id = conversation_id.map(ConversationId::as_str);
+        let org_id = website.org_id.as_str();
+        transact!(self.store, |c| {
             async {
             let now = now_ms();
             let mut v = ensure_visitor(c, website, visitor_id, now).await?;
@@ -340,21 +329,22 @@ impl Store {
     /// `GET /api/widget/v1/conversations`: the conversations the visitor may see, newest
     /// activity first, one page after `cursor`.
     pub async fn visitor_conversations(
-        &self,
-        website: &Website,
-        visitor_id: &str,
+        self,
+        visitor_id: &VisitorId,
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Conversation>, StoreError> {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
         let after = crate::conversations::decode_conversations_cursor(cursor)?;
-        let Some(v) = self.visitor(website, visitor_id).await? else {
+        let Some(v) = self.own_visitor(visitor_id).await? else {
             return Ok(Page {
                 items: vec![],
                 total: None,
                 next_cursor: None,
             });
         };
-        read!(self, |c| crate::conversations::conversation_page(
+        read!(self.store, |c| crate::conversations::conversation_page(
             c,
             VISIBLE,
             visible_args(website, &v),
@@ -366,13 +356,14 @@ impl Store {
 
     /// Whether the visitor may see a conversation.
     pub async fn visitor_can_see(
-        &self,
-        website: &Website,
-        visitor_id: &str,
-        conversation_id: &str,
+        self,
+        visitor_id: &VisitorId,
+        conversation_id: &ConversationId,
     ) -> Result<bool, StoreError> {
-        match self.visitor(website, visitor_id).await? {
-            Some(v) => self.visitor_sees(website, &v, conversation_id).await,
+        let visitor_id = visitor_id.as_str();
+        let conversation_id = conversation_id.as_str();
+        match self.own_visitor(visitor_id).await? {
+            Some(v) => self.sees(&v, conversation_id).await,
             None => Ok(false),
         }
     }
@@ -380,12 +371,16 @@ impl Store {
     /// Whether an already loaded visitor may see a conversation (the event stream keeps the
     /// visitor it loaded).
     pub async fn visitor_sees(
-        &self,
-        website: &Website,
+        self,
         v: &Visitor,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
     ) -> Result<bool, StoreError> {
-        match read!(self, |c| visible_conversation(
+        self.sees(v, conversation_id.as_str()).await
+    }
+
+    async fn sees(self, v: &Visitor, conversation_id: &str) -> Result<bool, StoreError> {
+        let website = self.website;
+        match read!(self.store, |c| visible_conversation(
             c,
             website,
             v,
@@ -402,23 +397,25 @@ impl Store {
     /// `GET /api/widget/v1/conversations/{id}/messages`: the newest `limit` messages before
     /// the `before` cursor, oldest first.
     pub async fn visitor_messages(
-        &self,
-        website: &Website,
-        visitor_id: &str,
-        conversation_id: &str,
+        self,
+        visitor_id: &VisitorId,
+        conversation_id: &ConversationId,
         before: Option<&str>,
         limit: i64,
     ) -> Result<Page<Message>, StoreError> {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
+        let conversation_id = conversation_id.as_str();
         let before = crate::conversations::decode_messages_cursor(before)?;
         let v = self
-            .visitor(website, visitor_id)
+            .own_visitor(visitor_id)
             .await?
             .ok_or(StoreError::NotFound)?;
-        read!(self, |c| async {
+        read!(self.store, |c| async {
             visible_conversation(c, website, &v, conversation_id).await?;
             crate::conversations::message_page(
                 c,
-                &website.org_id,
+                website.org_id.as_str(),
                 conversation_id,
                 before.as_deref(),
                 limit,
@@ -430,17 +427,19 @@ impl Store {
 
     /// `POST /api/widget/v1/conversations/{id}/escalate`.
     pub async fn visitor_escalate(
-        &self,
-        website: &Website,
-        visitor_id: &str,
-        conversation_id: &str,
+        self,
+        visitor_id: &VisitorId,
+        conversation_id: &ConversationId,
     ) -> Result<Conversation, StoreError> {
-        let org_id = &website.org_id;
-        transact!(self, |c| async {
+        let website = self.website;
+        let visitor_id = visitor_id.as_str();
+        let conversation_id = conversation_id.as_str();
+        let org_id = website.org_id.as_str();
+        transact!(self.store, |c| async {
             let now = now_ms();
             let v = load_visitor(c, org_id, visitor_id, true)
                 .await?
-                .filter(|v| v.website_id == website.id)
+                .filter(|v| website.id == v.website_id)
                 .ok_or(StoreError::NotFound)?;
             let conv = visible_conversation(c, website, &v, conversation_id).await?;
             crate::conversations::escalate(c, org_id, &conv, &Actor::Visitor, now).await?;
@@ -449,5 +448,19 @@ impl Store {
             row.view()
         }
         .await)
+    }
+}
+
+impl OrgStore<'_> {
+    /// How many visitors of the organization are stored (only those that identified or wrote).
+    pub async fn visitor_count(self) -> Result<i64, StoreError> {
+        let org_id = self.org_id();
+        read!(self.store, |c| c
+            .fetch_one::<(i64,)>(
+                "SELECT count(*) FROM visitors WHERE org_id = $1",
+                args![org_id]
+            )
+            .await
+            .map(|r| r.0))
     }
 }

@@ -10,6 +10,7 @@
 use kith_core::contact::ProfilePatch;
 use kith_core::identity::Claim;
 use kith_core::timeline::Actor;
+use kith_core::{ContactId, ConversationId, OrgId, VisitorId};
 use kith_store::{Access, NewOrg, Store, Website};
 use kith_testkit::{Backend, TestDb};
 use proptest::prelude::*;
@@ -513,14 +514,14 @@ fn every_call_sequence_up_to_seven_keeps_people_apart_in_the_model() {
 struct World {
     store: Store,
     website: Website,
-    org_id: String,
+    org_id: OrgId,
     /// The real id of each contact the model created, by model index.
-    contact_ids: Vec<String>,
+    contact_ids: Vec<ContactId>,
     model: model::State,
     secret: String,
-    visitors: [String; 3],
+    visitors: [VisitorId; 3],
     /// (conversation id, the browser that started it)
-    started: Vec<(String, Who)>,
+    started: Vec<(ConversationId, Who)>,
 }
 
 impl World {
@@ -546,9 +547,9 @@ impl World {
             website,
             secret: creds.identity_secret,
             visitors: [
-                kith_store::new_id(),
-                kith_store::new_id(),
-                kith_store::new_id(),
+                VisitorId::new(kith_store::new_id()),
+                VisitorId::new(kith_store::new_id()),
+                VisitorId::new(kith_store::new_id()),
             ],
             started: vec![],
         }
@@ -561,7 +562,8 @@ impl World {
                 self.model.apply(a, Some(&claim));
                 match self
                     .store
-                    .identify(&self.website, &self.visitors[who.index()], &claim)
+                    .website(&self.website)
+                    .identify(&self.visitors[who.index()], &claim)
                     .await
                 {
                     Ok(_) => {}
@@ -573,7 +575,8 @@ impl World {
                 self.model.apply(a, None);
                 let posted = self
                     .store
-                    .visitor_message(&self.website, &self.visitors[who.index()], "hi", None)
+                    .website(&self.website)
+                    .visitor_message(&self.visitors[who.index()], "hi", None)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("message failed: {e}")))?;
                 if self.model.contact_count() > self.contact_ids.len() {
@@ -588,7 +591,8 @@ impl World {
                     let patch =
                         ProfilePatch::parse(&json!({"email": email(who.person())})).unwrap();
                     self.store
-                        .patch_contact(&self.org_id, &self.contact_ids[i], &patch, &Actor::Api)
+                        .org(&self.org_id)
+                        .patch_contact(&self.contact_ids[i], &patch, &Actor::Api)
                         .await
                         .map_err(|e| TestCaseError::fail(format!("admin edit failed: {e}")))?;
                 }
@@ -604,7 +608,8 @@ impl World {
             for (i, (conv, starter)) in self.started.iter().enumerate() {
                 let sees = self
                     .store
-                    .visitor_can_see(&self.website, &self.visitors[viewer.index()], conv)
+                    .website(&self.website)
+                    .visitor_can_see(&self.visitors[viewer.index()], conv)
                     .await
                     .unwrap();
                 prop_assert!(

@@ -7,6 +7,7 @@ use kith_core::contact::ProfilePatch;
 use kith_core::filter::{ListFilter, Sort};
 use kith_core::identity::Claim;
 use kith_core::timeline::Actor;
+use kith_core::{ContactId, OrgId, VisitorId};
 use kith_store::{Access, NewOrg, Store};
 use kith_testkit::TempDir;
 use rand::rngs::StdRng;
@@ -26,22 +27,24 @@ const SORTS: [&str; 6] = [
 /// Every page of `filter` in `sort` order through one path, and the totals it reported.
 async fn walk(
     store: &Store,
-    org: &str,
+    org: &OrgId,
     filter: &ListFilter,
     sort: &Sort,
     limit: i64,
     by_sql: bool,
-) -> (Vec<String>, Vec<i64>) {
+) -> (Vec<ContactId>, Vec<i64>) {
     let (mut ids, mut totals) = (Vec::new(), Vec::new());
     let mut cursor: Option<String> = None;
     loop {
         let page = if by_sql {
             store
-                .list_contacts_by_sql(org, filter, sort, cursor.as_deref(), limit)
+                .org(org)
+                .list_contacts_by_sql(filter, sort, cursor.as_deref(), limit)
                 .await
         } else {
             store
-                .list_contacts(org, filter, sort, cursor.as_deref(), limit)
+                .org(org)
+                .list_contacts(filter, sort, cursor.as_deref(), limit)
                 .await
         }
         .expect("page");
@@ -144,10 +147,10 @@ fn random_filter(rng: &mut StdRng, texts: &[String], websites: &[String]) -> Val
     Value::Object(f)
 }
 
-async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, label: &str) {
+async fn compare_all(store: &Store, org: &OrgId, rng: &mut StdRng, rounds: usize, label: &str) {
     let all = store
+        .org(org)
         .list_contacts_by_sql(
-            org,
             &ListFilter::default(),
             &Sort::parse("name").unwrap(),
             None,
@@ -167,11 +170,12 @@ async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, 
         })
         .collect();
     let websites: Vec<String> = store
-        .websites(org)
+        .org(org)
+        .websites()
         .await
         .unwrap()
         .into_iter()
-        .map(|w| w.id)
+        .map(|w| w.id.into_string())
         .chain(["no-such-site".to_string()])
         .collect();
     let mut nonempty = 0;
@@ -194,7 +198,7 @@ async fn compare_all(store: &Store, org: &str, rng: &mut StdRng, rounds: usize, 
             "{label}: the count equals the contacts paged through for {raw}"
         );
         assert_eq!(
-            store.count_contacts(org, &filter).await.unwrap() as usize,
+            store.org(org).count_contacts(&filter).await.unwrap() as usize,
             by_index.0.len()
         );
         nonempty += usize::from(!by_index.0.is_empty());
@@ -223,19 +227,20 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
         .unwrap();
     let org = creds.org_id.clone();
     let second = store
-        .create_website(&org, "Second", false, &[])
+        .org(&org)
+        .create_website("Second", false, &[])
         .await
         .unwrap();
     let mut rng = StdRng::seed_from_u64(7);
 
     // Bulk load through the ordinary write transaction.
-    store.seed(&org, 400, 11).await.unwrap();
+    store.org(&org).seed(400, 11).await.unwrap();
     compare_all(&store, &org, &mut rng, 60, "after seeding").await;
 
     // Admin edits: names (some removed), tags, metadata, user ids (lead ↔ customer).
     let page = store
+        .org(&org)
         .list_contacts(
-            &org,
             &ListFilter::default(),
             &Sort::parse("created_at").unwrap(),
             None,
@@ -259,7 +264,8 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
         };
         let patch = ProfilePatch::parse(&body).unwrap();
         store
-            .patch_contact(&org, &c.id, &patch, &Actor::Api)
+            .org(&org)
+            .patch_contact(&c.id, &patch, &Actor::Api)
             .await
             .unwrap_or_else(|e| panic!("patch {body}: {e}"));
     }
@@ -268,7 +274,7 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
     // string "3" matches none of them.
     for (eq, at_least, at_most) in [(json!(3), 16, 1_000), (json!("3"), 0, 0)] {
         let f = ListFilter::parse(&json!({"metadata": {"seats": {"eq": eq}}})).unwrap();
-        let n = store.count_contacts(&org, &f).await.unwrap();
+        let n = store.org(&org).count_contacts(&f).await.unwrap();
         assert!((at_least..=at_most).contains(&n), "seats = {eq}: {n}");
     }
 
@@ -283,16 +289,21 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
         .filter_map(|c| c.email.clone())
         .collect();
     for (i, email) in emails.iter().enumerate() {
-        let visitor = format!("v-{i}");
+        let visitor = VisitorId::new(format!("v-{i}"));
         store
-            .visitor_message(&second, &visitor, "hello from the second site", None)
+            .website(&second)
+            .visitor_message(&visitor, "hello from the second site", None)
             .await
             .unwrap();
         if i % 2 == 0 {
             let claim =
                 Claim::from_identify(&json!({"email": email, "name": "Merged Person"}), None)
                     .unwrap();
-            store.identify(&second, &visitor, &claim).await.unwrap();
+            store
+                .website(&second)
+                .identify(&visitor, &claim)
+                .await
+                .unwrap();
         }
     }
     compare_all(&store, &org, &mut rng, 80, "after messages and merges").await;
@@ -359,15 +370,15 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
         .await
         .unwrap();
     let org = creds.org_id;
-    let site = store.websites(&org).await.unwrap().remove(0);
+    let site = store.org(&org).websites().await.unwrap().remove(0);
     // The database's own answer, through connections of a second store.
     let truth = Store::open_with(&url, 1, Access::Shared).await.unwrap();
     let (all, by_name) = (ListFilter::default(), Sort::parse("name").unwrap());
     let mut rng = StdRng::seed_from_u64(3);
     let mut dropped = 0;
     for i in 0..400 {
-        let visitor = format!("v-{i}");
-        let mut write = Box::pin(store.visitor_message(&site, &visitor, "hi", None));
+        let visitor = VisitorId::new(format!("v-{i}"));
+        let mut write = Box::pin(store.website(&site).visitor_message(&visitor, "hi", None));
         let mut finished = false;
         for _ in 0..rng.gen_range(1..40) {
             if let Poll::Ready(r) = futures::poll!(&mut write) {
@@ -383,12 +394,14 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
         }
         dropped += 1;
         store
-            .visitor_message(&site, &format!("after-{i}"), "hi", None)
+            .website(&site)
+            .visitor_message(&VisitorId::new(format!("after-{i}")), "hi", None)
             .await
             .unwrap_or_else(|e| panic!("the write after drop #{i} failed: {e}"));
-        let by_index = store.count_contacts(&org, &all).await.unwrap();
+        let by_index = store.org(&org).count_contacts(&all).await.unwrap();
         let in_db = truth
-            .list_contacts_by_sql(&org, &all, &by_name, None, 1)
+            .org(&org)
+            .list_contacts_by_sql(&all, &by_name, None, 1)
             .await
             .unwrap()
             .total
@@ -422,7 +435,7 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
         .await
         .unwrap();
     let org = creds.org_id;
-    bulk.seed(&org, 30_000, 5).await.unwrap();
+    bulk.org(&org).seed(30_000, 5).await.unwrap();
     bulk.close().await;
     drop(bulk);
 
@@ -433,23 +446,30 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
             .is_err()
     };
     assert!(not_ready().await, "the index is built in the background");
-    let site = store.websites(&org).await.unwrap().remove(0);
+    let site = store.org(&org).websites().await.unwrap().remove(0);
     let by_created = Sort::parse("-created_at").unwrap();
     let newest = store
-        .list_contacts_by_sql(&org, &ListFilter::default(), &by_created, None, 40)
+        .org(&org)
+        .list_contacts_by_sql(&ListFilter::default(), &by_created, None, 40)
         .await
         .unwrap();
     for c in &newest.items {
         let patch =
             ProfilePatch::parse(&json!({"tags": ["during-build"], "name": "Zz Built"})).unwrap();
         store
-            .patch_contact(&org, &c.id, &patch, &Actor::Api)
+            .org(&org)
+            .patch_contact(&c.id, &patch, &Actor::Api)
             .await
             .unwrap();
     }
     for i in 0..20 {
         store
-            .visitor_message(&site, &format!("v-{i}"), "written during the build", None)
+            .website(&site)
+            .visitor_message(
+                &VisitorId::new(format!("v-{i}")),
+                "written during the build",
+                None,
+            )
             .await
             .unwrap();
     }
@@ -460,10 +480,11 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
 
     store.contact_index_ready().await.unwrap();
     let tagged = ListFilter::parse(&json!({"tags": {"all": ["during-build"]}})).unwrap();
-    assert_eq!(store.count_contacts(&org, &tagged).await.unwrap(), 40);
+    assert_eq!(store.org(&org).count_contacts(&tagged).await.unwrap(), 40);
     assert_eq!(
         store
-            .count_contacts(&org, &ListFilter::default())
+            .org(&org)
+            .count_contacts(&ListFilter::default())
             .await
             .unwrap(),
         30_020
@@ -482,9 +503,12 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
                 let (store, org, f) = (&store, &org, &f);
                 async move {
                     let p = if by_sql {
-                        store.list_contacts_by_sql(org, f, &sort, None, 100).await
+                        store
+                            .org(org)
+                            .list_contacts_by_sql(f, &sort, None, 100)
+                            .await
                     } else {
-                        store.list_contacts(org, f, &sort, None, 100).await
+                        store.org(org).list_contacts(f, &sort, None, 100).await
                     }
                     .unwrap();
                     (

@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use kith_core::filter::{ListFilter, Sort};
+use kith_core::{ListId, OrgId};
 use kith_store::Store;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -64,19 +65,20 @@ fn stats(mut d: Vec<Duration>) -> Stats {
 
 pub async fn lists(
     store: &Store,
-    org_id: &str,
+    org_id: &OrgId,
     iterations: usize,
     json_out: bool,
     opened: Duration,
 ) -> anyhow::Result<()> {
     let index = store.contact_index_size();
-    let total = store.count_contacts(org_id, &ListFilter::default()).await?;
+    let org = store.org(org_id);
+    let total = org.count_contacts(&ListFilter::default()).await?;
     anyhow::ensure!(
         total > 0,
         "organization {org_id} has no contacts; run `kith seed` first"
     );
-    let leads = store.list_filter(org_id, "leads").await?;
-    let customers = store.list_filter(org_id, "customers").await?;
+    let leads = org.list_filter(&ListId::new("leads")).await?;
+    let customers = org.list_filter(&ListId::new("customers")).await?;
     let mut combined = customers.clone().and(tags(&["enterprise"]));
     combined.q.push("son".into());
     let mut shapes = vec![
@@ -146,8 +148,8 @@ pub async fn lists(
         // Walk to the page this shape times.
         let mut cursor: Option<String> = None;
         for _ in 0..s.depth {
-            let page = store
-                .list_contacts(org_id, &s.filter, &s.sort, cursor.as_deref(), 50)
+            let page = org
+                .list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
                 .await?;
             cursor = page.next_cursor;
         }
@@ -156,13 +158,13 @@ pub async fn lists(
         let mut matches = 0;
         for i in 0..iterations + 3 {
             let t = Instant::now();
-            let page = store
-                .list_contacts(org_id, &s.filter, &s.sort, cursor.as_deref(), 50)
+            let page = org
+                .list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
                 .await
                 .with_context(|| format!("query shape {}", s.name))?;
             let page_time = t.elapsed();
             let t = Instant::now();
-            matches = store.count_contacts(org_id, &s.filter).await?;
+            matches = org.count_contacts(&s.filter).await?;
             let count_time = t.elapsed();
             anyhow::ensure!(page.total == Some(matches), "count mismatch in {}", s.name);
             if i >= 3 {
@@ -195,10 +197,10 @@ pub async fn lists(
         let runs = (iterations / 10).max(3);
         for _ in 0..runs {
             let t = Instant::now();
-            let a = store.count_contacts(org_id, &filter).await?;
+            let a = org.count_contacts(&filter).await?;
             indexed.push(t.elapsed());
             let t = Instant::now();
-            let b = store.count_search_by_scan(org_id, term).await?;
+            let b = org.count_search_by_scan(term).await?;
             scan.push(t.elapsed());
             anyhow::ensure!(
                 a == b,
@@ -326,7 +328,8 @@ pub async fn ingest(
     let _ = server.await;
     let total = firsts.len() + rest.len();
     let contacts = store
-        .count_contacts(&creds.org_id, &ListFilter::default())
+        .org(&creds.org_id)
+        .count_contacts(&ListFilter::default())
         .await?;
     anyhow::ensure!(
         contacts as usize == visitors,

@@ -6,6 +6,7 @@ mod bench;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use kith_core::OrgId;
 use kith_server::state::AppState;
 use kith_server::{realtime::Bus, Config, Limits};
 use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
@@ -184,7 +185,8 @@ async fn main() -> anyhow::Result<()> {
             let store = open(&db.url, 4, Access::Bulk).await?;
             let started = std::time::Instant::now();
             let r = store
-                .seed(&org, contacts, seed)
+                .org(&OrgId::new(&org))
+                .seed(contacts, seed)
                 .await
                 .with_context(|| format!("seeding organization {org}"))?;
             println!(
@@ -210,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open(&db.url, 4, Access::Serve).await?;
             store.contact_index_ready().await?;
             let opened = started.elapsed();
-            bench::lists(&store, &org, iterations.max(1), json, opened).await?;
+            bench::lists(&store, &OrgId::new(&org), iterations.max(1), json, opened).await?;
             store.close().await;
             Ok(())
         }

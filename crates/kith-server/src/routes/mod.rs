@@ -6,20 +6,26 @@ pub mod widget;
 
 use crate::error::ApiResult;
 use crate::extract::QueryMap;
+use kith_core::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX};
 use kith_core::ValidationError;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// `limit`: 1 to 200, `default` when absent; anything else answers 422 naming `limit`.
-pub(crate) fn limit_param(q: &QueryMap, default: i64) -> ApiResult<i64> {
+/// `limit`: 1 to `PAGE_LIMIT_MAX` (200), `PAGE_LIMIT_DEFAULT` (50) when absent; anything
+/// else answers 422 naming `limit`. Every paged route reads it here.
+pub(crate) fn limit_param(q: &QueryMap) -> ApiResult<i64> {
     match q.one("limit") {
-        None => Ok(default),
+        None => Ok(PAGE_LIMIT_DEFAULT),
         Some(s) => s
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=200).contains(n))
+            .filter(|n| (1..=PAGE_LIMIT_MAX).contains(n))
             .ok_or_else(|| {
-                ValidationError::new("limit", "must be a whole number from 1 to 200").into()
+                ValidationError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {PAGE_LIMIT_MAX}"),
+                )
+                .into()
             }),
     }
 }

@@ -5,11 +5,10 @@
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientIp, JsonBody, QueryMap, VisitorAuth, WidgetSite};
 use crate::metrics;
-use crate::realtime::MessageJson;
 use crate::routes::limit_param;
 use crate::state::AppState;
 use crate::token;
-use crate::views::LastMessage;
+use crate::views::{self, LastMessage};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -19,7 +18,7 @@ use axum::{Json, Router};
 use futures::Stream;
 use kith_core::contact::parse_message_body;
 use kith_core::identity::{Claim, IdentifyError};
-use kith_core::ValidationError;
+use kith_core::{ConversationId, ValidationError, VisitorId};
 use kith_store::{new_id, Conversation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -61,7 +60,7 @@ async fn session(
         .get("x-kith-visitor")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| {
-            token::verify(&website.token_secret, &website.id, t.trim())
+            token::verify(&website.token_secret, website.id.as_str(), t.trim())
                 .map(|id| (t.trim().to_string(), id))
         });
     if let Some((token, visitor_id)) = sent {
@@ -71,7 +70,11 @@ async fn session(
             .per_visitor
             .check(&visitor_id)
             .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-        state.store.visitor_session(&website, &visitor_id).await?;
+        state
+            .store
+            .website(&website)
+            .visitor_session(&VisitorId::new(visitor_id))
+            .await?;
         return Ok(Json(SessionResponse {
             visitor_token: token,
         }));
@@ -83,7 +86,7 @@ async fn session(
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
     let visitor_id = new_id();
     Ok(Json(SessionResponse {
-        visitor_token: token::issue(&website.token_secret, &website.id, &visitor_id),
+        visitor_token: token::issue(&website.token_secret, website.id.as_str(), &visitor_id),
     }))
 }
 
@@ -177,11 +180,12 @@ async fn identify(
     })?;
     let out = state
         .store
-        .identify(&auth.website, &auth.visitor_id, &claim)
+        .website(&auth.website)
+        .identify(&auth.visitor_id, &claim)
         .await?;
     metrics::identify();
     Ok(Json(IdentifyResponse {
-        contact_id: out.contact_id,
+        contact_id: out.contact_id.map(|id| id.into_string()),
         status: out.status.map(|s| s.as_str().to_string()),
     }))
 }
@@ -226,15 +230,11 @@ async fn post_message(
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let text = message_text(body.body.as_deref())?;
-    let conversation_id = body.conversation_id.map(|s| s.trim().to_string());
+    let conversation_id = body.conversation_id.map(|s| ConversationId::new(s.trim()));
     let posted = state
         .store
-        .visitor_message(
-            &auth.website,
-            &auth.visitor_id,
-            &text,
-            conversation_id.as_deref(),
-        )
+        .website(&auth.website)
+        .visitor_message(&auth.visitor_id, &text, conversation_id.as_ref())
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     state.publish(&auth.website.org_id, &posted).await;
@@ -243,8 +243,8 @@ async fn post_message(
         StatusCode::CREATED,
         Json(PostMessageResponse {
             message_id: posted.message.id,
-            conversation_id: posted.conversation.id,
-            contact_id: posted.contact_id,
+            conversation_id: posted.conversation.id.into_string(),
+            contact_id: posted.contact_id.into_string(),
         }),
     ))
 }
@@ -263,7 +263,7 @@ pub struct WidgetConversation {
 impl From<Conversation> for WidgetConversation {
     fn from(c: Conversation) -> Self {
         WidgetConversation {
-            id: c.id,
+            id: c.id.into_string(),
             status: c.status.as_str().to_string(),
             message_count: c.message_count,
             last_message: c.last_message.as_ref().map(LastMessage::from),
@@ -292,10 +292,11 @@ async fn conversations(
     auth: VisitorAuth,
     q: QueryMap,
 ) -> ApiResult<Json<WidgetConversations>> {
-    let limit = limit_param(&q, 50)?;
+    let limit = limit_param(&q)?;
     let page = state
         .store
-        .visitor_conversations(&auth.website, &auth.visitor_id, q.one("cursor"), limit)
+        .website(&auth.website)
+        .visitor_conversations(&auth.visitor_id, q.one("cursor"), limit)
         .await?;
     Ok(Json(WidgetConversations {
         items: page.items.into_iter().map(Into::into).collect(),
@@ -306,7 +307,7 @@ async fn conversations(
 #[derive(Serialize, ToSchema)]
 pub struct WidgetMessages {
     /// Oldest first.
-    pub items: Vec<MessageJson>,
+    pub items: Vec<views::Message>,
     /// Pass as `before` for the page of older messages; `null` when there are none.
     pub next_cursor: Option<String>,
 }
@@ -323,17 +324,18 @@ pub struct WidgetMessages {
 async fn messages(
     State(state): State<AppState>,
     auth: VisitorAuth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     q: QueryMap,
 ) -> ApiResult<Json<WidgetMessages>> {
-    let limit = limit_param(&q, 50)?;
+    let limit = limit_param(&q)?;
     let page = state
         .store
-        .visitor_messages(&auth.website, &auth.visitor_id, &id, q.one("before"), limit)
+        .website(&auth.website)
+        .visitor_messages(&auth.visitor_id, &id, q.one("before"), limit)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(WidgetMessages {
-        items: page.items.iter().map(MessageJson::from).collect(),
+        items: page.items.iter().map(views::Message::from).collect(),
         next_cursor: page.next_cursor,
     }))
 }
@@ -345,11 +347,12 @@ async fn messages(
 async fn escalate(
     State(state): State<AppState>,
     auth: VisitorAuth,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<WidgetConversation>> {
     let conv = state
         .store
-        .visitor_escalate(&auth.website, &auth.visitor_id, &id)
+        .website(&auth.website)
+        .visitor_escalate(&auth.visitor_id, &id)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(conv.into()))
@@ -378,7 +381,7 @@ async fn events(
     let visitor_slot = state
         .limiters
         .streams_per_visitor
-        .acquire(&auth.visitor_id)
+        .acquire(auth.visitor_id.as_str())
         .ok_or(too_many("visitor"))?;
     let ip_slot = state
         .limiters
@@ -426,19 +429,20 @@ async fn events(
                     || known.as_deref() == Some(ev.contact_id.as_str())
             });
             if concerns_it || refreshed.is_none_or(|t| t.elapsed() > STREAM_VISITOR_REFRESH) {
-                visitor = state.store.visitor(&website, &visitor_id).await.ok().flatten();
+                visitor = state.store.website(&website).visitor(&visitor_id).await.ok().flatten();
                 refreshed = Some(Instant::now());
             }
             let Some(v) = &visitor else { continue };
             let Some(contact_id) = v.contact_id.as_deref() else { continue };
-            let mut decided: Vec<(String, bool)> = Vec::new();
+            let mut decided: Vec<(ConversationId, bool)> = Vec::new();
             for ev in batch.iter().filter(|ev| ev.contact_id == contact_id) {
                 let visible = match decided.iter().find(|(id, _)| *id == ev.conversation_id) {
                     Some((_, seen)) => *seen,
                     None => {
                         let seen = state
                             .store
-                            .visitor_sees(&website, v, &ev.conversation_id)
+                            .website(&website)
+                            .visitor_sees(v, &ev.conversation_id)
                             .await
                             .unwrap_or(false);
                         decided.push((ev.conversation_id.clone(), seen));

@@ -36,6 +36,8 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub store: Store,
+    /// The server's state, for tests that look inside (limiter sizes).
+    pub state: AppState,
     pub creds: Credentials,
     pub backend: Backend,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -67,8 +69,9 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let state = AppState::new(store.clone(), Bus::new(), config);
+        let serving = state.clone();
         let server = tokio::spawn(async move {
-            kith_server::serve(listener, state, async {
+            kith_server::serve(listener, serving, async {
                 let _ = rx.await;
             })
             .await
@@ -78,6 +81,7 @@ impl TestApp {
             base,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             store,
+            state,
             creds,
             backend,
             shutdown: Some(tx),
@@ -88,6 +92,12 @@ impl TestApp {
 
     /// Runs one SQL statement on the test database behind the API's back, for states the API
     /// refuses to create (rows written by an older version, corruption).
+    /// The test database's URL.
+    #[allow(dead_code)]
+    pub fn db_url(&self) -> &str {
+        &self.db.as_ref().expect("database").url
+    }
+
     pub async fn sql(&self, sql: &str) {
         self.db.as_ref().expect("database").execute(sql).await;
     }
@@ -137,6 +147,12 @@ impl TestApp {
             req = req.json(&b);
         }
         send(req).await
+    }
+
+    /// A GET request to build on (headers, credentials) before sending.
+    #[allow(dead_code)]
+    pub fn raw_get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base))
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -369,7 +385,8 @@ impl Visitor {
 }
 
 /// Expands each test into `name::sqlite` and `name::postgres`, so a failure names the backend.
-#[macro_export]
+/// Test files that use it declare `#[macro_use] mod common;` (textual scope, no export).
+#[allow(unused_macros)]
 macro_rules! both_backends {
     ($(async fn $name:ident($app:ident) $body:block)*) => {
         $(

@@ -6,7 +6,7 @@ use crate::conn::{args, Conn};
 use crate::index::{self, OrgIndex, Position, SortValue};
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::query::{where_clause, Sql, TagPlan};
-use crate::{read, Contact, Page, Store, StoreError};
+use crate::{read, Contact, OrgStore, Page, StoreError};
 use kith_core::filter::{ListFilter, Sort};
 use kith_core::limits::PAGE_LIMIT_MAX;
 use kith_core::ValidationError;
@@ -178,11 +178,10 @@ fn prefixed_columns() -> String {
         .join(", ")
 }
 
-impl Store {
+impl OrgStore<'_> {
     /// Contacts matching `filter`, one page in `sort` order after `cursor`, with the exact total.
     pub async fn list_contacts(
-        &self,
-        org_id: &str,
+        self,
         filter: &ListFilter,
         sort: &Sort,
         cursor: Option<&str>,
@@ -196,25 +195,24 @@ impl Store {
             .into());
         }
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        if self.inner.index.is_some() {
+        if self.store.inner.index.is_some() {
             return self
-                .list_contacts_indexed(org_id, filter, sort, after, limit as usize)
+                .list_contacts_indexed(filter, sort, after, limit as usize)
                 .await;
         }
-        self.list_contacts_sql(org_id, filter, sort, after, limit)
-            .await
+        self.list_contacts_sql(filter, sort, after, limit).await
     }
 
     /// `list_contacts` from the in-memory index: the page's ids and the count from bitmaps,
     /// then the page's rows by primary key.
     async fn list_contacts_indexed(
-        &self,
-        org_id: &str,
+        self,
         filter: &ListFilter,
         sort: &Sort,
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<Page<Contact>, StoreError> {
+        let org_id = self.org_id();
         let after = after.map(|c| Position {
             value: c.v.map(|v| match v {
                 Value::String(s) => SortValue::Text(s),
@@ -224,7 +222,7 @@ impl Store {
             id: c.id,
         });
         let (ids, next, total) = self
-            .with_index(org_id, {
+            .with_index({
                 let (filter, sort) = (filter.clone(), *sort);
                 move |o| {
                     let set = o.matching(&filter);
@@ -243,7 +241,7 @@ impl Store {
         let rows = if ids.is_empty() {
             Vec::new()
         } else {
-            read!(self, |c| contacts_by_id(c, org_id, &ids).await)?
+            read!(self.store, |c| contacts_by_id(c, org_id, &ids).await)?
         };
         // In the index's order; a contact merged away since is left out.
         let mut by_id: std::collections::HashMap<String, ContactRow> =
@@ -268,11 +266,12 @@ impl Store {
     /// Runs `f` on the organization's index on a blocking thread: a count over a million
     /// contacts takes milliseconds of CPU that should not stall the async workers.
     pub(super) async fn with_index<T: Send + 'static>(
-        &self,
-        org_id: &str,
+        self,
         f: impl FnOnce(&OrgIndex) -> T + Send + 'static,
     ) -> Result<T, StoreError> {
+        let org_id = self.org_id();
         let index = self
+            .store
             .inner
             .index
             .as_ref()
@@ -288,27 +287,25 @@ impl Store {
     /// index is tested against.
     #[doc(hidden)]
     pub async fn list_contacts_by_sql(
-        &self,
-        org_id: &str,
+        self,
         filter: &ListFilter,
         sort: &Sort,
         cursor: Option<&str>,
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        self.list_contacts_sql(org_id, filter, sort, after, limit)
-            .await
+        self.list_contacts_sql(filter, sort, after, limit).await
     }
 
     async fn list_contacts_sql(
-        &self,
-        org_id: &str,
+        self,
         filter: &ListFilter,
         sort: &Sort,
         after: Option<Cursor>,
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
-        let (rows, total) = read!(self, |c| page_and_count(
+        let org_id = self.org_id();
+        let (rows, total) = read!(self.store, |c| page_and_count(
             c,
             org_id,
             filter,
@@ -336,24 +333,22 @@ impl Store {
     }
 
     /// The exact number of contacts matching `filter`.
-    pub async fn count_contacts(
-        &self,
-        org_id: &str,
-        filter: &ListFilter,
-    ) -> Result<i64, StoreError> {
-        if self.inner.index.is_some() {
+    pub async fn count_contacts(self, filter: &ListFilter) -> Result<i64, StoreError> {
+        let org_id = self.org_id();
+        if self.store.inner.index.is_some() {
             let filter = filter.clone();
             return self
-                .with_index(org_id, move |o| o.matching(&filter).len() as i64)
+                .with_index(move |o| o.matching(&filter).len() as i64)
                 .await;
         }
-        read!(self, |c| count(c, org_id, filter).await)
+        read!(self.store, |c| count(c, org_id, filter).await)
     }
 
     /// How many contacts contain `term`, found by scanning every row without an index: the
     /// baseline the benchmark compares indexed search with.
-    pub async fn count_search_by_scan(&self, org_id: &str, term: &str) -> Result<i64, StoreError> {
-        read!(self, |c| async {
+    pub async fn count_search_by_scan(self, term: &str) -> Result<i64, StoreError> {
+        let org_id = self.org_id();
+        read!(self.store, |c| async {
             let mut q = Sql::default();
             let org = q.arg(org_id);
             let cond = crate::dialect::scan_search_condition(c.dialect(), term, &mut q);

@@ -4,16 +4,16 @@
 use super::listing::count;
 use crate::conn::{args, Conn};
 use crate::ids::{new_id, now_ms};
-use crate::{read, transact, Store, StoreError};
+use crate::{read, transact, OrgStore, StoreError};
 use kith_core::filter::ListFilter;
-use kith_core::{Status, ValidationError};
+use kith_core::{ListId, Status, ValidationError};
 use serde_json::Value;
 
 /// A list with its count.
 #[derive(Debug, Clone)]
 pub struct ContactList {
     /// `all`, `leads`, `customers`, or the id of a custom list.
-    pub id: String,
+    pub id: ListId,
     pub name: String,
     pub builtin: bool,
     pub filter: Value,
@@ -87,13 +87,14 @@ fn stored_filter(filter: &ListFilter) -> Result<String, ValidationError> {
     }
 }
 
-impl Store {
+impl OrgStore<'_> {
     /// The filter of a list (`all`, `leads`, `customers` or a custom list's id).
-    pub async fn list_filter(&self, org_id: &str, list_id: &str) -> Result<ListFilter, StoreError> {
+    pub async fn list_filter(self, list_id: &ListId) -> Result<ListFilter, StoreError> {
+        let (org_id, list_id) = (self.org_id(), list_id.as_str());
         if let Some(f) = builtin_filter(list_id) {
             return Ok(f);
         }
-        let row: Option<ListRow> = read!(self, |c| c
+        let row: Option<ListRow> = read!(self.store, |c| c
             .fetch_optional(
                 "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 AND id = $2",
                 args![org_id, list_id],
@@ -103,8 +104,9 @@ impl Store {
     }
 
     /// Built-in lists first, then custom ones by creation, each with its exact count.
-    pub async fn lists(&self, org_id: &str) -> Result<Vec<ContactList>, StoreError> {
-        let rows: Vec<ListRow> = read!(self, |c| c
+    pub async fn lists(self) -> Result<Vec<ContactList>, StoreError> {
+        let org_id = self.org_id();
+        let rows: Vec<ListRow> = read!(self.store, |c| c
             .fetch_all(
                 "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 ORDER BY id",
                 args![org_id],
@@ -119,18 +121,19 @@ impl Store {
             })
             .collect();
         lists.extend(rows);
-        self.with_counts(org_id, lists).await
+        self.with_counts(lists).await
     }
 
     /// One list with its exact count (only its own).
-    pub async fn list(&self, org_id: &str, id: &str) -> Result<ContactList, StoreError> {
+    pub async fn list(self, id: &ListId) -> Result<ContactList, StoreError> {
+        let (org_id, id) = (self.org_id(), id.as_str());
         let row = match BUILTINS.iter().find(|(b, _)| *b == id) {
             Some((id, name)) => ListRow {
                 id: id.to_string(),
                 name: name.to_string(),
                 filter: String::new(),
             },
-            None => read!(self, |c| c
+            None => read!(self.store, |c| c
                 .fetch_optional::<ListRow>(
                     "SELECT id, name, filter FROM contact_lists WHERE org_id = $1 AND id = $2",
                     args![org_id, id],
@@ -138,18 +141,15 @@ impl Store {
                 .await)?
             .ok_or(StoreError::NotFound)?,
         };
-        let mut out = self.with_counts(org_id, vec![row]).await?;
+        let mut out = self.with_counts(vec![row]).await?;
         Ok(out.remove(0))
     }
 
     /// Counts each list's members. A custom list whose stored filter no longer parses is
     /// answered with its `error` and a zero count instead of failing every list of the
     /// organization.
-    async fn with_counts(
-        &self,
-        org_id: &str,
-        rows: Vec<ListRow>,
-    ) -> Result<Vec<ContactList>, StoreError> {
+    async fn with_counts(self, rows: Vec<ListRow>) -> Result<Vec<ContactList>, StoreError> {
+        let org_id = self.org_id();
         let parsed: Vec<(ListRow, bool, Result<ListFilter, ValidationError>)> = rows
             .into_iter()
             .map(|r| match builtin_filter(&r.id) {
@@ -167,13 +167,11 @@ impl Store {
             .iter()
             .filter_map(|(_, _, f)| f.as_ref().ok().cloned())
             .collect();
-        let counts: Vec<i64> = if self.inner.index.is_some() {
-            self.with_index(org_id, move |o| {
-                filters.iter().map(|f| o.matching(f).len() as i64).collect()
-            })
-            .await?
+        let counts: Vec<i64> = if self.store.inner.index.is_some() {
+            self.with_index(move |o| filters.iter().map(|f| o.matching(f).len() as i64).collect())
+                .await?
         } else {
-            read!(self, |c| async {
+            read!(self.store, |c| async {
                 let mut out = Vec::with_capacity(filters.len());
                 for f in &filters {
                     out.push(count(c, org_id, f).await?);
@@ -187,7 +185,7 @@ impl Store {
             .into_iter()
             .map(|(r, builtin, f)| match f {
                 Ok(f) => ContactList {
-                    id: r.id,
+                    id: ListId::new(r.id),
                     name: r.name,
                     builtin,
                     filter: f.to_json(),
@@ -196,7 +194,7 @@ impl Store {
                 },
                 Err(e) => ContactList {
                     filter: serde_json::from_str(&r.filter).unwrap_or(Value::Null),
-                    id: r.id,
+                    id: ListId::new(r.id),
                     name: r.name,
                     builtin,
                     count: 0,
@@ -207,39 +205,39 @@ impl Store {
     }
 
     pub async fn create_list(
-        &self,
-        org_id: &str,
+        self,
         name: &str,
         filter: &ListFilter,
     ) -> Result<ContactList, StoreError> {
+        let org_id = self.org_id();
         let name = check_name(name)?;
         let id = new_id();
         let now = now_ms();
         let stored = stored_filter(filter)?;
-        transact!(self, |c| c
+        transact!(self.store, |c| c
             .execute(
                 "INSERT INTO contact_lists (org_id, id, name, filter, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $5)",
                 args![org_id, &id, &name, &stored, now],
             )
             .await)?;
-        self.list(org_id, &id).await
+        self.list(&ListId::new(id)).await
     }
 
     /// Renames and/or re-filters a custom list. Built-ins answer `Builtin`.
     pub async fn update_list(
-        &self,
-        org_id: &str,
-        id: &str,
+        self,
+        list_id: &ListId,
         name: Option<&str>,
         filter: Option<&ListFilter>,
     ) -> Result<ContactList, StoreError> {
+        let (org_id, id) = (self.org_id(), list_id.as_str());
         if builtin_filter(id).is_some() {
             return Err(StoreError::Builtin);
         }
         let name = name.map(check_name).transpose()?;
         let stored = filter.map(stored_filter).transpose()?;
-        let n = transact!(self, |c| {
+        let n = transact!(self.store, |c| {
             c
             .execute(
                 "UPDATE contact_lists SET name = coalesce($3, name), filter = coalesce($4, filter), \
@@ -251,14 +249,15 @@ impl Store {
         if n == 0 {
             return Err(StoreError::NotFound);
         }
-        self.list(org_id, id).await
+        self.list(list_id).await
     }
 
-    pub async fn delete_list(&self, org_id: &str, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_list(self, id: &ListId) -> Result<(), StoreError> {
+        let (org_id, id) = (self.org_id(), id.as_str());
         if builtin_filter(id).is_some() {
             return Err(StoreError::Builtin);
         }
-        let n = transact!(self, |c| c
+        let n = transact!(self.store, |c| c
             .execute(
                 "DELETE FROM contact_lists WHERE org_id = $1 AND id = $2",
                 args![org_id, id],

@@ -19,7 +19,7 @@ mod sqlite;
 
 use crate::conn::{Conn, Dialect};
 use crate::ids::now_ms;
-use crate::{transact, Store, StoreError};
+use crate::{transact, OrgStore, StoreError};
 use generate::Generator;
 use postgres::PgColumns;
 use rand::rngs::StdRng;
@@ -73,20 +73,17 @@ fn wrong_encoding() -> StoreError {
     }
 }
 
-impl Store {
-    /// Adds `count` synthetic contacts to `org_id` (deterministic for a given `seed`), with
-    /// conversations on the organization's first website.
-    pub async fn seed(
-        &self,
-        org_id: &str,
-        count: u64,
-        seed: u64,
-    ) -> Result<SeedReport, StoreError> {
-        let websites = self.websites(org_id).await?;
+impl OrgStore<'_> {
+    /// Adds `count` synthetic contacts to the organization (deterministic for a given
+    /// `seed`), with conversations on the organization's first website.
+    pub async fn seed(self, count: u64, seed: u64) -> Result<SeedReport, StoreError> {
+        let org_id = self.org_id();
+        let websites = self.websites().await?;
         let website_id = websites.first().ok_or(StoreError::NotFound)?.id.clone();
+        let website_id = website_id.as_str();
         // Unique values (emails, user ids) continue after the contacts already there.
-        let offset = self.count_contacts(org_id, &Default::default()).await? as u64;
-        let dialect = self.dialect();
+        let offset = self.count_contacts(&Default::default()).await? as u64;
+        let dialect = self.store.dialect();
 
         // Generation runs beside the writes: the next batch is drawn and encoded while the
         // database takes the current one. Two batches in flight bound the memory.
@@ -122,15 +119,15 @@ impl Store {
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
             let mut pending = Some(batch.rows);
-            transact!(self, |c| c
-                .write_batch((org_id, &website_id), &mut pending)
+            transact!(self.store, |c| c
+                .write_batch((org_id, website_id), &mut pending)
                 .await)?;
             if dialect == Dialect::Postgres && report.contacts == 0 {
                 // PostgreSQL keeps the plan of each foreign-key check for the session. Made on
                 // nearly empty tables it is a scan, then run for every later row (a seed of
                 // 500-contact batches crawled). New statistics invalidate it; the next plan
                 // is an index lookup.
-                crate::read!(self, |c| c
+                crate::read!(self.store, |c| c
                     .execute(
                         "ANALYZE contacts, contact_tags, visitors, conversations, messages",
                         vec![]

@@ -1,7 +1,8 @@
 use crate::conn::{args, Conn};
 use crate::{read, NewOrg, Store};
+use kith_core::OrgId;
 
-async fn new_org(store: &Store) -> String {
+async fn new_org(store: &Store) -> OrgId {
     let new = NewOrg {
         name: "Seeded".into(),
         admin_email: "admin@example.com".into(),
@@ -13,7 +14,7 @@ async fn new_org(store: &Store) -> String {
 /// (rid, id, email, name, tags, metadata, search text) of an organization's contacts.
 type Contacts = Vec<(i64, String, String, String, String, String, String)>;
 
-async fn contacts(store: &Store, org: &str) -> Contacts {
+async fn contacts(store: &Store, org: &OrgId) -> Contacts {
     read!(store, |c| c
         .fetch_all(
             "SELECT rid, id, email, name, tags, metadata, search_text FROM contacts \
@@ -24,7 +25,7 @@ async fn contacts(store: &Store, org: &str) -> Contacts {
     .unwrap()
 }
 
-async fn count(store: &Store, sql: &str, org: &str) -> i64 {
+async fn count(store: &Store, sql: &str, org: &OrgId) -> i64 {
     let (n,): (i64,) = read!(store, |c| c.fetch_one(sql, args![org]).await).unwrap();
     n
 }
@@ -34,10 +35,10 @@ async fn count(store: &Store, sql: &str, org: &str) -> i64 {
 async fn seeds_add_consistent_rows(url: &str) {
     let store = Store::open(url).await.unwrap();
     let (a, b) = (new_org(&store).await, new_org(&store).await);
-    let first = store.seed(&a, 2_500, 7).await.unwrap();
+    let first = store.org(&a).seed(2_500, 7).await.unwrap();
     assert_eq!(first.contacts, 2_500);
-    store.seed(&a, 1_200, 7).await.unwrap();
-    store.seed(&b, 2_500, 7).await.unwrap();
+    store.org(&a).seed(1_200, 7).await.unwrap();
+    store.org(&b).seed(2_500, 7).await.unwrap();
 
     let rows = contacts(&store, &a).await;
     assert_eq!(rows.len(), 3_700);

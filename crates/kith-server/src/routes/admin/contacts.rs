@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::contact::ProfilePatch;
 use kith_core::filter::{search_term, tag_key, ListFilter, Sort};
-use kith_core::{Status, ValidationError};
+use kith_core::{ContactId, ListId, Status, ValidationError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -45,7 +45,7 @@ pub struct ContactQuery {
 /// Turns the query pairs of `GET /api/v1/contacts` into a filter, an order and a page size,
 /// or the 422 naming the bad parameter. Pure, so it is fuzzed as it is (fuzz/).
 pub fn filter_from_query(q: &QueryMap) -> ApiResult<ContactQuery> {
-    let limit = limit_param(q, 50)?;
+    let limit = limit_param(q)?;
     let sort = match q.one("sort") {
         Some(s) => Sort::parse(s)?,
         None => Sort::default(),
@@ -105,17 +105,17 @@ async fn list_contacts(
         limit,
     } = filter_from_query(&q)?;
     let filter = match q.one("list") {
-        Some(id) => state
-            .store
-            .list_filter(&admin.org_id, id.trim())
+        Some(id) => admin
+            .org(&state)
+            .list_filter(&ListId::new(id.trim()))
             .await
             .map_err(ApiError::not_found_as("list"))?,
         None => ListFilter::default(),
     }
     .and(adhoc);
-    let page = state
-        .store
-        .list_contacts(&admin.org_id, &filter, &sort, q.one("cursor"), limit)
+    let page = admin
+        .org(&state)
+        .list_contacts(&filter, &sort, q.one("cursor"), limit)
         .await?;
     Ok(Json(ContactPage {
         items: views::all(&page.items),
@@ -132,11 +132,11 @@ async fn list_contacts(
 async fn get_contact(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
 ) -> ApiResult<Json<Contact>> {
-    let contact = state
-        .store
-        .contact(&admin.org_id, &id)
+    let contact = admin
+        .org(&state)
+        .contact(&id)
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(Contact::from(&contact)))
@@ -182,15 +182,15 @@ pub struct ContactPatchRequest {
 async fn patch_contact(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     JsonBody(body): JsonBody<ContactPatchRequest>,
 ) -> ApiResult<Json<Contact>> {
     // The domain parser reads the edit as JSON, where absent and `null` differ.
     let json = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
     let patch = ProfilePatch::parse(&json)?;
-    let contact = state
-        .store
-        .patch_contact(&admin.org_id, &id, &patch, &admin.actor)
+    let contact = admin
+        .org(&state)
+        .patch_contact(&id, &patch, &admin.actor)
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(Contact::from(&contact)))
@@ -210,13 +210,13 @@ pub struct TimelinePage {
 async fn timeline(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     q: QueryMap,
 ) -> ApiResult<Json<TimelinePage>> {
-    let limit = limit_param(&q, 50)?;
-    let page = state
-        .store
-        .timeline(&admin.org_id, &id, q.one("cursor"), limit)
+    let limit = limit_param(&q)?;
+    let page = admin
+        .org(&state)
+        .timeline(&id, q.one("cursor"), limit)
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(TimelinePage {
@@ -237,13 +237,13 @@ async fn timeline(
 async fn contact_conversations(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ContactId>,
     q: QueryMap,
 ) -> ApiResult<Json<ConversationList>> {
-    let limit = limit_param(&q, 50)?;
-    let page = state
-        .store
-        .contact_conversations(&admin.org_id, &id, q.one("cursor"), limit)
+    let limit = limit_param(&q)?;
+    let page = admin
+        .org(&state)
+        .contact_conversations(&id, q.one("cursor"), limit)
         .await
         .map_err(ApiError::not_found_as("contact"))?;
     Ok(Json(ConversationList {

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use kith_core::ConversationId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -56,11 +57,11 @@ pub struct ConversationWithMessages {
 async fn get_conversation(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<ConversationWithMessages>> {
-    let (conversation, page) = state
-        .store
-        .conversation_with_messages(&admin.org_id, &id, CONVERSATION_MESSAGES)
+    let (conversation, page) = admin
+        .org(&state)
+        .conversation_with_messages(&id, CONVERSATION_MESSAGES)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(ConversationWithMessages {
@@ -90,13 +91,13 @@ pub struct MessageList {
 async fn conversation_messages(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     q: QueryMap,
 ) -> ApiResult<Json<MessageList>> {
-    let limit = limit_param(&q, 50)?;
-    let page = state
-        .store
-        .messages(&admin.org_id, &id, q.one("before"), limit)
+    let limit = limit_param(&q)?;
+    let page = admin
+        .org(&state)
+        .messages(&id, q.one("before"), limit)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(MessageList {
@@ -123,13 +124,13 @@ pub struct ReplyRequest {
 async fn reply(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     JsonBody(body): JsonBody<ReplyRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let text = message_text(body.body.as_deref())?;
-    let posted = state
-        .store
-        .agent_reply(&admin.org_id, &id, &admin.author_id(), &text)
+    let posted = admin
+        .org(&state)
+        .agent_reply(&id, &admin.author_id(), &text)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     state.publish(&admin.org_id, &posted).await;
@@ -144,11 +145,11 @@ async fn reply(
 async fn escalate(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Conversation>> {
-    let conversation = state
-        .store
-        .escalate_conversation(&admin.org_id, &id, &admin.actor)
+    let conversation = admin
+        .org(&state)
+        .escalate_conversation(&id, &admin.actor)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(Conversation::from(&conversation)))
@@ -162,11 +163,11 @@ async fn escalate(
 async fn resolve(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> ApiResult<Json<Conversation>> {
-    let conversation = state
-        .store
-        .resolve_conversation(&admin.org_id, &id)
+    let conversation = admin
+        .org(&state)
+        .resolve_conversation(&id)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(Conversation::from(&conversation)))

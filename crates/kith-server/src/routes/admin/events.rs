@@ -2,8 +2,8 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Admin;
-use crate::realtime::MessageJson;
 use crate::state::AppState;
+use crate::views;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
@@ -41,8 +41,8 @@ async fn events(
             match rx.recv().await {
                 Ok(ev) if ev.org_id == org_id => {
                     #[derive(Serialize)]
-                    struct Out<'a> { conversation_id: &'a str, contact_id: &'a str, website_id: &'a str, message: &'a MessageJson }
-                    let out = Out { conversation_id: &ev.conversation_id, contact_id: &ev.contact_id, website_id: &ev.website_id, message: &ev.message };
+                    struct Out<'a> { conversation_id: &'a str, contact_id: &'a str, website_id: &'a str, message: &'a views::Message }
+                    let out = Out { conversation_id: ev.conversation_id.as_str(), contact_id: ev.contact_id.as_str(), website_id: ev.website_id.as_str(), message: &ev.message };
                     if let Ok(data) = serde_json::to_string(&out) {
                         yield Ok(Event::default().event("message").data(data));
                     }

@@ -10,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use kith_core::filter::ListFilter;
-use kith_core::ValidationError;
+use kith_core::{ListId, ValidationError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -34,7 +34,7 @@ pub struct ListList {
     responses((status = 200, body = ListList)), security(("bearer" = [])))]
 async fn lists(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<ListList>> {
     Ok(Json(ListList {
-        items: views::all(&state.store.lists(&admin.org_id).await?),
+        items: views::all(&admin.org(&state).lists().await?),
     }))
 }
 
@@ -45,11 +45,11 @@ async fn lists(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<Li
 async fn get_list(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ListId>,
 ) -> ApiResult<Json<ContactList>> {
-    let list = state
-        .store
-        .list(&admin.org_id, &id)
+    let list = admin
+        .org(&state)
+        .list(&id)
         .await
         .map_err(ApiError::not_found_as("list"))?;
     Ok(Json(ContactList::from(&list)))
@@ -99,10 +99,7 @@ async fn create_list(
         .ok_or_else(|| ValidationError::new("name", "is required (a string)"))?;
     // No filter (or `null`) is every contact.
     let filter = parse_filter(body.filter.as_ref())?.unwrap_or_default();
-    let list = state
-        .store
-        .create_list(&admin.org_id, &name, &filter)
-        .await?;
+    let list = admin.org(&state).create_list(&name, &filter).await?;
     Ok((StatusCode::CREATED, Json(ContactList::from(&list))))
 }
 
@@ -114,13 +111,13 @@ async fn create_list(
 async fn update_list(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ListId>,
     JsonBody(body): JsonBody<ListPatchRequest>,
 ) -> ApiResult<Json<ContactList>> {
     let filter = parse_filter(body.filter.as_ref())?;
-    let list = state
-        .store
-        .update_list(&admin.org_id, &id, body.name.as_deref(), filter.as_ref())
+    let list = admin
+        .org(&state)
+        .update_list(&id, body.name.as_deref(), filter.as_ref())
         .await
         .map_err(ApiError::not_found_as("list"))?;
     Ok(Json(ContactList::from(&list)))
@@ -141,12 +138,15 @@ pub struct Deleted {
 async fn delete_list(
     State(state): State<AppState>,
     admin: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<ListId>,
 ) -> ApiResult<Json<Deleted>> {
-    state
-        .store
-        .delete_list(&admin.org_id, &id)
+    admin
+        .org(&state)
+        .delete_list(&id)
         .await
         .map_err(ApiError::not_found_as("list"))?;
-    Ok(Json(Deleted { id, deleted: true }))
+    Ok(Json(Deleted {
+        id: id.into_string(),
+        deleted: true,
+    }))
 }

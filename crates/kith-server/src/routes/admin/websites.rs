@@ -27,7 +27,7 @@ pub struct WebsiteList {
     responses((status = 200, body = WebsiteList)),
     security(("bearer" = [])))]
 async fn websites(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<WebsiteList>> {
-    let items = state.store.websites(&admin.org_id).await?;
+    let items = admin.org(&state).websites().await?;
     Ok(Json(WebsiteList {
         items: items.iter().map(WebsiteView::from).collect(),
     }))
@@ -78,9 +78,9 @@ async fn create_website(
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let w = state
-        .store
-        .create_website(&admin.org_id, &name, verification, &origins)
+    let w = admin
+        .org(&state)
+        .create_website(&name, verification, &origins)
         .await?;
     Ok((StatusCode::CREATED, Json(WebsiteView::from(&w))))
 }
