@@ -20,3 +20,6 @@ pub const PREVIEW_CHARS: usize = 140;
 /// The most items one page of a list answers (`limit`), and how many when `limit` is absent.
 pub const PAGE_LIMIT_MAX: i64 = 200;
 pub const PAGE_LIMIT_DEFAULT: i64 = 50;
+
+/// Characters of a message's `Idempotency-Key` header (SPEC, widget API).
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 64;

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_TYPE,
             HeaderName::from_static("x-kith-website"),
             HeaderName::from_static("x-kith-visitor"),
+            HeaderName::from_static("idempotency-key"),
         ])
         .max_age(Duration::from_secs(3600));
     let body_limit = match state.config.limits.max_body_bytes {

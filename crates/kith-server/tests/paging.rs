@@ -124,7 +124,7 @@ both_backends! {
         let mut created = vec![];
         let mut contact = String::new();
         for i in 0..N {
-            let posted = app.store.website(&website).visitor_message(&visitor_id(&v.token), &format!("c{i}"), None).await.unwrap();
+            let posted = app.store.website(&website).visitor_message(&visitor_id(&v.token), &format!("c{i}"), None, None).await.unwrap();
             created.push(posted.conversation.id.into_string());
             contact = posted.contact_id.into_string();
         }

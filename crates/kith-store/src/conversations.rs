@@ -22,6 +22,35 @@ pub struct PostedMessage {
     /// The visitor that started the conversation.
     pub starter_visitor_id: VisitorId,
     pub conversation_started: bool,
+    /// An idempotent retry: this is the message an earlier call with the same key wrote, and
+    /// nothing was written now (so nothing is published again).
+    pub replayed: bool,
+}
+
+/// A stored message with its conversation, as `append_message` answered when it was written
+/// (what the realtime relay and a replayed idempotent post send).
+pub(crate) async fn load_posted<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    message_id: &str,
+) -> Result<PostedMessage, StoreError> {
+    let m: MessageRow = c
+        .fetch_optional(
+            "SELECT id, conversation_id, author, body, created_at FROM messages \
+             WHERE org_id = $1 AND id = $2",
+            args![org_id, message_id],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let conv = conversation_row(c, org_id, &m.conversation_id).await?;
+    Ok(PostedMessage {
+        message: m.view()?,
+        contact_id: ContactId::new(conv.contact_id.clone()),
+        starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
+        conversation: conv.view()?,
+        conversation_started: false,
+        replayed: false,
+    })
 }
 
 /// Adds a message and updates the conversation (count, preview, time). A visitor writing to
@@ -72,6 +101,7 @@ pub(crate) async fn append_message<C: Conn>(
         starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
         conversation: conv.view()?,
         conversation_started: false,
+        replayed: false,
     })
 }
 

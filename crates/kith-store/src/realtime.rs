@@ -3,11 +3,9 @@
 //! LISTENs and loads the message to hand to its own subscribers. SQLite serves one process,
 //! whose in-process bus needs none of this.
 
-use crate::conn::args;
 use crate::conversations::PostedMessage;
-use crate::model::MessageRow;
 use crate::{read, OrgStore, Store, StoreError};
-use kith_core::{ContactId, OrgId, VisitorId};
+use kith_core::OrgId;
 use sqlx::postgres::PgListener;
 
 const CHANNEL: &str = "kith_messages";
@@ -62,25 +60,9 @@ impl OrgStore<'_> {
     /// A message with its conversation, as the realtime bus carries it.
     pub async fn posted_message(self, message_id: &str) -> Result<PostedMessage, StoreError> {
         let org_id = self.org_id();
-        read!(self.store, |c| async {
-            let m: MessageRow = crate::conn::Conn::fetch_optional(
-                c,
-                "SELECT id, conversation_id, author, body, created_at FROM messages \
-                 WHERE org_id = $1 AND id = $2",
-                args![org_id, message_id],
-            )
-            .await?
-            .ok_or(StoreError::NotFound)?;
-            let conv =
-                crate::conversations::conversation_row(c, org_id, &m.conversation_id).await?;
-            Ok::<_, StoreError>(PostedMessage {
-                message: m.view()?,
-                contact_id: ContactId::new(conv.contact_id.clone()),
-                starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
-                conversation: conv.view()?,
-                conversation_started: false,
-            })
-        }
+        read!(self.store, |c| crate::conversations::load_posted(
+            c, org_id, message_id
+        )
         .await)
     }
 }

@@ -64,6 +64,9 @@ fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
     ]
 }
 
+/// How long an idempotency key answers with its first message (SPEC: 24 hours).
+const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// How long a `session` call waits before it may write `last_seen_at` again.
 const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
 
@@ -223,11 +226,18 @@ impl WebsiteStore<'_> {
 
     /// `POST /api/widget/v1/messages`: the first message creates (or finds) the contact;
     /// without `conversation_id` a new conversation starts.
+    ///
+    /// With an idempotency key (already checked by `kith_core::conversation::idempotency_key`),
+    /// a key this visitor used within the last 24 hours answers the message it wrote then,
+    /// marked `replayed`, and writes nothing. Two calls racing with one key: on SQLite the
+    /// writer lock orders them; on PostgreSQL the second one's insert of the key collides,
+    /// its transaction is retried and finds the first one's message.
     pub async fn visitor_message(
         self,
         visitor_id: &VisitorId,
         body: &str,
         conversation_id: Option<&ConversationId>,
+        idempotency_key: Option<&str>,
     ) -> Result<PostedMessage, StoreError> {
         let website = self.website;
         let visitor_id = visitor_id.as_str();
@@ -236,6 +246,21 @@ impl WebsiteStore<'_> {
         transact!(self.store, |c| {
             async {
             let now = now_ms();
+            if let Some(key) = idempotency_key {
+                let earlier: Option<(String,)> = c
+                    .fetch_optional(
+                        "SELECT message_id FROM idempotency_keys \
+                         WHERE org_id = $1 AND visitor_id = $2 AND key = $3 AND created_at > $4",
+                        args![org_id, visitor_id, key, now - IDEMPOTENCY_WINDOW_MS],
+                    )
+                    .await?;
+                if let Some((message_id,)) = earlier {
+                    let mut posted =
+                        crate::conversations::load_posted(c, org_id, &message_id).await?;
+                    posted.replayed = true;
+                    return Ok(posted);
+                }
+            }
             let mut v = ensure_visitor(c, website, visitor_id, now).await?;
             let contact_id = match v.contact_id.clone() {
                 Some(id) => id,
@@ -320,6 +345,21 @@ impl WebsiteStore<'_> {
             let mut posted =
                 append_message(c, org_id, &conv_id, AuthorKind::Visitor, None, body, now).await?;
             posted.conversation_started = started;
+            if let Some(key) = idempotency_key {
+                // Keys past the window go, this visitor's only (the primary key's prefix).
+                c.execute(
+                    "DELETE FROM idempotency_keys WHERE org_id = $1 AND visitor_id = $2 \
+                     AND created_at <= $3",
+                    args![org_id, visitor_id, now - IDEMPOTENCY_WINDOW_MS],
+                )
+                .await?;
+                c.execute(
+                    "INSERT INTO idempotency_keys (org_id, visitor_id, key, message_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    args![org_id, visitor_id, key, &posted.message.id, now],
+                )
+                .await?;
+            }
             Ok::<_, StoreError>(posted)
         }
         .await

@@ -576,7 +576,7 @@ impl World {
                 let posted = self
                     .store
                     .website(&self.website)
-                    .visitor_message(&self.visitors[who.index()], "hi", None)
+                    .visitor_message(&self.visitors[who.index()], "hi", None, None)
                     .await
                     .map_err(|e| TestCaseError::fail(format!("message failed: {e}")))?;
                 if self.model.contact_count() > self.contact_ids.len() {

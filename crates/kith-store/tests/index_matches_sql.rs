@@ -292,7 +292,7 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
         let visitor = VisitorId::new(format!("v-{i}"));
         store
             .website(&second)
-            .visitor_message(&visitor, "hello from the second site", None)
+            .visitor_message(&visitor, "hello from the second site", None, None)
             .await
             .unwrap();
         if i % 2 == 0 {
@@ -378,7 +378,11 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
     let mut dropped = 0;
     for i in 0..400 {
         let visitor = VisitorId::new(format!("v-{i}"));
-        let mut write = Box::pin(store.website(&site).visitor_message(&visitor, "hi", None));
+        let mut write = Box::pin(
+            store
+                .website(&site)
+                .visitor_message(&visitor, "hi", None, None),
+        );
         let mut finished = false;
         for _ in 0..rng.gen_range(1..40) {
             if let Poll::Ready(r) = futures::poll!(&mut write) {
@@ -395,7 +399,7 @@ async fn writes_dropped_mid_flight_keep_the_index_and_the_pool_sound() {
         dropped += 1;
         store
             .website(&site)
-            .visitor_message(&VisitorId::new(format!("after-{i}")), "hi", None)
+            .visitor_message(&VisitorId::new(format!("after-{i}")), "hi", None, None)
             .await
             .unwrap_or_else(|e| panic!("the write after drop #{i} failed: {e}"));
         let by_index = store.org(&org).count_contacts(&all).await.unwrap();
@@ -468,6 +472,7 @@ async fn writes_during_the_initial_build_are_in_the_index_when_it_opens() {
             .visitor_message(
                 &VisitorId::new(format!("v-{i}")),
                 "written during the build",
+                None,
                 None,
             )
             .await

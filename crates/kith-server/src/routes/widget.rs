@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use kith_core::contact::parse_message_body;
+use kith_core::conversation::idempotency_key;
 use kith_core::identity::{Claim, IdentifyError};
 use kith_core::{ConversationId, ValidationError, VisitorId};
 use kith_store::{new_id, Conversation};
@@ -219,7 +220,11 @@ pub(crate) fn message_text(body: Option<&str>) -> Result<String, ApiError> {
 }
 
 /// Send a visitor message. The first one creates the contact (or finds it, SPEC rule 2).
+/// With `Idempotency-Key`, sending the same key again within 24 hours answers the first
+/// message again (201, same ids) and writes nothing: a retry after a lost answer is safe.
 #[utoipa::path(post, path = "/api/widget/v1/messages", tag = "widget",
+    params(("Idempotency-Key" = Option<String>, Header,
+            description = "1–64 printable ASCII characters; the same key again within 24 h answers the first message")),
     request_body = PostMessageRequest,
     responses((status = 201, body = PostMessageResponse),
               (status = 404, description = "a conversation this visitor may not see"),
@@ -227,18 +232,27 @@ pub(crate) fn message_text(body: Option<&str>) -> Result<String, ApiError> {
 async fn post_message(
     State(state): State<AppState>,
     auth: VisitorAuth,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(idempotency_key(v.to_str().map_err(|_| {
+            ValidationError::new("Idempotency-Key", "must be printable ASCII without spaces")
+        })?)?),
+        None => None,
+    };
     let text = message_text(body.body.as_deref())?;
     let conversation_id = body.conversation_id.map(|s| ConversationId::new(s.trim()));
     let posted = state
         .store
         .website(&auth.website)
-        .visitor_message(&auth.visitor_id, &text, conversation_id.as_ref())
+        .visitor_message(&auth.visitor_id, &text, conversation_id.as_ref(), key)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
-    state.publish(&auth.website.org_id, &posted).await;
-    metrics::visitor_message();
+    if !posted.replayed {
+        state.publish(&auth.website.org_id, &posted).await;
+        metrics::visitor_message();
+    }
     Ok((
         StatusCode::CREATED,
         Json(PostMessageResponse {
