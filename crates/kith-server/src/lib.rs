@@ -167,6 +167,7 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/api/widget/v1", widget)
         .nest("/api/v1", routes::admin::router())
         .merge(routes::health::router())
+        .merge(routes::browser::router())
         .route("/api/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -52,6 +52,8 @@ pub struct Config {
     pub limits: Limits,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Turns off `/demo` (on by default: a new user sees the widget at once).
+    pub disable_demo: bool,
 }
 
 /// A keyed token bucket; `None` when the limit is off.

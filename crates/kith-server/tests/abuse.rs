@@ -159,6 +159,7 @@ async fn failed_authentication_is_counted_per_client_ip_behind_a_trusted_proxy(b
             ..Limits::default()
         },
         trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..Config::default()
     };
     let app = TestApp::spawn_with(backend, config).await;
     let call = |client: &'static str, token: String| {

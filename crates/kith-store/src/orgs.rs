@@ -152,6 +152,23 @@ impl Store {
         Ok(row.map(|r| OrgId::new(r.0)))
     }
 
+    /// The first website of the first organization: what `/demo` shows. A query across
+    /// organizations on purpose, and the only one: the demo belongs to whoever set up this
+    /// server (the organization `kith serve` created on an empty database).
+    pub async fn default_website(&self) -> Result<Option<Website>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM websites w JOIN organizations o ON o.org_id = w.org_id \
+             ORDER BY o.created_at, o.org_id, w.created_at, w.id LIMIT 1",
+            WEBSITE_COLUMNS
+                .split(", ")
+                .map(|c| format!("w.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let row: Option<WebsiteRow> = read!(self, |c| c.fetch_optional(&sql, vec![]).await)?;
+        Ok(row.map(Website::from))
+    }
+
     /// The website a widget names by its public key.
     pub async fn website_by_key(&self, key: &str) -> Result<Option<Website>, StoreError> {
         let Some(org_id) = org_of(key, "wk_") else {

@@ -142,6 +142,10 @@ struct ServeArgs {
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
     #[arg(long, env = "KITH_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Vec<IpAddr>,
+    /// Turn off the demo page (/demo), which shows the widget of the first organization's
+    /// first website and identifies `demo-…` test users.
+    #[arg(long, env = "KITH_DISABLE_DEMO")]
+    disable_demo: bool,
     /// Database connections in the pool.
     #[arg(long, env = "KITH_DB_CONNECTIONS", default_value_t = DEFAULT_POOL_SIZE)]
     db_connections: u32,
@@ -303,6 +307,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "Call the admin API with: curl -H 'Authorization: Bearer {}' http://{}/api/v1/contacts",
             creds.api_token, args.listen
         );
+        if !args.disable_demo {
+            println!(
+                "See the chat widget at http://{}/demo (install it with <script src=\"http://{}/widget.js\" data-website=\"{}\" async></script>)",
+                args.listen, args.listen, creds.website_key
+            );
+        }
     }
     let config = Config {
         limits: Limits {
@@ -316,6 +326,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             streams_per_token: args.max_streams_per_token,
         },
         trusted_proxies: args.trusted_proxies.clone(),
+        disable_demo: args.disable_demo,
     };
     tracing::info!(
         database = store.url_redacted(),

@@ -1,6 +1,7 @@
 //! The HTTP routes: the widget API, the admin API (one module per resource) and health.
 
 pub mod admin;
+pub mod browser;
 pub mod health;
 pub mod widget;
 
