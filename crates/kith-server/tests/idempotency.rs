@@ -118,3 +118,48 @@ both_backends! {
         assert!(v.conversation_ids().await.is_empty());
     }
 }
+
+/// One number from the test database, read behind the API's back.
+async fn scalar(app: &common::TestApp, sql: &str) -> i64 {
+    use sqlx::Connection;
+    match app.backend {
+        common::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(app.db_url()).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        common::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(app.db_url()).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
+both_backends! {
+    // Apps call identify on every page of a logged-in session (issue 17): the same identify
+    // again changes nothing and writes nothing (last_seen_at moves at most once a minute).
+    async fn an_identify_repeated_on_every_page_writes_nothing(app) {
+        let v = app.visitor().await;
+        v.say("hi").await;
+        let ada = v.identify_verified("u-ada", json!({"name": "Ada"})).await;
+        let contact = ada["contact_id"].as_str().unwrap().to_string();
+        let state = || async {
+            (
+                scalar(&app, "SELECT max(last_seen_at) FROM visitors").await,
+                scalar(&app, "SELECT max(last_seen_at) FROM contacts").await,
+                scalar(&app, "SELECT max(updated_at) FROM contacts").await,
+                scalar(&app, "SELECT count(*) FROM contact_events").await,
+            )
+        };
+        let before = state().await;
+        // A few milliseconds pass, so any write would leave a later time behind.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        for _ in 0..3 {
+            let again = v.identify_verified("u-ada", json!({"name": "Ada"})).await;
+            assert_eq!(again["contact_id"], contact.as_str());
+        }
+        assert_eq!(state().await, before, "nothing was written");
+        // A real change still writes.
+        v.identify_verified("u-ada", json!({"name": "Ada L."})).await;
+        assert_eq!(app.contact(&contact).await["name"], "Ada L.");
+    }
+}

@@ -242,6 +242,28 @@ pub(crate) async fn touch_contact<C: Conn>(
     expect_one(n)
 }
 
+/// How often calls that only show a visitor is still there (`session`, an identify that
+/// changes nothing) may move `last_seen_at`.
+pub(crate) const LAST_SEEN_INTERVAL_MS: i64 = 60_000;
+
+/// `touch_contact` for calls that happen on every page view: writes only when the stored
+/// `last_seen_at` is at least `interval` old, so a repeated call writes nothing.
+pub(crate) async fn touch_contact_at_most_every<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+    now: i64,
+    interval: i64,
+) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE contacts SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
+         AND (last_seen_at IS NULL OR last_seen_at <= $4)",
+        args![org_id, contact_id, now, now - interval],
+    )
+    .await?;
+    Ok(())
+}
+
 /// A write that should touch one row touched none: a concurrent merge removed it. The
 /// transaction is run again and re-reads where things went.
 pub(crate) fn expect_one(rows: u64) -> Result<(), StoreError> {

@@ -4,7 +4,8 @@
 
 use crate::conn::{args, Conn};
 use crate::contact_rows::{
-    contact_by, create_contact, insert_event, record_changes, touch_contact, write_profile,
+    contact_by, create_contact, insert_event, record_changes, touch_contact,
+    touch_contact_at_most_every, write_profile, LAST_SEEN_INTERVAL_MS,
 };
 use crate::model::ContactRow;
 use crate::StoreError;
@@ -227,7 +228,13 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
             if !changes.is_empty() || profile.email_verified != proof_before {
                 write_profile(c, org_id, target, &profile, now).await?;
             }
-            touch_contact(c, org_id, target, now).await?;
+            if occasion == Occasion::Identify {
+                // Apps identify on every page view: an identify that changes nothing writes
+                // nothing, and moves `last_seen_at` at most once a minute, as `session` does.
+                touch_contact_at_most_every(c, org_id, target, now, LAST_SEEN_INTERVAL_MS).await?;
+            } else {
+                touch_contact(c, org_id, target, now).await?;
+            }
             record_changes(
                 c,
                 org_id,
@@ -264,9 +271,12 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
         }
         _ => None,
     };
+    // Only a visitor whose state changes (or whose last_seen_at is a minute old) is written.
     c.execute(
         "UPDATE visitors SET contact_id = $3, verified = $4, pending_claim = $5, last_seen_at = $6, \
-         link_proven = $7 WHERE org_id = $1 AND id = $2",
+         link_proven = $7 WHERE org_id = $1 AND id = $2 \
+         AND (contact_id IS DISTINCT FROM $3 OR verified <> $4 \
+              OR pending_claim IS DISTINCT FROM $5 OR link_proven <> $7 OR last_seen_at <= $8)",
         args![
             org_id,
             visitor.id,
@@ -274,7 +284,8 @@ pub(crate) async fn resolve_and_apply<C: Conn>(
             resolution.visitor_verified,
             pending,
             now,
-            link_proven
+            link_proven,
+            now - LAST_SEEN_INTERVAL_MS
         ],
     )
     .await?;

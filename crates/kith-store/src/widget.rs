@@ -5,7 +5,9 @@
 //! unverified email claim stay visible only to the visitor that started them.
 
 use crate::conn::{args, Arg, Conn};
-use crate::contact_rows::{contact_by, expect_one, insert_event, touch_contact};
+use crate::contact_rows::{
+    contact_by, expect_one, insert_event, touch_contact, LAST_SEEN_INTERVAL_MS,
+};
 use crate::conversations::{append_message, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
@@ -66,9 +68,6 @@ fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
 
 /// How long an idempotency key answers with its first message (SPEC: 24 hours).
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// How long a `session` call waits before it may write `last_seen_at` again.
-const SESSION_TOUCH_INTERVAL_MS: i64 = 60_000;
 
 async fn load_visitor<C: Conn>(
     c: &mut C,
@@ -142,7 +141,7 @@ impl WebsiteStore<'_> {
             .await)?;
         let Some(v) = v else { return Ok(()) };
         let now = now_ms();
-        if v.contact_id.is_none() || now - v.last_seen_at < SESSION_TOUCH_INTERVAL_MS {
+        if v.contact_id.is_none() || now - v.last_seen_at < LAST_SEEN_INTERVAL_MS {
             return Ok(());
         }
         transact!(self.store, |c| async {
@@ -151,7 +150,7 @@ impl WebsiteStore<'_> {
                 .execute(
                     "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
                      AND last_seen_at <= $4",
-                    args![org_id, visitor_id, now, now - SESSION_TOUCH_INTERVAL_MS],
+                    args![org_id, visitor_id, now, now - LAST_SEEN_INTERVAL_MS],
                 )
                 .await?;
             if n == 1 {
