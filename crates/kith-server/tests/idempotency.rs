@@ -144,10 +144,10 @@ both_backends! {
         let contact = ada["contact_id"].as_str().unwrap().to_string();
         let state = || async {
             (
-                scalar(&app, "SELECT max(last_seen_at) FROM visitors").await,
-                scalar(&app, "SELECT max(last_seen_at) FROM contacts").await,
-                scalar(&app, "SELECT max(updated_at) FROM contacts").await,
-                scalar(&app, "SELECT count(*) FROM contact_events").await,
+                scalar(app, "SELECT max(last_seen_at) FROM visitors").await,
+                scalar(app, "SELECT max(last_seen_at) FROM contacts").await,
+                scalar(app, "SELECT max(updated_at) FROM contacts").await,
+                scalar(app, "SELECT count(*) FROM contact_events").await,
             )
         };
         let before = state().await;
