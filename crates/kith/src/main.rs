@@ -135,7 +135,7 @@ struct ServeArgs {
     /// Open admin event streams per API token (0: no cap).
     #[arg(long, env = "KITH_MAX_STREAMS_PER_TOKEN", default_value_t = 20)]
     max_streams_per_token: u32,
-    /// Sign-in attempts per IP and email per minute (0: no limit). For the admin panel.
+    /// Admin-panel sign-in attempts per client IP and email per minute (0: no limit).
     #[arg(long, env = "KITH_RATE_SIGNIN", default_value_t = 10)]
     rate_signin: u32,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
@@ -298,6 +298,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("First start on an empty database: created an organization.");
         print_credentials("My organization", &creds);
         println!(
+            "Open the admin panel at http://{}/ and sign in with the admin email and password above.",
+            args.listen
+        );
+        println!(
             "Call the admin API with: curl -H 'Authorization: Bearer {}' http://{}/api/v1/contacts",
             creds.api_token, args.listen
         );
@@ -312,6 +316,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             streams_per_visitor: args.max_streams_per_visitor,
             streams_per_ip: args.max_streams_per_ip,
             streams_per_token: args.max_streams_per_token,
+            signin_per_minute: args.rate_signin,
         },
         trusted_proxies: args.trusted_proxies.clone(),
     };
