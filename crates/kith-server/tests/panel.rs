@@ -443,7 +443,7 @@ async fn sign_in_attempts_are_throttled_per_ip_and_email() {
         assert!(set_cookie(resp.headers(), "kith_session").is_none());
         let html = resp.text().await.unwrap();
         assert!(
-            html.contains("Too many sign-in attempts for this email. Try again in"),
+            html.contains("Too many sign-in attempts. Try again in"),
             "{html}"
         );
         // The same email in other capitals is the same email.
@@ -497,5 +497,40 @@ async fn cookies_are_secure_behind_a_trusted_https_proxy() {
     assert!(!set_cookie(resp.headers(), "kith_session")
         .unwrap()
         .contains("Secure"));
+    app.stop().await;
+}
+
+/// Spraying one password over many emails from one IP spends that IP's budget of failed
+/// authentications (`KITH_RATE_FAILED_AUTH`): past it every sign-in from the IP is 429, even
+/// a right one, until the budget refills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_spraying_from_one_ip_is_throttled() {
+    let config = Config {
+        limits: Limits {
+            failed_auth_per_ip_per_second: 1,
+            ..Limits::default()
+        },
+        ..Config::default()
+    };
+    let app = TestApp::spawn_with(Backend::Sqlite, config).await;
+    let mut refused_after = None;
+    for i in 0..20 {
+        let resp = attempt(&app, &format!("guess{i}@acme.test"), "Summer2026!").await;
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => {}
+            StatusCode::TOO_MANY_REQUESTS => {
+                refused_after = Some(i);
+                break;
+            }
+            other => panic!("attempt {i}: {other}"),
+        }
+    }
+    let refused_after = refused_after.expect("the IP was throttled");
+    assert!(
+        refused_after >= 3,
+        "the burst of 3 failures is allowed: {refused_after}"
+    );
+    let resp = attempt(&app, &app.creds.admin_email, &app.creds.admin_password).await;
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }

@@ -248,8 +248,16 @@ pub async fn signin(
             Some("This sign-in form has expired. Please sign in again.".into()),
         );
     }
-    let key = format!("{ip} {}", email.to_lowercase());
-    if let Err(retry_after) = state.limiters.signin.check(&key) {
+    // Per IP and email (capped: the key is what the client sent), and an IP spraying
+    // passwords over many emails also spends its budget of failed authentications.
+    let key_email: String = email.to_lowercase().chars().take(320).collect();
+    let key = format!("{ip} {key_email}");
+    let budget = state
+        .limiters
+        .failed_auth
+        .admit(ip)
+        .and_then(|()| state.limiters.signin.check(&key));
+    if let Err(retry_after) = budget {
         crate::metrics::rate_limited("signin");
         let mut resp = signin_page(
             StatusCode::TOO_MANY_REQUESTS,
@@ -257,7 +265,7 @@ pub async fn signin(
             https,
             email,
             Some(format!(
-                "Too many sign-in attempts for this email. Try again in {retry_after} seconds."
+                "Too many sign-in attempts. Try again in {retry_after} seconds."
             )),
         );
         if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
@@ -271,6 +279,12 @@ pub async fn signin(
     };
     let Some(admin) = verified else {
         crate::metrics::auth_failure();
+        if let Err(retry_after) = state.limiters.failed_auth.failed(ip) {
+            tracing::debug!(
+                retry_after,
+                "client IP over its failed-authentication budget"
+            );
+        }
         // The same words whether or not the email exists.
         return signin_page(
             StatusCode::UNAUTHORIZED,
