@@ -14,6 +14,7 @@ both_backends! {
         b.goto("/").await;
         b.wait_for_path("/signin").await;
         b.find(&textbox("Email")).await;
+        b.screenshot(&format!("signin-{:?}", app.backend)).await;
         b.fill("Email", &app.creds.admin_email).await;
         b.fill("Password", &app.creds.admin_password).await;
         b.click(&button("Sign in")).await;
@@ -22,6 +23,7 @@ both_backends! {
         b.find(&text("Acme")).await;
         b.find(&link("Contacts")).await;
         b.find(&link("Settings")).await;
+        b.screenshot(&format!("contacts-placeholder-{:?}", app.backend)).await;
         let cookie = b.cookie("kith_session").await.expect("a session cookie");
 
         b.click(&button("Sign out")).await;
@@ -50,6 +52,7 @@ both_backends! {
         b.fill("Password", "not the password").await;
         b.click(&button("Sign in")).await;
         let message = b.text(&alert()).await;
+        b.screenshot(&format!("signin-wrong-password-{:?}", app.backend)).await;
         assert_eq!(message, "The email or password is not right.");
         assert_eq!(b.path().await, "/signin");
         assert_eq!(b.cookie("kith_session").await, None);
@@ -100,6 +103,7 @@ both_backends! {
             bob.text(&status()).await,
             "Your password was changed. Your other sessions were signed out."
         );
+        bob.screenshot(&format!("settings-{:?}", app.backend)).await;
         bob.click(&button("Sign out")).await;
         bob.wait_for_path("/signin").await;
 

@@ -415,6 +415,21 @@ impl Browser {
             .map(|c| c.value().to_string())
     }
 
+    /// Saves a PNG of the window as `$KITH_SCREENSHOTS/<name>.png` when that variable names a
+    /// folder (for looking at the pages, or for docs); otherwise does nothing.
+    pub async fn screenshot(&self, name: &str) {
+        let Ok(dir) = std::env::var("KITH_SCREENSHOTS") else {
+            return;
+        };
+        let png = tokio::time::timeout(WAIT, self.client.screenshot())
+            .await
+            .unwrap_or_else(|_| panic!("screenshot {name} took over {WAIT:?}"))
+            .expect("screenshot");
+        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::write(std::path::Path::new(&dir).join(format!("{name}.png")), png)
+            .expect("write screenshot");
+    }
+
     /// Signs in through the form (from wherever the browser is) and waits for the panel.
     pub async fn sign_in(&self, email: &str, password: &str) {
         self.goto("/signin").await;
