@@ -298,10 +298,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         println!("First start on an empty database: created an organization.");
         print_credentials("My organization", &creds);
         println!(
-            "Open the admin panel at http://{}/ and sign in with the admin email and password above.",
-            args.listen
-        );
-        println!(
             "Call the admin API with: curl -H 'Authorization: Bearer {}' http://{}/api/v1/contacts",
             creds.api_token, args.listen
         );
@@ -339,6 +335,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    println!("Admin panel: http://{addr}/ (sign in with an admin's email and password)");
     println!("Kith is listening on http://{addr} (API docs: http://{addr}/api/openapi.json)");
     let state = AppState::new(store.clone(), Bus::new(), config);
     kith_server::serve(listener, state, shutdown_signal()).await?;
