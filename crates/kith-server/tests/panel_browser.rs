@@ -23,6 +23,7 @@ both_backends! {
         b.find(&text("Acme")).await;
         b.find(&link("Contacts")).await;
         b.find(&link("Settings")).await;
+        b.assert_no_console_errors().await;
         b.screenshot(&format!("contacts-placeholder-{:?}", app.backend)).await;
         let cookie = b.cookie("kith_session").await.expect("a session cookie");
 
@@ -65,6 +66,7 @@ both_backends! {
         b.click(&button("Sign in")).await;
         b.wait_for_path("/signin").await;
         assert_eq!(b.text(&alert()).await, message);
+        b.assert_no_console_errors().await;
         b.close().await;
     }
 
@@ -114,6 +116,7 @@ both_backends! {
         assert_eq!(bob.text(&alert()).await, "The email or password is not right.");
         bob.sign_in("bob@acme.test", "bobs second password").await;
         bob.find(&text("bob@acme.test")).await;
+        bob.assert_no_console_errors().await;
         bob.close().await;
     }
 }

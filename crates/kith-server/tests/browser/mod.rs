@@ -239,6 +239,8 @@ impl Browser {
             chrome["binary"] = json!("/usr/bin/chromium");
         }
         caps.insert("goog:chromeOptions".into(), chrome);
+        // The console, for `assert_no_console_errors` (CSP violations, script errors).
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         caps.insert(
             "timeouts".into(),
             json!({"implicit": 0, "pageLoad": WAIT.as_millis() as u64, "script": WAIT.as_millis() as u64}),
@@ -413,6 +415,36 @@ impl Browser {
             .into_iter()
             .find(|c| c.name() == name)
             .map(|c| c.value().to_string())
+    }
+
+    /// Fails on any console error since the last call that is not a network answer (a 401
+    /// page is a network "error"): a Content-Security-Policy violation (inline script or
+    /// style), a script exception, a failed `console.error`.
+    pub async fn assert_no_console_errors(&self) {
+        let url = format!(
+            "http://127.0.0.1:{}/session/{}/se/log",
+            self.driver_port, self.session_id
+        );
+        let answer: Value = tokio::time::timeout(WAIT, async {
+            self.http
+                .post(&url)
+                .json(&json!({"type": "browser"}))
+                .send()
+                .await?
+                .json()
+                .await
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the browser log did not answer within {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("browser log: {e}"));
+        let entries = answer["value"]
+            .as_array()
+            .unwrap_or_else(|| panic!("browser log: {answer}"));
+        let errors: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE" && e["source"] != "network")
+            .collect();
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
     }
 
     /// Saves a PNG of the window as `$KITH_SCREENSHOTS/<name>.png` when that variable names a
