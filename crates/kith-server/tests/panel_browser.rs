@@ -27,6 +27,24 @@ both_backends! {
         b.screenshot(&format!("contacts-placeholder-{:?}", app.backend)).await;
         let cookie = b.cookie("kith_session").await.expect("a session cookie");
 
+        // Scripts on the page call the admin API with the cookie: panel.js's fetch adds the
+        // CSRF token, a bare fetch does not and is refused; htmx requests carry it too.
+        let create = r#"const done = arguments[arguments.length - 1];
+            const opts = {method: "POST", headers: {"content-type": "application/json"},
+                          body: JSON.stringify({name: "VIPs", filter: {tags: {all: ["vip"]}}})};"#;
+        let bare = format!("{create} fetch('/api/v1/lists', opts).then(r => done(r.status));");
+        let with_token =
+            format!("{create} kithPanel.fetch('/api/v1/lists', opts).then(r => done(r.status));");
+        assert_eq!(b.run_async(&bare).await, 403);
+        assert_eq!(b.run_async(&with_token).await, 201);
+        let htmx = r#"const done = arguments[arguments.length - 1];
+            document.body.addEventListener("htmx:afterRequest",
+                e => done(e.detail.xhr.status), {once: true});
+            htmx.ajax("DELETE", "/api/v1/lists/no-such-list", {target: "body", swap: "none"});"#;
+        assert_eq!(b.run_async(htmx).await, 404, "htmx sent the token: not 403");
+        let (_, lists) = app.get("/api/v1/lists").await;
+        assert!(lists.to_string().contains("VIPs"));
+
         b.click(&button("Sign out")).await;
         b.wait_for_path("/signin").await;
         assert_eq!(b.cookie("kith_session").await, None);

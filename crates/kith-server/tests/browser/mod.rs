@@ -417,6 +417,15 @@ impl Browser {
             .map(|c| c.value().to_string())
     }
 
+    /// Runs `script` in the page as an async WebDriver script (it calls
+    /// `arguments[arguments.length - 1]` with its result), bounded by [`WAIT`].
+    pub async fn run_async(&self, script: &str) -> Value {
+        tokio::time::timeout(WAIT, self.client.execute_async(script, vec![]))
+            .await
+            .unwrap_or_else(|_| panic!("script did not finish within {WAIT:?}: {script}"))
+            .unwrap_or_else(|e| panic!("script failed ({e}): {script}"))
+    }
+
     /// Fails on any console error since the last call that is not a network answer (a 401
     /// page is a network "error"): a Content-Security-Policy violation (inline script or
     /// style), a script exception, a failed `console.error`.
