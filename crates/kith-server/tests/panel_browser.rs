@@ -124,6 +124,10 @@ both_backends! {
             "Your password was changed. Your other sessions were signed out."
         );
         bob.screenshot(&format!("settings-{:?}", app.backend)).await;
+        // The layout holds from 1024 to 1440 px wide.
+        for width in [1024, 1440, 1280] {
+            bob.assert_fits(width).await;
+        }
         bob.click(&button("Sign out")).await;
         bob.wait_for_path("/signin").await;
 

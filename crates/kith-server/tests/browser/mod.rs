@@ -417,6 +417,28 @@ impl Browser {
             .map(|c| c.value().to_string())
     }
 
+    /// Resizes the window to `width` × 900 and checks the page needs no horizontal scrolling.
+    pub async fn assert_fits(&self, width: u32) {
+        self.client
+            .set_window_size(width, 900)
+            .await
+            .expect("resize");
+        let v = self
+            .client
+            .execute(
+                "const e = document.documentElement; return [e.scrollWidth, e.clientWidth];",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        let (scroll, client) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+        assert!(
+            scroll <= client,
+            "{} at {width} px wide scrolls sideways: {scroll} > {client}",
+            self.path().await
+        );
+    }
+
     /// Runs `script` in the page as an async WebDriver script (it calls
     /// `arguments[arguments.length - 1]` with its result), bounded by [`WAIT`].
     pub async fn run_async(&self, script: &str) -> Value {
