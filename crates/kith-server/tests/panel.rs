@@ -265,6 +265,21 @@ both_backends! {
             .await
             .unwrap();
         assert!(!set_cookie(resp.headers(), "kith_session").unwrap().contains("Secure"));
+        // Signing in again from the same browser ends the session it had.
+        let first = cookie_value(&line);
+        let (form_cookie, token) = signin_form(app).await;
+        let resp = client()
+            .post(format!("{}/signin", app.base))
+            .header("cookie", format!("kith_signin={form_cookie}; kith_session={first}"))
+            .form(&[("email", app.creds.admin_email.as_str()), ("password", &app.creds.admin_password), ("csrf_token", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let second = cookie_value(&set_cookie(resp.headers(), "kith_session").unwrap());
+        assert_ne!(first, second);
+        assert_eq!(get_page(app, "/", Some(&first)).await.0, StatusCode::SEE_OTHER);
+        assert_eq!(get_page(app, "/", Some(&second)).await.0, StatusCode::OK);
         // The session cookie never holds what the database stores.
         let value = cookie_value(&line);
         assert!(value.starts_with(&format!("ks_{}_", app.creds.org_id)));

@@ -294,6 +294,12 @@ pub async fn signin(
             Some("The email or password is not right.".into()),
         );
     };
+    // A session this browser still had ends: one browser, one session.
+    if let Some(previous) = cookies::get(&headers, cookies::SESSION) {
+        if let Err(e) = state.store.end_admin_session(&previous).await {
+            return ErrorPage::from_api(e.into()).into_response();
+        }
+    }
     let new = match state
         .store
         .create_admin_session(&admin.org_id, &admin.admin_id, POLICY)
