@@ -171,7 +171,16 @@ both_backends! {
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
         let etag = resp.headers()["etag"].to_str().unwrap().to_string();
         assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
-        assert!(resp.text().await.unwrap().contains("--accent"));
+        let bytes = resp.bytes().await.unwrap();
+        assert!(String::from_utf8_lossy(&bytes).contains("--accent"));
+        // The page names the file's subresource-integrity hash.
+        use base64::Engine;
+        use sha2::Digest;
+        let sri = format!(
+            "integrity=\"sha384-{}\"",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
+        );
+        assert!(html.contains(&format!("href=\"{url}\" {sri}")), "{sri} in {html}");
 
         let again = client()
             .get(format!("{}{url}", app.base))

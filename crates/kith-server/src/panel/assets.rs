@@ -1,12 +1,14 @@
 //! The panel's static files, compiled into the binary (`include_bytes!`) and served under a
 //! fingerprinted name (`/assets/panel.3f2a1b9c4d5e6f70.css`: the first 16 hex digits of the
 //! file's SHA-256), so browsers may cache them forever: a changed file has a new URL.
-//! Templates get the URLs from [`url`] only.
+//! Templates get the URLs from [`url`] only, and each `<script>` / `<link>` carries the file's
+//! subresource-integrity hash ([`integrity`]), so a file altered on the way is not run.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use base64::Engine;
+use sha2::{Digest, Sha256, Sha384};
 use std::sync::LazyLock;
 
 /// One embedded file: its plain name (`panel.css`), type and bytes.
@@ -40,6 +42,8 @@ struct Asset {
     /// `panel.3f2a1b9c4d5e6f70.css`
     file: String,
     etag: HeaderValue,
+    /// `sha384-<base64>`, for the `integrity` attribute.
+    integrity: String,
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
@@ -52,8 +56,13 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
                 .name
                 .rsplit_once('.')
                 .expect("asset names have an extension");
+            let integrity = format!(
+                "sha384-{}",
+                base64::engine::general_purpose::STANDARD.encode(Sha384::digest(source.bytes))
+            );
             Asset {
                 source,
+                integrity,
                 file: format!("{stem}.{fingerprint}.{ext}"),
                 etag: HeaderValue::from_str(&format!("\"{digest}\"")).expect("hex is a header"),
             }
@@ -65,27 +74,41 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 /// `/assets/panel.3f2a1b9c4d5e6f70.css`. Panics on a name that is not embedded (a typo in a
 /// template shows in the first test that renders it).
 pub fn url(name: &str) -> String {
-    let asset = ASSETS
+    format!("/assets/{}", asset(name).file)
+}
+
+/// The subresource-integrity value of an embedded file (`sha384-…`).
+pub fn integrity(name: &str) -> String {
+    asset(name).integrity.clone()
+}
+
+fn asset(name: &str) -> &'static Asset {
+    ASSETS
         .iter()
         .find(|a| a.source.name == name)
-        .unwrap_or_else(|| panic!("no embedded asset named {name}"));
-    format!("/assets/{}", asset.file)
+        .unwrap_or_else(|| panic!("no embedded asset named {name}"))
 }
 
 /// The URLs every page links, for templates.
 #[derive(Clone)]
 pub struct AssetUrls {
     pub css: String,
+    pub css_integrity: String,
     pub js: String,
+    pub js_integrity: String,
     pub htmx: String,
+    pub htmx_integrity: String,
 }
 
 impl AssetUrls {
     pub fn get() -> AssetUrls {
         AssetUrls {
             css: url("panel.css"),
+            css_integrity: integrity("panel.css"),
             js: url("panel.js"),
+            js_integrity: integrity("panel.js"),
             htmx: url("htmx.min.js"),
+            htmx_integrity: integrity("htmx.min.js"),
         }
     }
 }
