@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for PanelSession {
 }
 
 fn to_signin(headers: &HeaderMap) -> Response {
-    if headers.contains_key("hx-request") {
+    if super::is_htmx(headers) {
         (StatusCode::UNAUTHORIZED, [("hx-redirect", "/signin")]).into_response()
     } else {
         Redirect::to("/signin").into_response()
@@ -98,7 +98,7 @@ impl FromRequest<AppState> for CsrfForm {
         let (mut parts, body) = req.into_parts();
         let PanelSession(session) = PanelSession::from_request_parts(&mut parts, state).await?;
         let header_token = csrf::from_header(&parts.headers).map(str::to_owned);
-        let wants_json = parts.headers.contains_key("hx-request");
+        let wants_json = super::is_htmx(&parts.headers);
         let Form(fields) =
             Form::<HashMap<String, String>>::from_request(Request::from_parts(parts, body), state)
                 .await

@@ -23,7 +23,7 @@ use crate::state::AppState;
 use askama::Template;
 use assets::AssetUrls;
 use auth::PanelSession;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -39,6 +39,13 @@ pub fn router() -> Router<AppState> {
         .route("/settings/admins", post(settings::add_admin))
         .route("/settings/password", post(settings::change_password))
         .route("/assets/{file}", get(assets::serve))
+}
+
+/// Whether htmx made the request (`HX-Request`), so a handler may answer with the partial
+/// alone (kanidm's pattern: the full page otherwise, for a bookmark or a reload). A history
+/// restore (`HX-History-Restore-Request`) needs the full page, so it does not count.
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
 }
 
 /// What the layout (`base.html`) shows around every page.
