@@ -111,6 +111,15 @@ impl FromRequestParts<AppState> for Admin {
         // An IP that keeps sending bad tokens is refused before its token is looked up.
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         admit(state, ip)?;
+        // The admin panel's session cookie is a credential too (with its CSRF token on
+        // state-changing calls); a bearer token wins when both are sent.
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            if let Some(cookie) =
+                crate::panel::cookies::get(&parts.headers, crate::panel::cookies::SESSION)
+            {
+                return crate::panel::auth::admin_from_session(parts, state, ip, &cookie).await;
+            }
+        }
         let auth = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -153,7 +162,7 @@ fn admit(state: &AppState, ip: IpAddr) -> Result<(), ApiError> {
 }
 
 /// Counts a failed authentication of `ip`: answers `rejection`, or 429 once over the budget.
-fn failed(state: &AppState, ip: IpAddr, rejection: ApiError) -> ApiError {
+pub(crate) fn failed(state: &AppState, ip: IpAddr, rejection: ApiError) -> ApiError {
     crate::metrics::auth_failure();
     match state.limiters.failed_auth.failed(ip) {
         Ok(()) => rejection,

@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod openapi;
+pub mod panel;
 pub mod realtime;
 pub mod routes;
 pub mod state;
@@ -168,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", routes::admin::router())
         .merge(routes::health::router())
         .merge(routes::browser::router())
+        .merge(panel::router())
         .route("/api/openapi.json", get(openapi_json))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -47,6 +47,10 @@ struct Conventions;
 const ADMIN: &str = "bearer";
 const WEBSITE: &str = "website_key";
 const VISITOR: &str = "visitor_token";
+/// The admin panel's session cookie, the other admin credential; with it, state-changing
+/// calls also need the session's CSRF token.
+const SESSION: &str = "session_cookie";
+const CSRF: &str = "csrf_token";
 
 impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -63,22 +67,66 @@ impl Modify for Conventions {
             VISITOR,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Kith-Visitor"))),
         );
+        components.add_security_scheme(
+            SESSION,
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "kith_session",
+                "The admin panel's session cookie (set by signing in at /signin).",
+            ))),
+        );
+        components.add_security_scheme(
+            CSRF,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token (<meta name=\"csrf-token\"> of any panel page); \
+                 needed with the session cookie on POST, PUT, PATCH and DELETE.",
+            ))),
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            for op in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for (writes, op) in [
+                (false, &mut item.get),
+                (true, &mut item.post),
+                (true, &mut item.put),
+                (true, &mut item.patch),
+                (true, &mut item.delete),
+            ] {
+                let Some(op) = op else { continue };
                 conventions(path, op);
+                if path.starts_with("/api/v1/") {
+                    session_alternative(op, writes);
+                }
             }
         }
         add_links(openapi);
     }
+}
+
+/// An admin operation also accepts the panel's session cookie; a state-changing one then
+/// needs the CSRF token too, and answers 403 `csrf` without it.
+fn session_alternative(op: &mut Operation, writes: bool) {
+    let none: [&str; 0] = [];
+    let mut cookie = SecurityRequirement::new(SESSION, none);
+    if writes {
+        cookie = cookie.add(CSRF, none);
+        op.responses
+            .responses
+            .entry("403".to_string())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(
+                        "`csrf`: called with the session cookie but without its CSRF token",
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+    }
+    op.security.get_or_insert_with(Vec::new).push(cookie);
 }
 
 fn operation_mut<'a>(

@@ -30,6 +30,8 @@ pub struct Limits {
     pub streams_per_ip: u32,
     /// Open admin event streams per API token.
     pub streams_per_token: u32,
+    /// Admin-panel sign-in attempts per client IP and email per minute.
+    pub signin_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -43,6 +45,7 @@ impl Default for Limits {
             streams_per_visitor: 3,
             streams_per_ip: 20,
             streams_per_token: 20,
+            signin_per_minute: 10,
         }
     }
 }
@@ -226,6 +229,8 @@ pub struct Limiters {
     pub streams_per_visitor: StreamSlots,
     pub streams_per_ip: StreamSlots,
     pub streams_per_token: StreamSlots,
+    /// Keyed by client IP and the email tried.
+    pub signin: Limiter,
 }
 
 impl Limiters {
@@ -245,6 +250,7 @@ impl Limiters {
             streams_per_visitor: StreamSlots::new(l.streams_per_visitor),
             streams_per_ip: StreamSlots::new(l.streams_per_ip),
             streams_per_token: StreamSlots::new(l.streams_per_token),
+            signin: Limiter::new(NonZeroU32::new(l.signin_per_minute).map(Quota::per_minute)),
         }
     }
 
@@ -254,6 +260,7 @@ impl Limiters {
         self.per_visitor.shrink();
         self.per_admin.shrink();
         self.failed_auth.shrink();
+        self.signin.shrink();
     }
 }
 

@@ -6,6 +6,7 @@
 //! pooled connection. The domain crate decides (identity resolution, merges, validation); this
 //! crate gathers the facts it needs and applies its answers.
 
+mod admins;
 pub(crate) mod backend;
 pub(crate) mod conn;
 mod contact_rows;
@@ -25,6 +26,10 @@ mod scope;
 mod seed;
 mod widget;
 
+pub use admins::{
+    new_secret, AdminError, AdminSession, NewSession, SessionPolicy, VerifiedAdmin,
+    PASSWORD_MIN_CHARS,
+};
 pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::Page;

@@ -45,7 +45,7 @@ const WEBSITE_COLUMNS: &str = "org_id, id, name, website_key, identity_secret, t
 
 /// The organization a public key or token names. Keys carry it (`wk_<org>_…`, `kt_<org>_…`)
 /// so every lookup is scoped by organization, as a sharded database needs.
-fn org_of(key: &str, prefix: &str) -> Option<String> {
+pub(crate) fn org_of(key: &str, prefix: &str) -> Option<String> {
     let rest = key.strip_prefix(prefix)?;
     let (org, secret) = rest.split_once('_')?;
     (!org.is_empty()
@@ -55,7 +55,7 @@ fn org_of(key: &str, prefix: &str) -> Option<String> {
     .then(|| org.to_string())
 }
 
-fn hash_password(password: &str) -> Result<String, StoreError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, StoreError> {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let salt = SaltString::generate(&mut OsRng);
     argon2::Argon2::default()

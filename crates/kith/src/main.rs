@@ -136,7 +136,7 @@ struct ServeArgs {
     /// Open admin event streams per API token (0: no cap).
     #[arg(long, env = "KITH_MAX_STREAMS_PER_TOKEN", default_value_t = 20)]
     max_streams_per_token: u32,
-    /// Sign-in attempts per IP and email per minute (0: no limit). For the admin panel.
+    /// Admin-panel sign-in attempts per client IP and email per minute (0: no limit).
     #[arg(long, env = "KITH_RATE_SIGNIN", default_value_t = 10)]
     rate_signin: u32,
     /// Comma-separated proxy addresses whose X-Forwarded-For is believed.
@@ -324,6 +324,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             streams_per_visitor: args.max_streams_per_visitor,
             streams_per_ip: args.max_streams_per_ip,
             streams_per_token: args.max_streams_per_token,
+            signin_per_minute: args.rate_signin,
         },
         trusted_proxies: args.trusted_proxies.clone(),
         disable_demo: args.disable_demo,
@@ -347,6 +348,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    println!("Admin panel: http://{addr}/ (sign in with an admin's email and password)");
     println!("Kith is listening on http://{addr} (API docs: http://{addr}/api/openapi.json)");
     let state = AppState::new(store.clone(), Bus::new(), config);
     kith_server::serve(listener, state, shutdown_signal()).await?;

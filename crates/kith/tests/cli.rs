@@ -108,6 +108,7 @@ async fn check_server(base: &str, lines: &[String]) {
         .unwrap();
     let r = http.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    sign_in_to_the_panel(base, lines).await;
     let r = http
         .get(format!("{base}/api/v1/websites"))
         .bearer_auth(token)
@@ -348,4 +349,62 @@ async fn two_processes_on_one_postgres_database() {
     .expect("the reply posted through A reaches the subscriber on B");
 
     drop((a, b));
+}
+
+/// The admin sign-in `kith serve` printed works in the panel at once.
+async fn sign_in_to_the_panel(base: &str, lines: &[String]) {
+    let words: Vec<&str> = lines
+        .iter()
+        .find(|l| l.contains("Admin sign-in:"))
+        .expect("the admin sign-in is printed")
+        .split_whitespace()
+        .collect();
+    let (email, password) = (words[2], words[4]);
+    assert!(lines
+        .iter()
+        .any(|l| l.contains(&format!("Admin panel: {base}/"))));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let form = http.get(format!("{base}/signin")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let html = form.text().await.unwrap();
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("the form's token") + marker.len();
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let r = http
+        .post(format!("{base}/signin"))
+        .header("cookie", cookie)
+        .form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signing in with {email}");
+    let session = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("kith_session="))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{base}/"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains(email));
 }

@@ -1,0 +1,140 @@
+//! The admin panel: server-rendered HTML (askama templates in `templates/`, one struct per
+//! page) with htmx, served by the binary with its assets embedded.
+//!
+//! - `assets.rs`   embedded, fingerprinted static files (`/assets/...`)
+//! - `auth.rs`     sign-in and sign-out, `PanelSession` and `CsrfForm` extractors, the session
+//!   cookie as an admin-API credential
+//! - `cookies.rs`  reading and writing the panel's cookies (flags in one place)
+//! - `csrf.rs`     CSRF tokens: the session's, and the sign-in form's double-submit token
+//! - `settings.rs` `/settings`: add an admin, change one's own password
+//!
+//! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
+//! CSRF token and organization data); the CSP and other browser headers come from
+//! `security_headers` in `lib.rs`, as for every answer.
+
+pub mod assets;
+pub mod auth;
+pub mod cookies;
+pub mod csrf;
+pub mod settings;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use askama::Template;
+use assets::AssetUrls;
+use auth::PanelSession;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use kith_store::AdminSession;
+
+/// The panel's routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(contacts))
+        .route("/signin", get(auth::signin_form).post(auth::signin))
+        .route("/signout", post(auth::signout))
+        .route("/settings", get(settings::show))
+        .route("/settings/admins", post(settings::add_admin))
+        .route("/settings/password", post(settings::change_password))
+        .route("/assets/{file}", get(assets::serve))
+}
+
+/// Whether htmx made the request (`HX-Request`), so a handler may answer with the partial
+/// alone (kanidm's pattern: the full page otherwise, for a bookmark or a reload). A history
+/// restore (`HX-History-Restore-Request`) needs the full page, so it does not count.
+pub fn is_htmx(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && !headers.contains_key("hx-history-restore-request")
+}
+
+/// What the layout (`base.html`) shows around every page.
+pub struct Chrome {
+    pub org_name: String,
+    pub email: String,
+    pub csrf_token: String,
+    /// Which nav entry is current: `contacts` or `settings`.
+    pub section: &'static str,
+    pub assets: AssetUrls,
+}
+
+impl Chrome {
+    pub fn new(session: &AdminSession, section: &'static str) -> Chrome {
+        Chrome {
+            org_name: session.org_name.clone(),
+            email: session.email.clone(),
+            csrf_token: session.csrf_token.clone(),
+            section,
+            assets: AssetUrls::get(),
+        }
+    }
+}
+
+/// A rendered page with `status`; a template that fails to render is a 500.
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => {
+            let mut resp = (status, Html(html)).into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => ApiError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+/// An error as a page (for browsers navigating, not scripts).
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    status: StatusCode,
+    title: String,
+    message: String,
+    assets: AssetUrls,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, title: &str, message: &str) -> ErrorPage {
+        ErrorPage {
+            status,
+            title: title.into(),
+            message: message.into(),
+            assets: AssetUrls::get(),
+        }
+    }
+
+    /// A page for an error of the API's kind; internal causes are logged, not shown.
+    pub fn from_api(e: ApiError) -> ErrorPage {
+        let resp = e.into_response();
+        let status = resp.status();
+        let message = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "The service is busy; retry shortly.",
+            StatusCode::INTERNAL_SERVER_ERROR => "Something went wrong on our side; it was logged.",
+            _ => "The request could not be completed.",
+        };
+        ErrorPage::new(status, "Something went wrong", message)
+    }
+}
+
+impl IntoResponse for ErrorPage {
+    fn into_response(self) -> Response {
+        render(self.status, &self)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "contacts.html")]
+struct ContactsPage {
+    chrome: Chrome,
+}
+
+/// `GET /`: the contacts page (a placeholder until the contacts view lands); signed out, a
+/// redirect to `/signin`.
+async fn contacts(PanelSession(session): PanelSession) -> Response {
+    render(
+        StatusCode::OK,
+        &ContactsPage {
+            chrome: Chrome::new(&session, "contacts"),
+        },
+    )
+}
