@@ -226,8 +226,12 @@
       if (!id) { showEmpty(); return; }
       conversationId = id;
       return call("GET", "/conversations/" + encodeURIComponent(id) + "/messages?limit=50").then(function (d) {
-        d.items.forEach(function (m) {
-          if (!seen[m.id]) { seen[m.id] = true; render(m); }
+        // The server's order is the truth: redraw from it, then what is still unsent.
+        log.textContent = "";
+        seen = {};
+        d.items.forEach(function (m) { seen[m.id] = true; render(m); });
+        outbox.forEach(function (item) {
+          render({ key: item.key, body: item.body, author: "visitor" }, "pending");
         });
       });
     }).catch(function (e) {
@@ -376,7 +380,8 @@
       return call("POST", "/identify", payload).then(function () {
         setCookie(NAME + "_id", sum, 31536000);
         store(NAME + "_user", payload.user_id || null);
-        if ((payload.user_id || null) !== before) {
+        // A lead becoming a customer is the same person; another user id is not.
+        if (before && payload.user_id && payload.user_id !== before) {
           // Another person on this browser: nothing of the previous one stays on the page.
           disconnect();
           conversationId = null;

@@ -318,11 +318,7 @@ impl OrgStore<'_> {
     /// Adds an admin to an organization. The email is unique per organization (compared
     /// case-insensitively); the password has at least `PASSWORD_MIN_CHARS` characters.
     /// Answers the new admin's id.
-    pub async fn add_admin(
-        self,
-        email: &str,
-        password: &str,
-    ) -> Result<String, AdminError> {
+    pub async fn add_admin(self, email: &str, password: &str) -> Result<String, AdminError> {
         let org_id = self.org_id();
         let email = Email::parse("email", email)?
             .ok_or_else(|| ValidationError::new("email", "is required"))?;

@@ -502,6 +502,84 @@ impl Browser {
         self.wait_for_path("/").await;
     }
 
+    /// The control of the chat widget (inside its open shadow root, where XPath cannot reach)
+    /// whose computed role and accessible name are the query's: candidates are every button
+    /// and text field in the widget, chosen by what Chromium's accessibility tree says.
+    pub async fn in_widget(&self, q: &Query) -> Element {
+        let started = Instant::now();
+        loop {
+            if let Some(el) = self.try_in_widget(q).await {
+                return el;
+            }
+            if started.elapsed() > WAIT {
+                panic!(
+                    "no visible {} named {:?} in the chat widget within {WAIT:?}",
+                    q.role, q.name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `in_widget` without waiting.
+    pub async fn try_in_widget(&self, q: &Query) -> Option<Element> {
+        let host = self.client.find(Locator::Css("[data-kith]")).await.ok()?;
+        let root = host.shadow_root().await.ok()?;
+        let candidates = root
+            .find_all(Locator::Css("button, textarea, input, [role]"))
+            .await
+            .unwrap_or_default();
+        for el in candidates {
+            if !el.is_displayed().await.unwrap_or(false) {
+                continue;
+            }
+            if self.computed(&el, "computedrole").await == q.role
+                && self.computed(&el, "computedlabel").await.trim() == q.name
+            {
+                return Some(el);
+            }
+        }
+        None
+    }
+
+    /// The text of the widget's message log (`role="log"`), as a person reads it.
+    pub async fn widget_log(&self) -> String {
+        let host = self
+            .client
+            .find(Locator::Css("[data-kith]"))
+            .await
+            .expect("the widget's host element");
+        let root = host.shadow_root().await.expect("an open shadow root");
+        let log = root
+            .find(Locator::Css("[role=log]"))
+            .await
+            .expect("the message log");
+        log.text().await.expect("log text")
+    }
+
+    /// Waits (bounded) until the widget's message log contains `text`.
+    pub async fn wait_for_widget_text(&self, text: &str) {
+        let started = Instant::now();
+        loop {
+            let log = self.widget_log().await;
+            if log.contains(text) {
+                return;
+            }
+            if started.elapsed() > WAIT {
+                panic!("the chat never showed {text:?} within {WAIT:?}; it shows {log:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Opens an absolute URL (a page on another origin than Kith).
+    pub async fn goto_url(&self, url: &str) {
+        tokio::time::timeout(WAIT, self.client.goto(url))
+            .await
+            .unwrap_or_else(|_| panic!("{url} did not load within {WAIT:?}"))
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
     /// Ends the session (also done, blocking, on drop when a test panics first).
     pub async fn close(mut self) {
         self.closed = true;
