@@ -170,6 +170,11 @@ pub(crate) fn failed(state: &AppState, ip: IpAddr, rejection: ApiError) -> ApiEr
     }
 }
 
+/// The website key a widget call names (`X-Kith-Website`, or `website_key` in the query).
+pub fn website_key(parts: &Parts) -> Option<String> {
+    header_or_query(parts, "x-kith-website", "website_key")
+}
+
 fn header_or_query(parts: &Parts, header: &str, query_key: &str) -> Option<String> {
     if let Some(v) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
         return Some(v.to_string());
@@ -195,11 +200,9 @@ impl FromRequestParts<AppState> for WidgetSite {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = header_or_query(parts, "x-kith-website", "website_key").ok_or_else(|| {
-            ApiError::Unauthorized {
-                code: "website_required",
-                message: "send the website key in X-Kith-Website".into(),
-            }
+        let key = website_key(parts).ok_or_else(|| ApiError::Unauthorized {
+            code: "website_required",
+            message: "send the website key in X-Kith-Website".into(),
         })?;
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
         admit(state, ip)?;

@@ -141,10 +141,26 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     metrics::handle();
+    let store = state.store.clone();
     let widget_cors = CorsLayer::new()
-        // Which origins may call is each website's setting, checked per request; the browser
-        // only needs to hear its own origin back.
-        .allow_origin(AllowOrigin::mirror_request())
+        // Which origins may call is each website's setting: the browser hears its origin back
+        // only when the website the call names (header, or `website_key` in the query, which
+        // is how preflights name it) allows it. A preflight that names no website is let
+        // through: the call itself still names one and is refused (403) without it.
+        .allow_origin(AllowOrigin::async_predicate(
+            move |origin: HeaderValue, parts: &axum::http::request::Parts| {
+                let store = store.clone();
+                let key = extract::website_key(parts);
+                async move {
+                    let Some(key) = key else { return true };
+                    let origin = origin.to_str().unwrap_or("");
+                    match store.website_by_key(key.trim()).await {
+                        Ok(Some(website)) => website.allows_origin(origin),
+                        _ => false,
+                    }
+                }
+            },
+        ))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([
             header::CONTENT_TYPE,

@@ -499,8 +499,42 @@ async fn widget_calls_are_limited_to_the_websites_allowed_origins() {
         resp.headers()["access-control-allow-origin"],
         "https://shop.example"
     );
+    let refused = session("https://evil.example").send().await.unwrap();
+    assert!(
+        refused
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none(),
+        "a refused origin is not told it may read the answer"
+    );
     let (s, err) = send(session("https://evil.example")).await;
     assert_error(s, &err, StatusCode::FORBIDDEN, "origin_not_allowed");
+    // Preflights that name the website (as the widget does, in the query) get its answer.
+    let preflight = |origin: &'static str| {
+        app.http
+            .request(
+                Method::OPTIONS,
+                format!("{}/api/widget/v1/messages?website_key={key}", app.base),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "content-type,x-kith-website",
+            )
+            .send()
+    };
+    let ok = preflight("https://shop.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let evil = preflight("https://evil.example").await.unwrap();
+    assert!(
+        evil.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        evil.headers()
+    );
     // Preflight.
     let resp = app
         .http

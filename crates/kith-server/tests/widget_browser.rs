@@ -32,6 +32,13 @@ fn host_page(kith: &str, website_key: &str) -> String {
 <script>
   window.Kith = window.Kith || function () {{ (Kith.q = Kith.q || []).push(arguments); }};
   Kith('on', 'message', function (m) {{ (window.received = window.received || []).push(m.body); }});
+  // Counts the identify calls that leave the page.
+  window.identifyCalls = 0;
+  const realFetch = window.fetch;
+  window.fetch = function (url) {{
+    if (String(url).includes('/identify')) window.identifyCalls++;
+    return realFetch.apply(this, arguments);
+  }};
 </script>
 <script src="{kith}/widget.js" data-website="{website_key}" async></script>
 </body></html>"#
@@ -173,6 +180,14 @@ async fn kith(b: &Browser, command: &str, args: Value) {
     assert_eq!(b.run_async(&script).await, json!(true), "Kith('{command}')");
 }
 
+/// A JSON value the page computes (`expr` is a JavaScript expression).
+async fn page_value(b: &Browser, expr: &str) -> Value {
+    b.run_async(&format!(
+        "const done = arguments[arguments.length - 1]; done({expr});"
+    ))
+    .await
+}
+
 async fn write(b: &Browser, text: &str) {
     let message = b.in_widget(&textbox("Message")).await;
     message.send_keys(text).await.expect("type");
@@ -228,11 +243,32 @@ both_backends! {
         .await;
         assert_eq!(customers[0]["id"], contact.as_str(), "no duplicate");
         assert_eq!(customers[0]["name"], "Ada");
+        // Apps identify on every page: the same payload again does not leave the page.
+        kith(&b, "identify", json!({"user_id": "u-ada", "user_hash": hash, "name": "Ada"})).await;
+        kith(&b, "identify", json!({"name": "Ada", "user_hash": hash, "user_id": "u-ada"})).await;
+        assert_eq!(page_value(&b, "window.identifyCalls").await, json!(1));
 
         // An agent's reply arrives live, and the page's listener hears it.
         reply(app, &conversation, "Hi Ada, agent here").await;
         b.wait_for_widget_text("Hi Ada, agent here").await;
+        assert_eq!(page_value(&b, "window.received").await, json!(["Hi Ada, agent here"]));
         b.assert_no_console_errors().await;
+
+        // "Talk to a human" escalates the conversation.
+        b.in_widget(&button("Talk to a human")).await.click().await.expect("escalate");
+        b.wait_for_widget_text("asked a human").await;
+        let (s, c) = app.get(&format!("/api/v1/conversations/{conversation}")).await;
+        assert_eq!(s, StatusCode::OK, "{c}");
+        assert_eq!(c["status"], "escalated", "{c}");
+
+        // Keyboard: Escape closes the chat and gives focus back to the launcher.
+        b.in_widget(&textbox("Message")).await.send_keys("\u{e00c}").await.expect("escape");
+        b.in_widget(&button("Open chat")).await;
+        assert_eq!(
+            page_value(&b, "document.querySelector('[data-kith]').shadowRoot.activeElement.getAttribute('aria-label')").await,
+            json!("Open chat")
+        );
+        b.in_widget(&button("Open chat")).await.click().await.expect("open again");
 
         // The network goes away (the live stream with it); a reply sent meanwhile arrives
         // once it is back, exactly once.
