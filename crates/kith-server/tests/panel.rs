@@ -559,3 +559,29 @@ async fn password_spraying_from_one_ip_is_throttled() {
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     app.stop().await;
 }
+
+// The contacts page's list forms (issue 16) are state changes like any other.
+#[tokio::test]
+async fn list_forms_need_the_csrf_token() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let s = sign_in(&app).await;
+    let fields = [("name", "Sneaky"), ("status", "lead")];
+    for csrf in [None, Some("wrong")] {
+        let (status, _) = post_form(&app, "/lists", &s, csrf, &fields).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{csrf:?}");
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(!names(&app.get("/api/v1/lists").await.1).contains(&"Sneaky".to_string()));
+    // With the token: saved, and the browser is sent to the new list.
+    let (status, _) = post_form(&app, "/lists", &s, Some(&s.csrf), &fields).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(names(&app.get("/api/v1/lists").await.1).contains(&"Sneaky".to_string()));
+    app.stop().await;
+}

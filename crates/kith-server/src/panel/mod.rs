@@ -6,6 +6,8 @@
 //!   cookie as an admin-API credential
 //! - `cookies.rs`  reading and writing the panel's cookies (flags in one place)
 //! - `csrf.rs`     CSRF tokens: the session's, and the sign-in form's double-submit token
+//! - `contacts.rs` `/`: lists with counts, the filtered, sorted, paged table; saving,
+//!   renaming and deleting lists
 //! - `settings.rs` `/settings`: add an admin, change one's own password
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
@@ -14,6 +16,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod contacts;
 pub mod cookies;
 pub mod csrf;
 pub mod settings;
@@ -22,7 +25,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use askama::Template;
 use assets::AssetUrls;
-use auth::PanelSession;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -32,7 +34,10 @@ use kith_store::AdminSession;
 /// The panel's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(contacts))
+        .route("/", get(contacts::show))
+        .route("/lists", post(contacts::save))
+        .route("/lists/{id}/rename", post(contacts::rename))
+        .route("/lists/{id}/delete", post(contacts::delete))
         .route("/signin", get(auth::signin_form).post(auth::signin))
         .route("/signout", post(auth::signout))
         .route("/settings", get(settings::show))
@@ -120,21 +125,4 @@ impl IntoResponse for ErrorPage {
     fn into_response(self) -> Response {
         render(self.status, &self)
     }
-}
-
-#[derive(Template)]
-#[template(path = "contacts.html")]
-struct ContactsPage {
-    chrome: Chrome,
-}
-
-/// `GET /`: the contacts page (a placeholder until the contacts view lands); signed out, a
-/// redirect to `/signin`.
-async fn contacts(PanelSession(session): PanelSession) -> Response {
-    render(
-        StatusCode::OK,
-        &ContactsPage {
-            chrome: Chrome::new(&session, "contacts"),
-        },
-    )
 }

@@ -155,6 +155,18 @@ pub fn textbox(name: &str) -> Query {
     }
 }
 
+/// A search field (`<input type="search">`, role searchbox) labelled `name`.
+pub fn searchbox(name: &str) -> Query {
+    let n = lit(name);
+    Query {
+        role: "searchbox",
+        name: name.into(),
+        xpath: format!(
+            "//input[@type='search' and (@id = //label[normalize-space(.)={n}]/@for or @aria-label={n})]"
+        ),
+    }
+}
+
 /// A link whose text (or `aria-label`) is `name`.
 pub fn link(name: &str) -> Query {
     let n = lit(name);
@@ -392,6 +404,13 @@ impl Browser {
     /// Clears the text field named `label` and types `value` into it.
     pub async fn fill(&self, label: &str, value: &str) {
         let el = self.find(&textbox(label)).await;
+        el.clear().await.expect("clear");
+        el.send_keys(value).await.expect("type");
+    }
+
+    /// Clears the field `q` finds (a textbox or a searchbox) and types `value` into it.
+    pub async fn fill_in(&self, q: &Query, value: &str) {
+        let el = self.find(q).await;
         el.clear().await.expect("clear");
         el.send_keys(value).await.expect("type");
     }
