@@ -9,7 +9,7 @@ mod browser;
 #[macro_use]
 mod common;
 
-use browser::{button, textbox, Browser};
+use browser::{button, status, textbox, Browser};
 use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -295,5 +295,33 @@ both_backends! {
         assert!(all.iter().any(|c| c["status"] == "lead" && c["id"] != contact.as_str()));
         b.close().await;
         server.abort();
+    }
+
+    async fn the_demo_page_shows_the_whole_loop(app) {
+        let b = Browser::open(&app.base).await;
+        b.goto("/demo").await;
+        b.in_widget(&button("Open chat")).await.click().await.expect("open");
+        write(&b, "Hi from the demo").await;
+        let leads = wait_for_contacts(app, "a lead", |c| c.len() == 1).await;
+        assert_eq!(leads[0]["status"], "lead");
+        b.click(&button("Identify")).await;
+        let started = Instant::now();
+        loop {
+            let said = b.text(&status()).await;
+            if said == "Identified as demo-ada." {
+                break;
+            }
+            assert!(started.elapsed() < browser::WAIT, "the demo says {said:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let customers = wait_for_contacts(app, "the same contact promoted", |c| {
+            c.len() == 1 && c[0]["status"] == "customer"
+        })
+        .await;
+        assert_eq!(customers[0]["id"], leads[0]["id"]);
+        assert_eq!(customers[0]["user_id"], "demo-ada");
+        assert_eq!(customers[0]["name"], "Ada Lovelace");
+        b.assert_no_console_errors().await;
+        b.close().await;
     }
 }
