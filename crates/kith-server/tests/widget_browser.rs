@@ -279,6 +279,29 @@ both_backends! {
         let log = b.widget_log().await;
         assert_eq!(log.matches("Sent while you were away").count(), 1, "{log}");
 
+        // A message written while the network is down waits in the outbox and is delivered,
+        // once, when it is back.
+        network.cut();
+        write(&b, "Are you still there?").await;
+        network.restore();
+        let started = Instant::now();
+        loop {
+            let (s, c) = app.get(&format!("/api/v1/conversations/{conversation}")).await;
+            assert_eq!(s, StatusCode::OK, "{c}");
+            let sent = c["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["body"] == "Are you still there?")
+                .count();
+            assert!(sent <= 1, "delivered twice: {c}");
+            if sent == 1 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "never delivered: {c}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // After a reload the conversation is still there.
         b.goto_url(&host).await;
         b.in_widget(&button("Open chat")).await.click().await.expect("open");
