@@ -442,13 +442,7 @@ pub async fn save(State(state): State<AppState>, form: CsrfForm) -> Response {
             form_urlencoded::byte_serialize(list.id.as_str().as_bytes()).collect::<String>()
         )),
         Err(e) => {
-            let message = match e {
-                StoreError::Invalid(v) => format!("{} {}", list_field(&v.field), v.message),
-                other => {
-                    tracing::warn!(error = %other, "saving a list");
-                    "The list could not be saved; retry shortly.".into()
-                }
-            };
+            let message = list_problem(e, "saved");
             page(
                 &state,
                 &form.session,
@@ -465,10 +459,23 @@ pub async fn save(State(state): State<AppState>, form: CsrfForm) -> Response {
     }
 }
 
-fn list_field(field: &str) -> &str {
-    match field {
-        "name" => "The list name",
-        other => other,
+/// What a person reads when a list could not be `done` ("saved", "renamed").
+fn list_problem(e: StoreError, done: &str) -> String {
+    match e {
+        StoreError::Invalid(v) => {
+            let field = if v.field == "name" {
+                "The list name"
+            } else {
+                v.field.as_str()
+            };
+            format!("{field} {}", v.message)
+        }
+        StoreError::Builtin => format!("Built-in lists cannot be {done}."),
+        StoreError::NotFound => "This list no longer exists.".into(),
+        other => {
+            tracing::warn!(error = %other, "a list could not be {done}");
+            format!("The list could not be {done}; retry shortly.")
+        }
     }
 }
 
@@ -482,15 +489,7 @@ pub async fn rename(
     match org.update_list(&id, Some(form.field("name")), None).await {
         Ok(_) => see_other(&View::default().url(|v| v.list = id.to_string())),
         Err(e) => {
-            let message = match e {
-                StoreError::Invalid(v) => format!("{} {}", list_field(&v.field), v.message),
-                StoreError::Builtin => "Built-in lists cannot be renamed.".into(),
-                StoreError::NotFound => "This list no longer exists.".into(),
-                other => {
-                    tracing::warn!(error = %other, "renaming a list");
-                    "The list could not be renamed; retry shortly.".into()
-                }
-            };
+            let message = list_problem(e, "renamed");
             let view = View::from_pairs(|k| (k == "list").then(|| id.to_string()));
             page(
                 &state,
