@@ -210,7 +210,7 @@ pub struct WebsiteView {
     /// Whether identify calls must be verified (`identity_verification_mode` is not `off`).
     pub identity_verification: bool,
     /// `off`, `hmac-or-jwt` (default), `hmac` or `jwt-only`.
-    #[schema(value_type = String, example = "hmac-or-jwt")]
+    #[schema(value_type = crate::routes::admin::websites::IdentityVerificationMode)]
     pub identity_verification_mode: &'static str,
     /// Origins allowed to call the widget API (empty: any).
     pub allowed_origins: Vec<String>,

@@ -28,6 +28,21 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
 }
 
+/// How a website verifies identify calls (schema only; parsed by `VerificationMode::parse`).
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum IdentityVerificationMode {
+    /// Every identify counts as verified.
+    Off,
+    /// A `user_hash` or an `identity_token` verifies (the default).
+    HmacOrJwt,
+    /// Only a `user_hash` verifies.
+    Hmac,
+    /// Only an `identity_token` verifies; a bare `user_hash` is refused.
+    JwtOnly,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct WebsiteList {
     pub items: Vec<WebsiteView>,
@@ -57,7 +72,7 @@ pub struct CreateWebsiteRequest {
     pub identity_verification: Option<bool>,
     /// `off`, `hmac-or-jwt` (default), `hmac` or `jwt-only`; wins over `identity_verification`.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "jwt-only")]
+    #[schema(value_type = Option<IdentityVerificationMode>)]
     pub identity_verification_mode: Option<String>,
     /// Origins allowed to call the widget API, e.g. `https://example.com`; empty: any.
     #[serde(default)]
@@ -135,7 +150,7 @@ pub struct WebsitePatchRequest {
     /// `off`, `hmac-or-jwt`, `hmac` or `jwt-only`; wins over `identity_verification`. A
     /// change is written to the audit log.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "jwt-only")]
+    #[schema(value_type = Option<IdentityVerificationMode>)]
     pub identity_verification_mode: Option<String>,
     #[serde(default)]
     pub allowed_origins: Option<Vec<String>>,
