@@ -193,7 +193,7 @@ both_backends! {
     }
 
     async fn rotation_keeps_both_secrets_until_the_old_one_is_retired(app) {
-        let id = default_website_id(&app).await;
+        let id = default_website_id(app).await;
         let old = app.creds.identity_secret.clone();
         let (s, w) = app.admin(Method::POST, &format!("/api/v1/websites/{id}/rotate-secret"), None).await;
         assert_eq!(s, StatusCode::OK, "{w}");
@@ -251,7 +251,7 @@ both_backends! {
 
     async fn verification_modes(app) {
         // jwt-only: a valid user_hash is refused with its own code; a token verifies.
-        let (site, id) = site_in_mode(&app, "jwt-only").await;
+        let (site, id) = site_in_mode(app, "jwt-only").await;
         let v = site.visitor().await;
         let (s, err) = v.identify(json!({"user_id": "u-1", "user_hash": site.user_hash("u-1")})).await;
         assert_refused(s, &err, "user_hash_not_accepted");
@@ -313,7 +313,7 @@ both_backends! {
         assert_eq!(s, StatusCode::OK);
         let (conv_a, _) = v.say("I am A").await;
 
-        let mut stream = open_stream(&app, &v).await.bytes_stream();
+        let mut stream = open_stream(app, &v).await.bytes_stream();
         let mut buf = String::new();
         assert!(read_until(&mut stream, &mut buf, |b| b.contains("event: ready")).await);
         app.admin(Method::POST, &format!("/api/v1/conversations/{conv_a}/messages"),
@@ -323,7 +323,7 @@ both_backends! {
         // Somebody else logs in on the same browser.
         let (s, _) = v.identify(json!({"identity_token": token_for("u-b", &secret)})).await;
         assert_eq!(s, StatusCode::OK);
-        let mut fresh = open_stream(&app, &v).await.bytes_stream();
+        let mut fresh = open_stream(app, &v).await.bytes_stream();
         let mut fresh_buf = String::new();
         assert!(read_until(&mut fresh, &mut fresh_buf, |b| b.contains("event: ready")).await);
 
