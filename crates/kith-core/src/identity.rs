@@ -13,7 +13,7 @@
 use crate::contact::{Email, Metadata, MetadataPatch, NewKeys, Phone, Text, WriteMode};
 use crate::limits::METADATA_MAX_KEYS;
 use crate::validate::ValidationError;
-use crate::verify::hash_matches;
+use crate::verify::hash_matches_any;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -78,6 +78,18 @@ impl Claim {
         body: &Value,
         identity_secret: Option<&str>,
     ) -> Result<Claim, IdentifyError> {
+        match identity_secret {
+            None => Claim::from_identify_with(body, None),
+            Some(secret) => Claim::from_identify_with(body, Some(&[secret])),
+        }
+    }
+
+    /// [`Claim::from_identify`] with every secret that verifies a hash: the current one and,
+    /// while a rotation is under way, the previous one. `None`: verification is off.
+    pub fn from_identify_with(
+        body: &Value,
+        identity_secrets: Option<&[&str]>,
+    ) -> Result<Claim, IdentifyError> {
         let obj = body
             .as_object()
             .ok_or_else(|| ValidationError::new("body", "must be a JSON object"))?;
@@ -111,23 +123,23 @@ impl Claim {
             },
             ..Claim::default()
         };
-        match identity_secret {
+        match identity_secrets {
             None => {
                 claim.user_id_verified = true;
                 claim.email_verified = true;
                 claim.verified = true;
             }
-            Some(secret) => {
+            Some(secrets) => {
                 // The hash covers the user id exactly as sent, or the email when there is no
                 // user id; it verifies nothing else as an identity key.
                 if let (Some(raw), Some(_)) = (raw_user_id, &claim.user_id) {
-                    if !hash_matches(secret, raw, user_hash) {
+                    if !hash_matches_any(secrets, raw, user_hash) {
                         return Err(IdentifyError::Unverified);
                     }
                     claim.user_id_verified = true;
                     claim.verified = true;
                 } else if let (Some(raw), Some(_)) = (raw_email, &claim.email) {
-                    if hash_matches(secret, raw, user_hash) {
+                    if hash_matches_any(secrets, raw, user_hash) {
                         claim.email_verified = true;
                         claim.verified = true;
                     }

@@ -7,6 +7,7 @@ pub mod contact;
 pub mod conversation;
 pub mod filter;
 pub mod identity;
+pub mod identity_token;
 pub mod ids;
 pub mod limits;
 pub mod time;

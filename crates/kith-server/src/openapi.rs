@@ -29,6 +29,8 @@ use utoipa::{Modify, OpenApi};
         admin::conversations::reply, admin::conversations::escalate,
         admin::conversations::resolve,
         admin::websites::websites, admin::websites::create_website,
+        admin::websites::update_website, admin::websites::rotate_secret,
+        admin::websites::retire_previous_secret, admin::websites::audit,
         admin::events::events,
         health::healthz, health::readyz, health::metrics,
     ),

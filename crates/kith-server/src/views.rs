@@ -3,6 +3,7 @@
 //! knows nothing of HTTP; the strings and formats of the wire are decided here. The struct
 //! names are the schema names of the published document (tests/openapi.snapshot.json).
 
+use kith_core::verify::VerificationMode;
 use kith_core::Timestamp;
 use serde::Serialize;
 use serde_json::Value;
@@ -201,10 +202,16 @@ pub struct WebsiteView {
     pub name: String,
     /// Public: goes into the widget snippet.
     pub website_key: String,
-    /// Server side only: the key of `user_hash` (HMAC-SHA256).
+    /// Server side only: the key of `user_hash` (HMAC-SHA256) and of identity tokens (HS256).
     pub identity_secret: String,
-    /// Whether identify calls must carry a valid `user_hash`.
+    /// Whether a previous identity secret (before the last rotation) still verifies; it is
+    /// never shown again.
+    pub previous_identity_secret_active: bool,
+    /// Whether identify calls must be verified (`identity_verification_mode` is not `off`).
     pub identity_verification: bool,
+    /// `off`, `hmac-or-jwt` (default), `hmac` or `jwt-only`.
+    #[schema(value_type = crate::routes::admin::websites::IdentityVerificationMode)]
+    pub identity_verification_mode: &'static str,
     /// Origins allowed to call the widget API (empty: any).
     pub allowed_origins: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
@@ -218,7 +225,15 @@ impl std::fmt::Debug for WebsiteView {
             .field("name", &self.name)
             .field("website_key", &self.website_key)
             .field("identity_secret", &REDACTED)
+            .field(
+                "previous_identity_secret_active",
+                &self.previous_identity_secret_active,
+            )
             .field("identity_verification", &self.identity_verification)
+            .field(
+                "identity_verification_mode",
+                &self.identity_verification_mode,
+            )
             .field("allowed_origins", &self.allowed_origins)
             .field("created_at", &self.created_at)
             .finish()
@@ -232,9 +247,42 @@ impl From<&kith_store::Website> for WebsiteView {
             name: w.name.clone(),
             website_key: w.website_key.clone(),
             identity_secret: w.identity_secret.clone(),
-            identity_verification: w.verification_required,
+            previous_identity_secret_active: w.previous_identity_secret.is_some(),
+            identity_verification: w.verification != VerificationMode::Off,
+            identity_verification_mode: w.verification.as_str(),
             allowed_origins: w.allowed_origins.clone(),
             created_at: w.created_at,
+        }
+    }
+}
+
+/// One entry of the organization's audit log.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AuditEntryView {
+    pub id: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `api`, `admin:<id>` or `cli`.
+    pub actor: String,
+    /// `website.identity_secret_rotated`, `website.previous_identity_secret_retired` or
+    /// `website.identity_verification_changed`.
+    pub action: String,
+    /// What changed, e.g. `website:<id>`.
+    pub subject: String,
+    /// Details (never a secret).
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+impl From<&kith_store::AuditEntry> for AuditEntryView {
+    fn from(e: &kith_store::AuditEntry) -> Self {
+        AuditEntryView {
+            id: e.id.clone(),
+            at: e.at,
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            subject: e.subject.clone(),
+            data: e.data.clone(),
         }
     }
 }
@@ -260,7 +308,9 @@ mod tests {
             name: "Shop".into(),
             website_key: "wk_01org_public".into(),
             identity_secret: "IDENTITYSECRET".into(),
+            previous_identity_secret_active: false,
             identity_verification: true,
+            identity_verification_mode: "hmac-or-jwt",
             allowed_origins: vec![],
             created_at: Timestamp(0),
         };

@@ -71,6 +71,18 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
     ),
     ("get", "/api/v1/websites", Probe::Collection),
     ("post", "/api/v1/websites", Probe::Collection),
+    ("patch", "/api/v1/websites/{id}", Probe::ForeignId),
+    (
+        "post",
+        "/api/v1/websites/{id}/rotate-secret",
+        Probe::ForeignId,
+    ),
+    (
+        "post",
+        "/api/v1/websites/{id}/retire-previous-secret",
+        Probe::ForeignId,
+    ),
+    ("get", "/api/v1/audit", Probe::Collection),
     ("get", "/api/v1/events", Probe::Stream),
 ];
 
@@ -100,6 +112,9 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("post", "/api/v1/lists") => Some(json!({"name": "Probe", "filter": {}})),
         ("post", "/api/v1/conversations/{id}/messages") => Some(json!({"body": "pwned"})),
         ("post", "/api/v1/websites") => Some(json!({"name": "Probe site"})),
+        ("patch", "/api/v1/websites/{id}") => {
+            Some(json!({"name": "pwned", "identity_verification_mode": "off"}))
+        }
         ("post", "/api/widget/v1/identify") => Some(json!({"name": "Mallory"})),
         ("post", "/api/widget/v1/messages") => Some(json!({"body": "pwned"})),
         ("post" | "patch", _) => Some(json!({})),
@@ -317,6 +332,7 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
         "lists": get("/api/v1/lists".into()).await,
         "list": get(format!("/api/v1/lists/{}", t.list)).await,
         "websites": get("/api/v1/websites".into()).await,
+        "audit": get("/api/v1/audit".into()).await,
     })
 }
 

@@ -125,6 +125,8 @@ async fn every_documented_request_body_is_accepted() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{list}");
         let list_id = list["id"].as_str().unwrap().to_string();
+        let (_, websites) = app.get("/api/v1/websites").await;
+        let website_id = websites["items"][0]["id"].as_str().unwrap().to_string();
         let mut checked = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
@@ -138,6 +140,8 @@ async fn every_documented_request_body_is_accepted() {
                     &contact_id
                 } else if path.starts_with("/api/v1/lists/") {
                     &list_id
+                } else if path.starts_with("/api/v1/websites/") {
+                    &website_id
                 } else {
                     &conversation_id
                 };

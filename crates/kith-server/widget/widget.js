@@ -379,12 +379,14 @@
       // Apps identify on every page; only a changed payload goes to the server.
       var sum = hash(token + canonical(payload));
       if (getCookie(NAME + "_id") === sum) return;
-      var before = load(NAME + "_user");
-      return call("POST", "/identify", payload).then(function () {
+      var before = load(NAME + "_contact");
+      return call("POST", "/identify", payload).then(function (d) {
         setCookie(NAME + "_id", sum, 31536000);
-        store(NAME + "_user", payload.user_id || null);
-        // A lead becoming a customer is the same person; another user id is not.
-        if (before && payload.user_id && payload.user_id !== before) {
+        store(NAME + "_contact", d.contact_id || null);
+        // The visitor now belongs to another contact (another user logged in on this browser,
+        // whether named by user_id or inside an identity_token; or a merge): nothing of what
+        // the page showed stays, and the live stream starts again for the new contact.
+        if (before && d.contact_id && d.contact_id !== before) {
           // Another person on this browser: nothing of the previous one stays on the page.
           disconnect();
           conversationId = null;
@@ -407,7 +409,7 @@
     seen = {};
     outbox = [];
     store(OUTBOX, null);
-    store(NAME + "_user", null);
+    store(NAME + "_contact", null);
     setCookie(NAME, "", 0);
     setCookie(NAME + "_id", "", 0);
     log.textContent = "";

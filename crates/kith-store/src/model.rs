@@ -4,6 +4,7 @@
 use kith_core::contact::Stats;
 use kith_core::conversation::{AuthorKind, ConversationStatus};
 use kith_core::timeline::{Actor, EventKind};
+use kith_core::verify::VerificationMode;
 use kith_core::{
     ContactId, ConversationId, Email, Metadata, OrgId, Phone, Profile, Status, Tags, Text,
     Timestamp, WebsiteId,
@@ -280,8 +281,9 @@ pub(crate) struct WebsiteRow {
     pub name: String,
     pub website_key: String,
     pub identity_secret: String,
+    pub previous_identity_secret: Option<String>,
     pub token_secret: String,
-    pub verification_required: bool,
+    pub identity_verification: String,
     pub allowed_origins: String,
     pub created_at: i64,
 }
@@ -297,8 +299,12 @@ impl std::fmt::Debug for WebsiteRow {
             .field("name", &self.name)
             .field("website_key", &self.website_key)
             .field("identity_secret", &REDACTED)
+            .field(
+                "previous_identity_secret",
+                &self.previous_identity_secret.as_ref().map(|_| REDACTED),
+            )
             .field("token_secret", &REDACTED)
-            .field("verification_required", &self.verification_required)
+            .field("identity_verification", &self.identity_verification)
             .field("allowed_origins", &self.allowed_origins)
             .field("created_at", &self.created_at)
             .finish()
@@ -313,8 +319,11 @@ pub struct Website {
     pub name: String,
     pub website_key: String,
     pub identity_secret: String,
+    /// The secret before the last rotation: it still verifies until it is retired.
+    pub previous_identity_secret: Option<String>,
     pub token_secret: String,
-    pub verification_required: bool,
+    /// How identify calls are verified (issue 20).
+    pub verification: VerificationMode,
     pub allowed_origins: Vec<String>,
     /// The stored origins could not be decoded: every browser origin is refused (fail closed)
     /// rather than the empty list's "any origin".
@@ -323,6 +332,16 @@ pub struct Website {
 }
 
 impl Website {
+    /// The secrets that verify a `user_hash` or an identity token, current first; `None` when
+    /// verification is off (every identify counts as verified).
+    pub fn verifying_secrets(&self) -> Option<Vec<&str>> {
+        (self.verification != VerificationMode::Off).then(|| {
+            std::iter::once(self.identity_secret.as_str())
+                .chain(self.previous_identity_secret.as_deref())
+                .collect()
+        })
+    }
+
     /// Whether a browser call from `origin` may use this website's widget API: any origin
     /// when the list is empty, else only those listed (`*` listed: any).
     pub fn allows_origin(&self, origin: &str) -> bool {
@@ -342,8 +361,12 @@ impl std::fmt::Debug for Website {
             .field("name", &self.name)
             .field("website_key", &self.website_key)
             .field("identity_secret", &REDACTED)
+            .field(
+                "previous_identity_secret",
+                &self.previous_identity_secret.as_ref().map(|_| REDACTED),
+            )
             .field("token_secret", &REDACTED)
-            .field("verification_required", &self.verification_required)
+            .field("verification", &self.verification)
             .field("allowed_origins", &self.allowed_origins)
             .field(
                 "allowed_origins_unreadable",
@@ -365,6 +388,11 @@ impl From<WebsiteRow> for Website {
                     (Vec::new(), true)
                 }
             };
+        // An unknown stored mode fails closed: hashes and tokens both still verify.
+        let verification = VerificationMode::parse(&r.identity_verification).unwrap_or_else(|| {
+            tracing::error!(website = %r.id, "unknown identity_verification mode; using hmac-or-jwt");
+            VerificationMode::HmacOrJwt
+        });
         Website {
             allowed_origins,
             allowed_origins_unreadable,
@@ -373,9 +401,48 @@ impl From<WebsiteRow> for Website {
             name: r.name,
             website_key: r.website_key,
             identity_secret: r.identity_secret,
+            previous_identity_secret: r.previous_identity_secret,
             token_secret: r.token_secret,
-            verification_required: r.verification_required,
+            // An unknown stored mode fails closed: hashes and tokens both still verify.
+            verification,
             created_at: Timestamp(r.created_at),
+        }
+    }
+}
+
+/// One entry of the organization's audit log: who changed which setting. Never a secret.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: Timestamp,
+    /// `api`, `admin:<id>` or `cli`.
+    pub actor: String,
+    /// e.g. `website.identity_secret_rotated`.
+    pub action: String,
+    /// What was changed, e.g. `website:<id>`.
+    pub subject: String,
+    pub data: Value,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuditRow {
+    pub id: String,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub data: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            at: Timestamp(r.at),
+            actor: r.actor,
+            action: r.action,
+            subject: r.subject,
+            data: serde_json::from_str(&r.data).unwrap_or(Value::Null),
         }
     }
 }

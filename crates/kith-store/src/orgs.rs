@@ -1,10 +1,12 @@
 //! Organizations, websites, admins and API tokens.
 
 use crate::conn::{args, Conn};
+use crate::contacts::Page;
 use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
-use crate::model::{Website, WebsiteRow, REDACTED};
+use crate::model::{AuditEntry, AuditRow, Website, WebsiteRow, REDACTED};
 use crate::{read, transact, OrgStore, Store, StoreError};
-use kith_core::{OrgId, ValidationError};
+use kith_core::verify::VerificationMode;
+use kith_core::{OrgId, ValidationError, WebsiteId};
 use serde::Serialize;
 
 /// What `kith org create` prints: everything needed to sign in, call the API and install the
@@ -40,8 +42,8 @@ pub struct NewOrg {
     pub website_name: String,
 }
 
-const WEBSITE_COLUMNS: &str = "org_id, id, name, website_key, identity_secret, token_secret, \
-     verification_required, allowed_origins, created_at";
+const WEBSITE_COLUMNS: &str = "org_id, id, name, website_key, identity_secret, \
+     previous_identity_secret, token_secret, identity_verification, allowed_origins, created_at";
 
 /// The organization a public key or token names. Keys carry it (`wk_<org>_…`, `kt_<org>_…`)
 /// so every lookup is scoped by organization, as a sharded database needs.
@@ -191,39 +193,257 @@ impl OrgStore<'_> {
         Ok(rows.into_iter().map(Website::from).collect())
     }
 
-    /// Adds a website (identity verification on unless `verification_required` is false).
+    /// One website of the organization.
+    pub async fn website(self, id: &WebsiteId) -> Result<Website, StoreError> {
+        let org_id = self.org_id();
+        let sql = format!("SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 AND id = $2");
+        let row: Option<WebsiteRow> = read!(self.store, |c| c
+            .fetch_optional(&sql, args![org_id, id.as_str()])
+            .await)?;
+        row.map(Website::from).ok_or(StoreError::NotFound)
+    }
+
+    /// Adds a website with the given identity verification mode.
     pub async fn create_website(
         self,
         name: &str,
-        verification_required: bool,
+        verification: VerificationMode,
         allowed_origins: &[String],
     ) -> Result<Website, StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 255 {
-            return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
-        }
+        let name = website_name(name)?;
         let org_id = self.org_id();
         let key = format!("wk_{org_id}_{}", random_hex(8));
         let secret = random_hex(32);
         let now = now_ms();
         let origins = serde_json::to_string(allowed_origins).unwrap_or_else(|_| "[]".into());
         let id = transact!(self.store, |c| async {
-            let id = insert_website(c, org_id, name, &key, &secret, now).await?;
+            let id = insert_website(c, org_id, &name, &key, &secret, now).await?;
             c.execute(
-                "UPDATE websites SET verification_required = $3, allowed_origins = $4 \
-                 WHERE org_id = $1 AND id = $2",
-                args![org_id, &id, verification_required, &origins],
+                "UPDATE websites SET verification_required = $3, identity_verification = $4, \
+                 allowed_origins = $5 WHERE org_id = $1 AND id = $2",
+                args![
+                    org_id,
+                    &id,
+                    verification != VerificationMode::Off,
+                    verification.as_str(),
+                    &origins
+                ],
             )
             .await?;
             Ok::<_, StoreError>(id)
         }
         .await)?;
-        self.websites()
-            .await?
-            .into_iter()
-            .find(|w| w.id == id)
-            .ok_or(StoreError::NotFound)
+        self.website(&WebsiteId::new(id)).await
     }
+
+    /// Changes a website's name, verification mode or allowed origins (each when given).
+    /// A change of mode writes an audit entry.
+    pub async fn update_website(
+        self,
+        id: &WebsiteId,
+        name: Option<&str>,
+        verification: Option<VerificationMode>,
+        allowed_origins: Option<&[String]>,
+        actor: &str,
+    ) -> Result<Website, StoreError> {
+        let name = name.map(website_name).transpose()?;
+        let origins =
+            allowed_origins.map(|o| serde_json::to_string(o).unwrap_or_else(|_| "[]".into()));
+        let org_id = self.org_id();
+        let now = now_ms();
+        transact!(self.store, |c| async {
+            let sql =
+                format!("SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 AND id = $2");
+            let before: WebsiteRow = c
+                .fetch_optional(&sql, args![org_id, id.as_str()])
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            c.execute(
+                "UPDATE websites SET name = coalesce($3, name), \
+                 allowed_origins = coalesce($4, allowed_origins) \
+                 WHERE org_id = $1 AND id = $2",
+                args![org_id, id.as_str(), name.as_deref(), origins.as_deref()],
+            )
+            .await?;
+            if let Some(mode) = verification {
+                c.execute(
+                    "UPDATE websites SET identity_verification = $3, verification_required = $4 \
+                     WHERE org_id = $1 AND id = $2",
+                    args![
+                        org_id,
+                        id.as_str(),
+                        mode.as_str(),
+                        mode != VerificationMode::Off
+                    ],
+                )
+                .await?;
+            }
+            if let Some(mode) = verification.filter(|m| m.as_str() != before.identity_verification)
+            {
+                insert_audit(
+                    c,
+                    org_id,
+                    now,
+                    actor,
+                    "website.identity_verification_changed",
+                    id,
+                    serde_json::json!({"old": before.identity_verification, "new": mode.as_str()}),
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await)?;
+        self.website(id).await
+    }
+
+    /// Makes a new identity secret current and keeps the old one as the previous secret (it
+    /// still verifies until [`OrgStore::retire_previous_secret`]); a previous secret from an
+    /// earlier rotation is dropped. Writes an audit entry (without any secret).
+    pub async fn rotate_identity_secret(
+        self,
+        id: &WebsiteId,
+        actor: &str,
+    ) -> Result<Website, StoreError> {
+        let org_id = self.org_id();
+        let secret = random_hex(32);
+        let now = now_ms();
+        transact!(self.store, |c| async {
+            let changed = c
+                .execute(
+                    "UPDATE websites SET previous_identity_secret = identity_secret, \
+                     identity_secret = $3 WHERE org_id = $1 AND id = $2",
+                    args![org_id, id.as_str(), &secret],
+                )
+                .await?;
+            if changed == 0 {
+                return Err(StoreError::NotFound);
+            }
+            insert_audit(
+                c,
+                org_id,
+                now,
+                actor,
+                "website.identity_secret_rotated",
+                id,
+                serde_json::json!({"previous_secret": "kept until retired"}),
+            )
+            .await?;
+            Ok::<_, StoreError>(())
+        }
+        .await)?;
+        self.website(id).await
+    }
+
+    /// Ends the previous identity secret: from now on only the current one verifies. Writes
+    /// an audit entry when there was one to retire.
+    pub async fn retire_previous_secret(
+        self,
+        id: &WebsiteId,
+        actor: &str,
+    ) -> Result<Website, StoreError> {
+        let org_id = self.org_id();
+        let now = now_ms();
+        transact!(self.store, |c| async {
+            let sql =
+                format!("SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 AND id = $2");
+            let before: WebsiteRow = c
+                .fetch_optional(&sql, args![org_id, id.as_str()])
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if before.previous_identity_secret.is_some() {
+                c.execute(
+                    "UPDATE websites SET previous_identity_secret = NULL \
+                     WHERE org_id = $1 AND id = $2",
+                    args![org_id, id.as_str()],
+                )
+                .await?;
+                insert_audit(
+                    c,
+                    org_id,
+                    now,
+                    actor,
+                    "website.previous_identity_secret_retired",
+                    id,
+                    serde_json::json!({}),
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(())
+        }
+        .await)?;
+        self.website(id).await
+    }
+
+    /// The organization's audit log, newest first, paged by entry id.
+    pub async fn audit_log(
+        self,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        if let Some(cur) = cursor {
+            if cur.is_empty() || cur.len() > 64 || !cur.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(StoreError::BadCursor);
+            }
+        }
+        let org_id = self.org_id();
+        let rows: Vec<AuditRow> = read!(self.store, |c| c
+            .fetch_all(
+                "SELECT id, at, actor, action, subject, data FROM audit_log \
+                 WHERE org_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+                args![org_id, cursor, limit + 1],
+            )
+            .await)?;
+        let more = rows.len() as i64 > limit;
+        let items: Vec<AuditEntry> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(AuditEntry::from)
+            .collect();
+        Ok(Page {
+            next_cursor: if more {
+                items.last().map(|e| e.id.clone())
+            } else {
+                None
+            },
+            items,
+            total: None,
+        })
+    }
+}
+
+fn website_name(name: &str) -> Result<String, StoreError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
+    }
+    Ok(name.to_string())
+}
+
+async fn insert_audit<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    website: &WebsiteId,
+    data: serde_json::Value,
+) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO audit_log (org_id, id, at, actor, action, subject, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        args![
+            org_id,
+            new_id(),
+            at,
+            actor,
+            action,
+            format!("website:{}", website.as_str()),
+            data.to_string()
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 async fn insert_website<C: Conn>(
@@ -287,8 +507,9 @@ mod tests {
             name: "Shop".into(),
             website_key: "wk_01org_public".into(),
             identity_secret: "IDENTITYSECRET".into(),
+            previous_identity_secret: Some("PREVIOUSSECRET".into()),
             token_secret: "TOKENSECRET".into(),
-            verification_required: true,
+            identity_verification: "jwt-only".into(),
             allowed_origins: "[]".into(),
             created_at: 0,
         };
@@ -299,7 +520,12 @@ mod tests {
             format!("{row:?}"),
             format!("{website:?}"),
         ] {
-            for secret in ["TOKENSECRET", "IDENTITYSECRET", "PASSWORDSECRET"] {
+            for secret in [
+                "TOKENSECRET",
+                "IDENTITYSECRET",
+                "PASSWORDSECRET",
+                "PREVIOUSSECRET",
+            ] {
                 assert!(!printed.contains(secret), "{printed}");
             }
             assert!(printed.contains("<redacted>"), "{printed}");
@@ -321,8 +547,9 @@ mod tests {
                 name: "n".into(),
                 website_key: "k".into(),
                 identity_secret: "i".into(),
+                previous_identity_secret: None,
                 token_secret: "t".into(),
-                verification_required: true,
+                identity_verification: "hmac-or-jwt".into(),
                 allowed_origins: origins.into(),
                 created_at: 0,
             })

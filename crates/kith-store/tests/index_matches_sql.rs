@@ -228,7 +228,7 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
     let org = creds.org_id.clone();
     let second = store
         .org(&org)
-        .create_website("Second", false, &[])
+        .create_website("Second", kith_core::verify::VerificationMode::Off, &[])
         .await
         .unwrap();
     let mut rng = StdRng::seed_from_u64(7);

@@ -6,7 +6,7 @@ mod bench;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use kith_core::OrgId;
+use kith_core::{OrgId, WebsiteId};
 use kith_server::state::AppState;
 use kith_server::{realtime::Bus, Config, Limits};
 use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
@@ -38,6 +38,11 @@ enum Command {
     Org {
         #[command(subcommand)]
         command: OrgCommand,
+    },
+    /// Manage websites.
+    Website {
+        #[command(subcommand)]
+        command: WebsiteCommand,
     },
     /// Add synthetic contacts, conversations and messages to an organization.
     Seed {
@@ -168,6 +173,26 @@ enum OrgCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum WebsiteCommand {
+    /// Make a new identity secret current and print it (once). The old secret keeps verifying
+    /// user_hashes and identity tokens until it is retired (admin API:
+    /// POST /api/v1/websites/{id}/retire-previous-secret). Written to the audit log.
+    RotateSecret {
+        /// The website's id (see GET /api/v1/websites).
+        #[arg(long)]
+        website: String,
+        /// The organization the website belongs to.
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -240,6 +265,46 @@ async fn main() -> anyhow::Result<()> {
             let done = backup::run(&store, &db.url, &out, json).await;
             store.close().await;
             done
+        }
+        Command::Website {
+            command:
+                WebsiteCommand::RotateSecret {
+                    website,
+                    org,
+                    db,
+                    json,
+                },
+        } => {
+            // Shared: like `org create`, it writes no contacts and may run beside a server.
+            let store = open(&db.url, 1, Access::Shared).await?;
+            let rotated = store
+                .org(&OrgId::new(&org))
+                .rotate_identity_secret(&WebsiteId::new(&website), "cli")
+                .await;
+            store.close().await;
+            let w = match rotated {
+                Err(kith_store::StoreError::NotFound) => {
+                    anyhow::bail!("no website {website} in organization {org}")
+                }
+                other => other.context("rotating the identity secret")?,
+            };
+            if json {
+                let out = serde_json::json!({
+                    "website_id": w.id.as_str(),
+                    "identity_secret": w.identity_secret,
+                    "previous_secret_active": w.previous_identity_secret.is_some(),
+                });
+                println!("{out}");
+            } else {
+                println!("Identity secret of website {} rotated.", w.id);
+                println!("  New identity secret:  {}", w.identity_secret);
+                println!(
+                    "The previous secret keeps verifying until you retire it \
+                     (POST /api/v1/websites/{}/retire-previous-secret).",
+                    w.id
+                );
+            }
+            Ok(())
         }
         Command::Org {
             command:

@@ -408,3 +408,70 @@ async fn sign_in_to_the_panel(base: &str, lines: &[String]) {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains(email));
 }
+
+/// `kith website rotate-secret --json`: one line with the new secret; the old one is kept as
+/// the previous secret (it still verifies until retired) and the rotation is in the audit log
+/// by `cli`; an unknown website is a clear error.
+async fn rotate_secret(db: &str) {
+    let creds = org_create(db);
+    let org = creds["org_id"].as_str().unwrap().to_string();
+    let old = creds["identity_secret"].as_str().unwrap().to_string();
+    let store = kith_store::Store::open_with(db, 1, kith_store::Access::Shared)
+        .await
+        .unwrap();
+    let org_id = kith_core::OrgId::new(&org);
+    let website = store.org(&org_id).websites().await.unwrap()[0].id.clone();
+    let out = kith()
+        .args(["website", "rotate-secret", "--website", website.as_str()])
+        .args(["--org", &org, "--json", "--db", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let new = v["identity_secret"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert_eq!(v["website_id"], website.as_str());
+    assert_eq!(v["previous_secret_active"], true);
+    let w = store.org(&org_id).website(&website).await.unwrap();
+    assert_eq!(w.identity_secret, new);
+    assert_eq!(w.previous_identity_secret.as_deref(), Some(old.as_str()));
+    let log = store.org(&org_id).audit_log(None, 10).await.unwrap();
+    assert_eq!(log.items.len(), 1);
+    assert_eq!(log.items[0].actor, "cli");
+    assert_eq!(log.items[0].action, "website.identity_secret_rotated");
+    store.close().await;
+
+    let out = kith()
+        .args([
+            "website",
+            "rotate-secret",
+            "--website",
+            "nope",
+            "--org",
+            &org,
+            "--db",
+            db,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no website nope"));
+}
+
+#[tokio::test]
+async fn website_rotate_secret_sqlite() {
+    let dir = temp_dir();
+    rotate_secret(&format!("sqlite://{}/k.db", dir.display())).await;
+}
+
+#[tokio::test]
+async fn website_rotate_secret_postgres() {
+    let pg = pg_db().await;
+    rotate_secret(&pg.url.clone()).await;
+}

@@ -19,6 +19,8 @@ use futures::Stream;
 use kith_core::contact::parse_message_body;
 use kith_core::conversation::idempotency_key;
 use kith_core::identity::{Claim, IdentifyError};
+use kith_core::identity_token::TokenClaimError;
+use kith_core::verify::VerificationMode;
 use kith_core::{ConversationId, ValidationError, VisitorId};
 use kith_store::{new_id, Conversation};
 use serde::{Deserialize, Serialize};
@@ -115,8 +117,18 @@ pub struct IdentifyRequest {
     #[schema(max_length = 255, format = Email)]
     pub email: Option<String>,
     /// Lowercase hex HMAC-SHA256(identity_secret, user_id as sent — or email when no user_id).
+    /// Refused (401 `user_hash_not_accepted`) by a website in `jwt-only` mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_hash: Option<String>,
+    /// A JWT signed with HS256 under the website's identity secret, carrying `user_id` and/or
+    /// `email` (optionally `name`, `phone`, `company`, `metadata`), `exp` at most 24 h ahead,
+    /// `iat`. Its claims are verified identity. Given a token, the body may repeat its
+    /// `user_id`/`email` only unchanged and may carry no other field (422 naming the field):
+    /// put them in the token, or send them in an identify of their own (unverified).
+    /// Refusals answer 401 with a code naming the reason (`token_expired`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 8192)]
+    pub identity_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 255)]
     pub name: Option<String>,
@@ -155,30 +167,126 @@ fn user_id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     d.deserialize_any(Text)
 }
 
+/// Beside an identity token the body may repeat the token's `user_id` and `email` unchanged;
+/// any other identity or profile field is refused (422 naming it), so nothing unverified
+/// rides along with a verified identity.
+fn fields_beside_a_token(body: &IdentifyRequest, claim: &Claim) -> Result<(), ApiError> {
+    let differs = |field: &str| {
+        ApiError::Invalid(ValidationError::new(
+            field,
+            "differs from the identity_token's claim (or the token has none); send it inside the token",
+        ))
+    };
+    if let Some(u) = body.user_id.as_deref().filter(|u| !u.trim().is_empty()) {
+        if claim.user_id.as_ref().map(|t| t.as_str()) != Some(u.trim()) {
+            return Err(differs("user_id"));
+        }
+    }
+    if let Some(e) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
+        let same = claim
+            .email
+            .as_ref()
+            .is_some_and(|t| t.as_str().trim().eq_ignore_ascii_case(e.trim()));
+        if !same {
+            return Err(differs("email"));
+        }
+    }
+    let beside = [
+        ("user_hash", body.user_hash.is_some()),
+        ("name", body.name.is_some()),
+        ("phone", body.phone.is_some()),
+        ("company", body.company.is_some()),
+        (
+            "metadata",
+            body.metadata.as_ref().is_some_and(|m| !m.is_null()),
+        ),
+    ];
+    if let Some((field, _)) = beside.into_iter().find(|(_, given)| *given) {
+        return Err(ApiError::Invalid(ValidationError::new(
+            field,
+            "cannot be sent beside an identity_token: put it inside the token, or send it in an identify of its own (unverified)",
+        )));
+    }
+    Ok(())
+}
+
 /// Tell Kith who the visitor is (from the customer's app, through the widget SDK).
 #[utoipa::path(post, path = "/api/widget/v1/identify", tag = "widget",
     request_body = IdentifyRequest,
     responses((status = 200, body = IdentifyResponse),
-              (status = 401, description = "user_id without a valid user_hash, or no visitor token"),
+              (status = 401, description = "user_id without a valid user_hash or identity_token (`identity_unverified`), an identity_token refused (`token_expired`, `token_not_yet_valid`, `token_bad_signature`, `token_bad_algorithm`, `token_missing_exp`, `token_exp_too_far`, `token_malformed`, `token_missing_identity`), a user_hash on a jwt-only website (`user_hash_not_accepted`), a token on an hmac website (`identity_token_not_accepted`), or no visitor token"),
               (status = 422, description = "invalid value, naming the field")))]
 async fn identify(
     State(state): State<AppState>,
     auth: VisitorAuth,
     JsonBody(body): JsonBody<IdentifyRequest>,
 ) -> ApiResult<Json<IdentifyResponse>> {
-    let secret = auth
-        .website
-        .verification_required
-        .then_some(auth.website.identity_secret.as_str());
-    // The domain parser reads the claim as JSON (absent fields stay absent).
-    let json = serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let claim = Claim::from_identify(&json, secret).map_err(|e| match e {
-        IdentifyError::Invalid(v) => ApiError::Invalid(v),
-        IdentifyError::Unverified => ApiError::Unauthorized {
-            code: "identity_unverified",
-            message: "a user_id needs a valid user_hash (HMAC-SHA256 of the user_id with the website's identity secret)".into(),
-        },
-    })?;
+    let website = &auth.website;
+    let mode = website.verification;
+    let secrets = website.verifying_secrets();
+    let claim = match body.identity_token.as_deref() {
+        Some(token) => {
+            if !mode.accepts_token() && mode != VerificationMode::Off {
+                return Err(ApiError::Unauthorized {
+                    code: "identity_token_not_accepted",
+                    message: "this website verifies identities with user_hash only (mode hmac)"
+                        .into(),
+                });
+            }
+            // A token is always checked, even with verification off: a token that does not
+            // verify is a mistake of the app that minted it, better seen at once.
+            let all = std::iter::once(website.identity_secret.as_str())
+                .chain(website.previous_identity_secret.as_deref())
+                .collect::<Vec<_>>();
+            let now_secs = kith_store::now_ms().div_euclid(1000);
+            let claim = Claim::from_identity_token(token, &all, now_secs).map_err(|e| match e {
+                TokenClaimError::Token(t) => ApiError::Unauthorized {
+                    code: t.code(),
+                    message: t.message().into(),
+                },
+                TokenClaimError::Invalid(v) => ApiError::Invalid(ValidationError::new(
+                    "identity_token",
+                    format!("claim {}: {}", v.field, v.message),
+                )),
+            })?;
+            fields_beside_a_token(&body, &claim)?;
+            claim
+        }
+        None => {
+            if mode == VerificationMode::JwtOnly
+                && body
+                    .user_hash
+                    .as_deref()
+                    .is_some_and(|h| !h.trim().is_empty())
+            {
+                return Err(ApiError::Unauthorized {
+                    code: "user_hash_not_accepted",
+                    message:
+                        "this website verifies identities with identity_token only (mode jwt-only)"
+                            .into(),
+                });
+            }
+            // The domain parser reads the claim as JSON (absent fields stay absent). In
+            // jwt-only mode no secret verifies a hash: a user id without a token is refused.
+            let json =
+                serde_json::to_value(&body).map_err(|e| ApiError::Internal(e.to_string()))?;
+            let secrets: Option<Vec<&str>> = match mode {
+                VerificationMode::JwtOnly => Some(Vec::new()),
+                _ => secrets,
+            };
+            Claim::from_identify_with(&json, secrets.as_deref()).map_err(|e| match e {
+                IdentifyError::Invalid(v) => ApiError::Invalid(v),
+                IdentifyError::Unverified => ApiError::Unauthorized {
+                    code: "identity_unverified",
+                    message: if mode == VerificationMode::JwtOnly {
+                        "a user_id needs a valid identity_token (this website is jwt-only)".into()
+                    } else {
+                        "a user_id needs a valid user_hash (HMAC-SHA256 of the user_id with the website's identity secret) or identity_token".into()
+                    },
+                },
+            })?
+        }
+    };
     let out = state
         .store
         .website(&auth.website)
@@ -405,6 +513,16 @@ async fn events(
     let mut rx = state.bus.subscribe();
     let website = auth.website.clone();
     let visitor_id = auth.visitor_id.clone();
+    // The contact this stream serves. When the visitor later turns out to be linked to
+    // another contact (a log-out/log-in switch of SPEC rule 4, or a merge), the stream ends:
+    // a shared browser never receives the previous person's replies, and the widget reopens
+    // the stream for whoever it is now (issue 20).
+    let mut opened_for = state
+        .store
+        .website(&website)
+        .visitor(&visitor_id)
+        .await?
+        .and_then(|v| v.contact_id);
     let stream = async_stream::stream! {
         let _slots = (visitor_slot, ip_slot);
         let _gauge = metrics::SseGuard::new();
@@ -445,6 +563,13 @@ async fn events(
             if concerns_it || refreshed.is_none_or(|t| t.elapsed() > STREAM_VISITOR_REFRESH) {
                 visitor = state.store.website(&website).visitor(&visitor_id).await.ok().flatten();
                 refreshed = Some(Instant::now());
+            }
+            let now_for = contact_of(&visitor);
+            if opened_for.is_some() && now_for != opened_for {
+                break;
+            }
+            if opened_for.is_none() && now_for.is_some() {
+                opened_for = now_for;
             }
             let Some(v) = &visitor else { continue };
             let Some(contact_id) = v.contact_id.as_deref() else { continue };
