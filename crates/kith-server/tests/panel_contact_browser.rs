@@ -68,6 +68,17 @@ both_backends! {
         b.find(&heading("Ada Lovelace")).await;
         assert!(b.absent(&textbox("Name")).await, "the form closed");
 
+        // An invalid phone: 422, the reason beside the field, the value kept in the box.
+        b.click(&button("Edit phone")).await;
+        b.fill("Phone", "call me maybe").await;
+        b.click(&button("Save phone")).await;
+        let message = b.text(&alert()).await;
+        assert!(message.starts_with("Phone "), "{message}");
+        let phone = b.find(&textbox("Phone")).await;
+        assert_eq!(phone.prop("value").await.unwrap().as_deref(), Some("call me maybe"));
+        b.click(&button("Cancel editing phone")).await;
+        b.find(&button("Edit phone")).await;
+
         // A tag.
         b.fill("New tag", "vip").await;
         b.click(&button("Add tag")).await;
