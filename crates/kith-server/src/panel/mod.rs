@@ -2,6 +2,9 @@
 //! page) with htmx, served by the binary with its assets embedded.
 //!
 //! - `assets.rs`   embedded, fingerprinted static files (`/assets/...`)
+//! - `contact.rs`  `/contacts/{id}`: a contact's fields edited in place, tags, metadata,
+//!   timeline, conversations
+//! - `conversation.rs` `/conversations/{id}`: transcript, agent reply, escalate, resolve
 //! - `auth.rs`     sign-in and sign-out, `PanelSession` and `CsrfForm` extractors, the session
 //!   cookie as an admin-API credential
 //! - `cookies.rs`  reading and writing the panel's cookies (flags in one place)
@@ -17,6 +20,8 @@
 pub mod assets;
 pub mod auth;
 pub mod contacts;
+pub mod contact;
+pub mod conversation;
 pub mod cookies;
 pub mod csrf;
 pub mod settings;
@@ -44,6 +49,8 @@ pub fn router() -> Router<AppState> {
         .route("/settings/admins", post(settings::add_admin))
         .route("/settings/password", post(settings::change_password))
         .route("/assets/{file}", get(assets::serve))
+        .merge(contact::router())
+        .merge(conversation::router())
 }
 
 /// Whether htmx made the request (`HX-Request`), so a handler may answer with the partial
