@@ -347,4 +347,43 @@ both_backends! {
         b.assert_no_console_errors().await;
         b.close().await;
     }
+
+    // Issue 20: a page identifies user A, then user B in the same browser (a shared computer):
+    // B never receives or sees a message addressed to A.
+    async fn a_shared_browser_never_shows_the_previous_persons_replies(app) {
+        let (host, server) = serve_host(host_page(&app.base, &app.creds.website_key)).await;
+        let b = Browser::open(&app.base).await;
+        b.goto_url(&host).await;
+        let a_hash = app.user_hash("u-a");
+        kith(&b, "identify", json!({"user_id": "u-a", "user_hash": a_hash})).await;
+        b.in_widget(&button("Open chat")).await.click().await.expect("open");
+        write(&b, "I am A").await;
+        let a = wait_for_contacts(app, "A", |c| c.len() == 1).await;
+        let a_conversation = only_conversation(app, a[0]["id"].as_str().unwrap()).await;
+        reply(app, &a_conversation, "For A only: your invoice").await;
+        b.wait_for_widget_text("For A only: your invoice").await;
+
+        let b_hash = app.user_hash("u-b");
+        kith(&b, "identify", json!({"user_id": "u-b", "user_hash": b_hash})).await;
+        let started = Instant::now();
+        while b.widget_log().await.contains("For A only") {
+            assert!(started.elapsed() < browser::WAIT, "A's messages stay on the page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        reply(app, &a_conversation, "For A only: a second reply").await;
+        write(&b, "I am B").await;
+        let both = wait_for_contacts(app, "B", |c| c.len() == 2).await;
+        let b_contact = both.iter().find(|c| c["user_id"] == "u-b").expect("B");
+        let b_conversation = only_conversation(app, b_contact["id"].as_str().unwrap()).await;
+        reply(app, &b_conversation, "For B").await;
+        // B's reply arrives live, after A's second one was sent: had A's reached this
+        // browser, it would be there by now.
+        b.wait_for_widget_text("For B").await;
+        let log = b.widget_log().await;
+        assert!(!log.contains("For A only"), "{log}");
+        let heard = page_value(&b, "window.received").await;
+        assert_eq!(heard, json!(["For A only: your invoice", "For B"]), "the page's listener");
+        b.close().await;
+        server.abort();
+    }
 }

@@ -289,6 +289,8 @@
       outbox.shift();
       store(OUTBOX, outbox);
       conversationId = d.conversation_id;
+      // Whose chat this is now: an identify that lands elsewhere is another person.
+      store(NAME + "_contact", d.contact_id);
       seen[d.message_id] = true;
       render({ id: d.message_id, key: item.key, body: item.body, author: "visitor" });
       retryDelay = 1000;
@@ -386,7 +388,7 @@
         // The visitor now belongs to another contact (another user logged in on this browser,
         // whether named by user_id or inside an identity_token; or a merge): nothing of what
         // the page showed stays, and the live stream starts again for the new contact.
-        if (before && d.contact_id && d.contact_id !== before) {
+        if (before && (d.contact_id || null) !== before) {
           // Another person on this browser: nothing of the previous one stays on the page.
           disconnect();
           conversationId = null;

@@ -19,8 +19,8 @@
 
 pub mod assets;
 pub mod auth;
-pub mod contacts;
 pub mod contact;
+pub mod contacts;
 pub mod conversation;
 pub mod cookies;
 pub mod csrf;
