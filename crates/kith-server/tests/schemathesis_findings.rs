@@ -8,6 +8,23 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 both_backends! {
+    async fn names_with_control_characters_are_refused_not_a_server_error(app) {
+        // A website name holding NUL answered 500 on PostgreSQL (it refuses NUL in text):
+        // every required name (website, list) now refuses control characters with a 422.
+        for (path, body) in [
+            ("/api/v1/websites", json!({"name": "a\u{0}b", "identity_verification_mode": "off"})),
+            ("/api/v1/websites", json!({"name": "tab\there"})),
+            ("/api/v1/lists", json!({"name": "a\u{0}b", "filter": {}})),
+        ] {
+            let (s, v) = app.admin(Method::POST, path, Some(body)).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {v}");
+            assert_eq!(v["error"]["field"], "name", "{v}");
+        }
+        let (s, sites) = app.get("/api/v1/websites").await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(sites["items"].as_array().unwrap().len(), 1, "nothing was created: {sites}");
+    }
+
     async fn a_filter_of_a_hundred_tags_answers_at_once(app) {
         // A filter of 100 tags (the cap) in `tags.all` compiled to one semi-join per tag,
         // which PostgreSQL took seconds to plan for every count: a few such lists made

@@ -6,7 +6,7 @@ use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
 use crate::model::{AuditEntry, AuditRow, Website, WebsiteRow, REDACTED};
 use crate::{read, transact, OrgStore, Store, StoreError};
 use kith_core::verify::VerificationMode;
-use kith_core::{OrgId, ValidationError, WebsiteId};
+use kith_core::{OrgId, WebsiteId};
 use serde::Serialize;
 
 /// What `kith org create` prints: everything needed to sign in, call the API and install the
@@ -70,10 +70,8 @@ impl Store {
     /// Creates an organization with one website (identity verification on), one admin with a
     /// random password and one API token.
     pub async fn create_org(&self, new: &NewOrg) -> Result<Credentials, StoreError> {
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 255 {
-            return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
-        }
+        let name = kith_core::validate::required_name("name", &new.name)?;
+        let name = name.as_str();
         let org_id = new_id();
         let admin_password = random_hex(12);
         let password = admin_password.clone();
@@ -413,11 +411,7 @@ impl OrgStore<'_> {
 }
 
 fn website_name(name: &str) -> Result<String, StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(ValidationError::new("name", "must be 1 to 255 characters").into());
-    }
-    Ok(name.to_string())
+    Ok(kith_core::validate::required_name("name", name)?)
 }
 
 async fn insert_audit<C: Conn>(

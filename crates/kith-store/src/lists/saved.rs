@@ -43,11 +43,7 @@ fn builtin_filter(id: &str) -> Option<ListFilter> {
 }
 
 fn check_name(name: &str) -> Result<String, ValidationError> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > 255 {
-        return Err(ValidationError::new("name", "must be 1 to 255 characters"));
-    }
-    Ok(n.to_string())
+    kith_core::validate::required_name("name", name)
 }
 
 #[derive(sqlx::FromRow)]
