@@ -369,9 +369,13 @@ async fn page(
             href: String::new(),
         });
     let all_count = lists.iter().find(|l| l.id == "all").map_or(0, |l| l.count);
-    let website_key = match org.websites().await {
-        Ok(w) => w.first().map(|w| w.website_key.clone()).unwrap_or_default(),
-        Err(_) => String::new(),
+    // The snippet is shown only to an organization without contacts: no query otherwise.
+    let website_key = match all_count {
+        0 => match org.websites().await {
+            Ok(w) => w.first().map(|w| w.website_key.clone()).unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+        _ => String::new(),
     };
     let base_url = headers
         .get(header::HOST)
