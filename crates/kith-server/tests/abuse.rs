@@ -485,6 +485,9 @@ async fn a_burst_of_replies_all_reach_the_event_stream(backend: Backend) {
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| d.split("\"body\":\"").nth(1))
         .filter_map(|rest| rest.split('"').next())
+        // On PostgreSQL the visitor's own "hello" travels through NOTIFY and may reach the
+        // stream after it opened: it belongs there, but this test is about the replies.
+        .filter(|body| *body != "hello")
         .collect();
     let want: Vec<String> = (0..40).map(|i| format!("reply-{i:02}")).collect();
     assert_eq!(seen, want, "{buf}");
