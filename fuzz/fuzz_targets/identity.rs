@@ -7,10 +7,18 @@
 //! through them. Invariants: what is accepted is within the spec's limits, trimmed and stable
 //! (parsing the stored value again gives it back); the email key is lower-case ASCII and
 //! stable; tags are unique ignoring case; a claim is verified only by a matching hash.
+//!
+//! Identity tokens (`Claim::from_identity_token`): the input as a token string, and the JSON
+//! as the payload of a token signed here with the right secret, with a wrong one, and with one
+//! byte of its signature changed. Invariants: only the right secret verifies; a verified claim
+//! carries a user id or an email, only values of the payload, within the limits; its `exp`
+//! lies within the allowed window; overlaying it never adds proof to another claim.
 #![no_main]
 
 use kith_core::contact::{Email, Metadata, Phone, ProfilePatch, Tags, Text};
+use base64::Engine;
 use kith_core::identity::{Claim, IdentifyError};
+use kith_core::identity_token::{TokenClaimError, CLOCK_SKEW_SECS, MAX_LIFETIME_SECS};
 use kith_core::limits::{
     FIELD_MAX_CHARS, METADATA_KEY_MAX_CHARS, METADATA_MAX_KEYS, METADATA_VALUE_MAX_CHARS, TAGS_MAX,
     TAG_MAX_CHARS,
@@ -19,6 +27,70 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
 const SECRET: &str = "fuzz-identity-secret";
+/// The fuzz target's clock (tokens are checked at a given time; the core has no clock).
+const NOW: i64 = 1_800_000_000;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An HS256 JWT of `payload`, signed with `secret`.
+fn sign(payload: &Value, secret: &str) -> String {
+    let signing = format!(
+        "{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(payload.to_string().as_bytes())
+    );
+    let sig = kith_core::verify::hmac_sha256(secret.as_bytes(), signing.as_bytes());
+    format!("{signing}.{}", b64(&sig))
+}
+
+/// Checks the identity-token invariants for this input; returns the verified claim, if any.
+fn tokens(data: &[u8], body: Option<&Value>) -> Option<Claim> {
+    if let Ok(s) = std::str::from_utf8(data) {
+        // Arbitrary text is a token only by forging HMAC-SHA256: never verified.
+        assert!(
+            Claim::from_identity_token(s, &[SECRET], NOW).is_err(),
+            "random bytes verified as a token: {s:?}"
+        );
+    }
+    let payload = body?;
+    let token = sign(payload, SECRET);
+    let wrong = sign(payload, "another-secret");
+    assert!(matches!(
+        Claim::from_identity_token(&wrong, &[SECRET], NOW),
+        Err(TokenClaimError::Token(_))
+    ));
+    let mut tampered = token.clone().into_bytes();
+    let last = tampered.len() - 2; // a full base64 character of the signature
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    assert!(Claim::from_identity_token(&tampered, &[SECRET], NOW).is_err());
+    let claim = match Claim::from_identity_token(&token, &["", "other", SECRET], NOW) {
+        Ok(c) => c,
+        Err(TokenClaimError::Invalid(e)) => {
+            assert!(!e.field.is_empty());
+            return None;
+        }
+        Err(TokenClaimError::Token(_)) => return None,
+    };
+    let exp = payload["exp"].as_f64().expect("a verified token has a numeric exp");
+    let skew = CLOCK_SKEW_SECS as f64;
+    assert!(exp + skew > NOW as f64 && exp <= (NOW + MAX_LIFETIME_SECS) as f64 + skew);
+    assert!(claim.verified && (claim.user_id.is_some() || claim.email.is_some()));
+    assert_eq!(claim.user_id_verified, claim.user_id.is_some());
+    assert_eq!(claim.email_verified, claim.email.is_some());
+    assert!(claim.unverified.is_empty(), "a token's values are all proven");
+    claim.user_id.iter().chain(&claim.name).chain(&claim.company).for_each(check_text);
+    claim.email.iter().for_each(check_email);
+    claim.phone.iter().for_each(check_phone);
+    check_metadata(&claim.metadata);
+    // Only the payload's own values: what it sent as user id is what the claim holds.
+    if let Some(u) = &claim.user_id {
+        assert_eq!(payload["user_id"].as_str().map(str::trim), Some(u.as_str()));
+    }
+    Some(claim)
+}
 
 fn check_text(t: &Text) {
     let s = t.as_str();
@@ -129,8 +201,10 @@ fuzz_target!(|data: &[u8]| {
         single_fields(s);
     }
     let Ok(body) = serde_json::from_slice::<Value>(data) else {
+        tokens(data, None);
         return;
     };
+    let token_claim = tokens(data, Some(&body));
     if let Ok(t) = Tags::parse("tags", &body) {
         check_tags(&t);
     }
@@ -169,7 +243,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // The remembered identity: a claim overlaid on itself and on the other keeps the limits.
-    if let [a, b] = &claims[..] {
+    claims.extend(token_claim);
+    if claims.len() >= 2 {
+        let (a, b) = (&claims[0], &claims[claims.len() - 1]);
         for (older, newer) in [(a, b), (b, a), (a, a)] {
             if let Ok(c) = older.clone().overlay(newer.clone()) {
                 check_metadata(&c.metadata);

@@ -36,6 +36,41 @@ pub struct Claim {
     /// Every value of the claim may overwrite stored ones (a verified identify).
     #[serde(default)]
     pub verified: bool,
+    /// Profile values sent beside an identity token but outside it: the token proves only
+    /// what it carries, so these only fill fields the contact lacks, whatever `verified` says.
+    #[serde(default, skip_serializing_if = "Unverified::is_empty")]
+    pub unverified: Unverified,
+}
+
+/// Profile values nobody proved, riding along with a verified claim (see [`Claim::unverified`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unverified {
+    pub name: Option<Text>,
+    pub phone: Option<Phone>,
+    pub company: Option<Text>,
+    #[serde(default)]
+    pub metadata: MetadataPatch,
+}
+
+impl Unverified {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.phone.is_none()
+            && self.company.is_none()
+            && self.metadata.is_empty()
+    }
+
+    /// The newer values win, key by key.
+    fn overlay(self, newer: Unverified) -> Unverified {
+        let mut metadata = self.metadata;
+        metadata.extend(newer.metadata);
+        Unverified {
+            name: newer.name.or(self.name),
+            phone: newer.phone.or(self.phone),
+            company: newer.company.or(self.company),
+            metadata,
+        }
+    }
 }
 
 /// Why an identify call is refused.
@@ -163,7 +198,15 @@ impl Claim {
             .keys()
             .filter(|k| !self.metadata.contains_key(*k))
             .count();
-        if self.metadata.len() + added > METADATA_MAX_KEYS {
+        let added_unverified = newer
+            .unverified
+            .metadata
+            .keys()
+            .filter(|k| !self.unverified.metadata.contains_key(*k))
+            .count();
+        if self.metadata.len() + added > METADATA_MAX_KEYS
+            || self.unverified.metadata.len() + added_unverified > METADATA_MAX_KEYS
+        {
             return Err(ValidationError::new(
                 "metadata",
                 format!(
@@ -202,6 +245,7 @@ impl Claim {
             user_id_verified,
             email_verified,
             verified,
+            unverified: self.unverified.overlay(newer.unverified),
         })
     }
 
@@ -214,7 +258,7 @@ impl Claim {
         keys: NewKeys,
         email: &Option<Email>,
     ) -> Result<crate::contact::Changes, ValidationError> {
-        profile.write_identity(
+        let mut changes = profile.write_identity(
             mode,
             keys,
             &self.user_id,
@@ -223,7 +267,27 @@ impl Claim {
             &self.phone,
             &self.company,
             &self.metadata,
-        )
+        )?;
+        if !self.unverified.is_empty() {
+            // After the proven values, so a value the token carries always wins; keys past
+            // the limit are dropped rather than failing the proven part.
+            let keys = match keys {
+                NewKeys::None => NewKeys::None,
+                _ => NewKeys::UpToLimit,
+            };
+            let u = &self.unverified;
+            changes.merge_later(profile.write_identity(
+                WriteMode::FillAbsent,
+                keys,
+                &None,
+                (&None, false),
+                &u.name,
+                &u.phone,
+                &u.company,
+                &u.metadata,
+            )?);
+        }
+        Ok(changes)
     }
 
     pub fn write_mode(&self) -> WriteMode {
@@ -894,6 +958,77 @@ mod tests {
         assert!(matches!(e, IdentifyError::Invalid(v) if v.field == "email"));
         let e = Claim::from_identify(&json!({"name": 3}), None).unwrap_err();
         assert!(matches!(e, IdentifyError::Invalid(v) if v.field == "name"));
+    }
+
+    #[test]
+    fn unverified_values_beside_a_proven_claim_only_fill_absent_fields() {
+        use crate::contact::Profile;
+        let mut profile = Profile {
+            company: Text::parse("company", "Real Co").unwrap(),
+            ..Profile::default()
+        };
+        let mut proven = claim(Some("u"), None, false);
+        proven.name = Text::parse("name", "Ann").unwrap();
+        proven.unverified = Unverified {
+            name: Text::parse("name", "Mallory").unwrap(),
+            company: Text::parse("company", "Fake Co").unwrap(),
+            phone: Phone::parse("phone", "+14155550100").unwrap(),
+            metadata: [("plan".to_string(), Some(json!("pro")))]
+                .into_iter()
+                .collect(),
+        };
+        let changes = proven
+            .apply_to(
+                &mut profile,
+                WriteMode::Overwrite,
+                NewKeys::RefuseOverLimit,
+                &None,
+            )
+            .unwrap();
+        assert_eq!(
+            profile.name.as_ref().unwrap().as_str(),
+            "Ann",
+            "the proven value wins"
+        );
+        assert_eq!(
+            profile.company.as_ref().unwrap().as_str(),
+            "Real Co",
+            "never overwritten"
+        );
+        assert_eq!(
+            profile.phone.as_ref().unwrap().as_str(),
+            "+14155550100",
+            "absent: filled"
+        );
+        assert_eq!(profile.metadata.get("plan"), Some(&json!("pro")));
+        // One entry per field in the timeline, whichever step wrote it.
+        let fields: Vec<&str> = changes.0.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(
+            fields.iter().filter(|f| **f == "metadata").count(),
+            1,
+            "{fields:?}"
+        );
+        assert!(!fields.contains(&"company"), "{fields:?}");
+    }
+
+    #[test]
+    fn overlay_keeps_unverified_extras_apart_from_the_proof() {
+        let mut token = claim(Some("u"), None, false);
+        token.unverified.name = Text::parse("name", "Extra").unwrap();
+        // The same token again, without extras: still verified, the extras remembered.
+        let c = token
+            .clone()
+            .overlay(claim(Some("u"), None, false))
+            .unwrap();
+        assert!(c.verified);
+        assert_eq!(c.unverified.name.as_ref().unwrap().as_str(), "Extra");
+        assert_eq!(
+            c.name, None,
+            "an unverified value never becomes a proven one"
+        );
+        // Another person: nothing of the first carries over.
+        let c = token.overlay(claim(Some("v"), None, false)).unwrap();
+        assert!(c.unverified.is_empty());
     }
 
     #[test]

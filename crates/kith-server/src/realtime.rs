@@ -7,7 +7,7 @@ use crate::state::AppState;
 use crate::views;
 use kith_core::conversation::AuthorKind;
 use kith_core::{ContactId, ConversationId, OrgId, VisitorId, WebsiteId};
-use kith_store::PostedMessage;
+use kith_store::{Announcement, PostedMessage};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -36,10 +36,18 @@ impl MessageEvent {
     }
 }
 
-/// Fan-out of message events inside this process.
+/// A visitor's identify linked it to another person: streams opened for the previous one end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisitorSwitch {
+    pub org_id: OrgId,
+    pub visitor_id: VisitorId,
+}
+
+/// Fan-out of message events (and visitor switches) inside this process.
 #[derive(Clone)]
 pub struct Bus {
     local: broadcast::Sender<MessageEvent>,
+    switches: broadcast::Sender<VisitorSwitch>,
 }
 
 impl Default for Bus {
@@ -52,7 +60,8 @@ impl Bus {
     pub fn new() -> Self {
         // Slow subscribers that fall this far behind skip events rather than hold memory.
         let (local, _) = broadcast::channel(4096);
-        Bus { local }
+        let (switches, _) = broadcast::channel(1024);
+        Bus { local, switches }
     }
 
     /// Delivers to this process's subscribers.
@@ -63,6 +72,14 @@ impl Bus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<MessageEvent> {
         self.local.subscribe()
+    }
+
+    pub fn deliver_switch_local(&self, switch: VisitorSwitch) {
+        let _ = self.switches.send(switch);
+    }
+
+    pub fn subscribe_switches(&self) -> broadcast::Receiver<VisitorSwitch> {
+        self.switches.subscribe()
     }
 }
 
@@ -88,6 +105,24 @@ impl AppState {
         }
     }
 
+    /// Tells every process that a visitor now belongs to another contact, so each ends the
+    /// event streams it holds for the previous one at once (issue 20).
+    pub async fn publish_visitor_switch(&self, org_id: &OrgId, visitor_id: &VisitorId) {
+        let switch = VisitorSwitch {
+            org_id: org_id.clone(),
+            visitor_id: visitor_id.clone(),
+        };
+        match self.store.announce_visitor_switch(org_id, visitor_id).await {
+            Ok(true) => {}
+            Ok(false) => self.bus.deliver_switch_local(switch),
+            Err(e) => {
+                // Streams still end at their next event concerning the visitor; here at once.
+                tracing::warn!(error = %e, "could not announce a visitor switch to other processes");
+                self.bus.deliver_switch_local(switch);
+            }
+        }
+    }
+
     /// On PostgreSQL: feeds messages announced by any process into this process's bus,
     /// starting with `first` (already listening, so nothing published after start is missed).
     pub(crate) async fn relay_announcements(self, first: Option<kith_store::MessageListener>) {
@@ -107,7 +142,7 @@ impl AppState {
             };
             loop {
                 match listener.next().await {
-                    Ok((org_id, message_id)) => {
+                    Ok(Announcement::Message(org_id, message_id)) => {
                         match self.store.org(&org_id).posted_message(&message_id).await {
                             Ok(posted) => {
                                 self.bus.deliver_local(MessageEvent::new(&org_id, &posted))
@@ -115,6 +150,9 @@ impl AppState {
                             Err(e) => tracing::warn!(error = %e, "announced message not loadable"),
                         }
                     }
+                    Ok(Announcement::VisitorSwitched(org_id, visitor_id)) => self
+                        .bus
+                        .deliver_switch_local(VisitorSwitch { org_id, visitor_id }),
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                         break;

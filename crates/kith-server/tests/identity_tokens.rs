@@ -142,11 +142,81 @@ both_backends! {
         let (s, err) = second.identify(json!({"identity_token": token, "user_id": "u-bob"})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
         assert_eq!(err["error"]["field"], "user_id");
-        // Unverified fields do not ride along with a token.
-        let (s, err) = second.identify(json!({"identity_token": token, "name": "Mallory"})).await;
+        // Fields beside the token are unverified: they fill what the contact lacks and never
+        // overwrite what it holds, even on the contact the token proves.
+        let (s, out) = second.identify(json!({"identity_token": token, "name": "Mallory",
+            "company": "Acme", "metadata": {"plan": "pro"}})).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
+        let c = app.contact(&contact).await;
+        assert_eq!(c["name"], "Ann Token", "{c}");
+        assert_eq!(c["company"], "Acme", "{c}");
+        assert_eq!(c["metadata"]["plan"], "pro", "{c}");
+        let (s, _) = second.identify(json!({"identity_token": token, "company": "Evil Corp",
+            "metadata": {"plan": "free"}})).await;
+        assert_eq!(s, StatusCode::OK);
+        let c = app.contact(&contact).await;
+        assert_eq!((c["company"].as_str(), c["metadata"]["plan"].as_str()), (Some("Acme"), Some("pro")));
+        // A value inside the token still overwrites (it is proven).
+        let renamed = hs256(&json!({"user_id": "u-ann", "company": "Acme Two",
+            "exp": now() + 600, "iat": now()}), &app.creds.identity_secret);
+        let (s, _) = second.identify(json!({"identity_token": renamed, "company": "Evil Corp"})).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(app.contact(&contact).await["company"], "Acme Two");
+        // An email contradicting the token's is refused; a user_hash beside it is ignored.
+        let (s, err) = second.identify(json!({"identity_token": token, "email": "other@x.io"})).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
-        assert_eq!(err["error"]["field"], "name");
+        assert_eq!(err["error"]["field"], "email");
+        let (s, out) = second.identify(json!({"identity_token": token, "user_hash": "00"})).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
         assert_eq!(app.contact(&contact).await["name"], "Ann Token");
+    }
+
+    async fn an_email_beside_a_token_is_unproven_and_takes_nobodys_contact(app) {
+        // The victim's email sits, proven, on the victim's contact.
+        let victim = app.visitor().await;
+        victim.identify_verified("u-victim", json!({"email": "victim@x.io"})).await;
+        let (victim_conv, victim_contact) = victim.say("my secret").await;
+        let proven = hs256(&json!({"email": "victim@x.io", "exp": now() + 600}), &app.creds.identity_secret);
+        victim.identify(json!({"identity_token": proven})).await;
+        // An attacker with a valid token for its own user id adds the victim's email beside it.
+        let attacker = app.visitor().await;
+        let own = token_for("u-mallory", &app.creds.identity_secret);
+        let (s, out) = attacker.identify(json!({"identity_token": own, "email": "victim@x.io",
+            "name": "Victim"})).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
+        assert_ne!(out["contact_id"], json!(victim_contact), "{out}");
+        let (_, mine) = attacker.say("hi").await;
+        assert_ne!(mine, victim_contact);
+        assert!(!attacker.conversation_ids().await.contains(&victim_conv));
+        let v = app.contact(&victim_contact).await;
+        assert_eq!((v["email"].as_str(), v["user_id"].as_str()), (Some("victim@x.io"), Some("u-victim")), "{v}");
+    }
+
+    async fn fields_beside_a_token_before_the_first_message_stay_unverified(app) {
+        // An admin already wrote the person's company; the app identifies before the first
+        // message with a token and a different company beside it.
+        let first = app.visitor().await;
+        first.identify_verified("u-remembered", json!({})).await;
+        let (_, contact) = first.say("hello").await;
+        let (s, _) = app.patch(&contact, json!({"company": "Real Co"})).await;
+        assert_eq!(s, StatusCode::OK);
+        let v = app.visitor().await;
+        let token = hs256(&json!({"user_id": "u-remembered", "name": "Remy",
+            "exp": now() + 600}), &app.creds.identity_secret);
+        let (s, out) = v.identify(json!({"identity_token": token, "company": "Fake Co",
+            "phone": "+14155550100"})).await;
+        assert_eq!(s, StatusCode::OK, "{out}");
+        // A second identify (another page view) with the token alone keeps both the proof
+        // and the unverified values as they were.
+        let (s, _) = v.identify(json!({"identity_token": token})).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, landed) = v.say("again").await;
+        assert_eq!(landed, contact);
+        let c = app.contact(&contact).await;
+        assert_eq!(c["name"], "Remy", "{c}");
+        assert_eq!(c["company"], "Real Co", "{c}");
+        assert_eq!(c["phone"], "+14155550100", "{c}");
+        assert_eq!(v.conversation_ids().await.len(), 2, "verified: sees both conversations");
     }
 
     async fn every_bad_token_is_refused_with_its_reason_and_changes_nothing(app) {
@@ -320,19 +390,19 @@ both_backends! {
             Some(json!({"body": "reply one for A"}))).await;
         assert!(read_until(&mut stream, &mut buf, |b| b.contains("reply one for A")).await);
 
-        // Somebody else logs in on the same browser.
+        // Somebody else logs in on the same browser: the old stream ends at once, with no
+        // further event needed to notice (it would otherwise wait for one).
         let (s, _) = v.identify(json!({"identity_token": token_for("u-b", &secret)})).await;
         assert_eq!(s, StatusCode::OK);
+        let before = buf.len();
+        let ended = tokio::time::timeout(Duration::from_secs(3), read_until(&mut stream, &mut buf, |_| false)).await;
+        assert_eq!(ended, Ok(false), "the old stream must end within 3 s of the switch");
+        assert_eq!(&buf[before..], "", "nothing more reached the old stream");
         let mut fresh = open_stream(app, &v).await.bytes_stream();
         let mut fresh_buf = String::new();
         assert!(read_until(&mut fresh, &mut fresh_buf, |b| b.contains("event: ready")).await);
-
         app.admin(Method::POST, &format!("/api/v1/conversations/{conv_a}/messages"),
             Some(json!({"body": "reply two for A"}))).await;
-        // The old stream ends without delivering it.
-        let before = buf.len();
-        assert!(!read_until(&mut stream, &mut buf, |_| false).await, "the old stream must end");
-        assert!(!buf[before..].contains("reply two for A"), "{buf}");
 
         // B writes; an agent answers B and then A: the new stream shows only B's reply.
         let (conv_b, _) = v.say("I am B").await;

@@ -38,7 +38,7 @@ pub use ids::{new_id, now_ms};
 pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
-pub use realtime::MessageListener;
+pub use realtime::{Announcement, MessageListener};
 pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};

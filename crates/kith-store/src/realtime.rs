@@ -5,23 +5,40 @@
 
 use crate::conversations::PostedMessage;
 use crate::{read, OrgStore, Store, StoreError};
-use kith_core::OrgId;
+use kith_core::{OrgId, VisitorId};
 use sqlx::postgres::PgListener;
 
 const CHANNEL: &str = "kith_messages";
+/// Visitors whose identify linked them to another person (SPEC 1 rule 4): every process ends
+/// the event streams it holds for them at once.
+const SWITCH_CHANNEL: &str = "kith_visitor_switches";
 
-/// Messages announced by any process, as `(org_id, message_id)`.
+/// What another process (or this one) announced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Announcement {
+    /// A committed message, by id.
+    Message(OrgId, String),
+    /// A visitor now belongs to another contact than before.
+    VisitorSwitched(OrgId, VisitorId),
+}
+
+/// Announcements of any process.
 pub struct MessageListener(PgListener);
 
 impl MessageListener {
-    /// The next announced message. Reconnects by itself after a lost connection (messages
-    /// announced meanwhile are missed, as with any LISTEN).
-    pub async fn next(&mut self) -> Result<(OrgId, String), StoreError> {
+    /// The next announcement. Reconnects by itself after a lost connection (announcements
+    /// made meanwhile are missed, as with any LISTEN).
+    pub async fn next(&mut self) -> Result<Announcement, StoreError> {
         loop {
             let n = self.0.recv().await?;
-            if let Some((org, id)) = n.payload().split_once(' ') {
-                return Ok((OrgId::new(org), id.to_string()));
-            }
+            let Some((org, id)) = n.payload().split_once(' ') else {
+                continue;
+            };
+            return Ok(if n.channel() == SWITCH_CHANNEL {
+                Announcement::VisitorSwitched(OrgId::new(org), VisitorId::new(id))
+            } else {
+                Announcement::Message(OrgId::new(org), id.to_string())
+            });
         }
     }
 }
@@ -45,13 +62,31 @@ impl Store {
         Ok(true)
     }
 
-    /// Subscribes to announced messages; `None` on SQLite.
+    /// Announces that a visitor switched to another contact. `Ok(false)` on SQLite: the
+    /// caller delivers it in process.
+    pub async fn announce_visitor_switch(
+        &self,
+        org_id: &OrgId,
+        visitor_id: &VisitorId,
+    ) -> Result<bool, StoreError> {
+        let Some(pool) = self.pg_pool() else {
+            return Ok(false);
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(SWITCH_CHANNEL)
+            .bind(format!("{org_id} {visitor_id}"))
+            .execute(pool)
+            .await?;
+        Ok(true)
+    }
+
+    /// Subscribes to announcements; `None` on SQLite.
     pub async fn listen_messages(&self) -> Result<Option<MessageListener>, StoreError> {
         let Some(pool) = self.pg_pool() else {
             return Ok(None);
         };
         let mut l = PgListener::connect_with(pool).await?;
-        l.listen(CHANNEL).await?;
+        l.listen_all([CHANNEL, SWITCH_CHANNEL]).await?;
         Ok(Some(MessageListener(l)))
     }
 }

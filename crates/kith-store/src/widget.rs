@@ -38,6 +38,9 @@ pub struct Visitor {
 pub struct IdentifyOutcome {
     pub contact_id: Option<ContactId>,
     pub status: Option<Status>,
+    /// The visitor belonged to another contact before this identify (a log-out/log-in switch
+    /// of SPEC rule 4): its open event streams must end.
+    pub switched: bool,
 }
 
 /// The conversations a visitor may see: those of its current contact on this website that it
@@ -215,9 +218,11 @@ impl WebsiteStore<'_> {
                 }),
                 None => None,
             };
+            let switched = v.contact_id.is_some() && v.contact_id != resolved.contact_id;
             Ok::<_, StoreError>(IdentifyOutcome {
                 contact_id: resolved.contact_id.map(ContactId::new),
                 status,
+                switched,
             })
         }
         .await)

@@ -75,6 +75,18 @@ impl Changes {
         self.0.is_empty()
     }
 
+    /// Adds the changes of a later write to the same profile: a field written twice keeps its
+    /// first `old` and takes the later `new` (one timeline entry says what happened in all).
+    pub fn merge_later(&mut self, later: Changes) {
+        for c in later.0 {
+            match self.0.iter_mut().find(|mine| mine.field == c.field) {
+                Some(mine) => mine.new = c.new,
+                None => self.0.push(c),
+            }
+        }
+        self.0.retain(|c| c.old != c.new);
+    }
+
     /// `{"field": {"old": .., "new": ..}, ..}`, the `data.changes` of a timeline entry.
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();

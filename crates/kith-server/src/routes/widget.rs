@@ -18,7 +18,7 @@ use axum::{Json, Router};
 use futures::Stream;
 use kith_core::contact::parse_message_body;
 use kith_core::conversation::idempotency_key;
-use kith_core::identity::{Claim, IdentifyError};
+use kith_core::identity::{Claim, IdentifyError, Unverified};
 use kith_core::identity_token::TokenClaimError;
 use kith_core::verify::VerificationMode;
 use kith_core::{ConversationId, ValidationError, VisitorId};
@@ -122,9 +122,10 @@ pub struct IdentifyRequest {
     pub user_hash: Option<String>,
     /// A JWT signed with HS256 under the website's identity secret, carrying `user_id` and/or
     /// `email` (optionally `name`, `phone`, `company`, `metadata`), `exp` at most 24 h ahead,
-    /// `iat`. Its claims are verified identity. Given a token, the body may repeat its
-    /// `user_id`/`email` only unchanged and may carry no other field (422 naming the field):
-    /// put them in the token, or send them in an identify of their own (unverified).
+    /// `iat`. Its claims are verified identity. Fields beside the token are unverified: `name`,
+    /// `phone`, `company` and `metadata` only fill values the contact lacks, an `email` the
+    /// token lacks is an unproven email, a `user_id` or `email` contradicting the token's is
+    /// refused (422), a `user_hash` is ignored.
     /// Refusals answer 401 with a code naming the reason (`token_expired`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 8192)]
@@ -167,47 +168,59 @@ fn user_id_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>
     d.deserialize_any(Text)
 }
 
-/// Beside an identity token the body may repeat the token's `user_id` and `email` unchanged;
-/// any other identity or profile field is refused (422 naming it), so nothing unverified
-/// rides along with a verified identity.
-fn fields_beside_a_token(body: &IdentifyRequest, claim: &Claim) -> Result<(), ApiError> {
-    let differs = |field: &str| {
+/// Beside an identity token the token's claims are the verified identity. The body may
+/// repeat its `user_id` unchanged (a different one would be a second, unproven person: 422).
+/// An `email` the token lacks is taken as an unproven email (as beside a `user_hash` that
+/// covers only the user id); one that contradicts the token's is refused (422). `name`,
+/// `phone`, `company` and `metadata` outside the token are unverified: they only fill fields
+/// the contact lacks. A `user_hash` beside a token proves nothing more and is ignored.
+fn with_fields_beside_a_token(body: &IdentifyRequest, mut claim: Claim) -> Result<Claim, ApiError> {
+    let differs = |field: &str, why: &str| {
         ApiError::Invalid(ValidationError::new(
             field,
-            "differs from the identity_token's claim (or the token has none); send it inside the token",
+            format!("differs from the identity_token's claim: {why}"),
         ))
     };
     if let Some(u) = body.user_id.as_deref().filter(|u| !u.trim().is_empty()) {
         if claim.user_id.as_ref().map(|t| t.as_str()) != Some(u.trim()) {
-            return Err(differs("user_id"));
+            return Err(differs(
+                "user_id",
+                "a user id is proven only inside the token",
+            ));
         }
     }
-    if let Some(e) = body.email.as_deref().filter(|e| !e.trim().is_empty()) {
-        let same = claim
-            .email
-            .as_ref()
-            .is_some_and(|t| t.as_str().trim().eq_ignore_ascii_case(e.trim()));
-        if !same {
-            return Err(differs("email"));
+    // The body's fields, parsed and limited like any identify's (verification is not asked).
+    let json = serde_json::json!({
+        "email": body.email,
+        "name": body.name,
+        "phone": body.phone,
+        "company": body.company,
+        "metadata": body.metadata,
+    });
+    let beside = Claim::from_identify_with(&json, None).map_err(|e| match e {
+        IdentifyError::Invalid(v) => ApiError::Invalid(v),
+        IdentifyError::Unverified => ApiError::Internal("no user id, nothing to verify".into()),
+    })?;
+    match (&claim.email, beside.email) {
+        (Some(proven), Some(given)) if proven.key() != given.key() => {
+            return Err(differs(
+                "email",
+                "send one email, inside the token, or none beside it",
+            ));
         }
+        (None, Some(given)) => {
+            claim.email = Some(given);
+            claim.email_verified = false;
+        }
+        _ => {}
     }
-    let beside = [
-        ("user_hash", body.user_hash.is_some()),
-        ("name", body.name.is_some()),
-        ("phone", body.phone.is_some()),
-        ("company", body.company.is_some()),
-        (
-            "metadata",
-            body.metadata.as_ref().is_some_and(|m| !m.is_null()),
-        ),
-    ];
-    if let Some((field, _)) = beside.into_iter().find(|(_, given)| *given) {
-        return Err(ApiError::Invalid(ValidationError::new(
-            field,
-            "cannot be sent beside an identity_token: put it inside the token, or send it in an identify of its own (unverified)",
-        )));
-    }
-    Ok(())
+    claim.unverified = Unverified {
+        name: beside.name,
+        phone: beside.phone,
+        company: beside.company,
+        metadata: beside.metadata,
+    };
+    Ok(claim)
 }
 
 /// Tell Kith who the visitor is (from the customer's app, through the widget SDK).
@@ -249,8 +262,7 @@ async fn identify(
                     format!("claim {}: {}", v.field, v.message),
                 )),
             })?;
-            fields_beside_a_token(&body, &claim)?;
-            claim
+            with_fields_beside_a_token(&body, claim)?
         }
         None => {
             if mode == VerificationMode::JwtOnly
@@ -293,6 +305,11 @@ async fn identify(
         .identify(&auth.visitor_id, &claim)
         .await?;
     metrics::identify();
+    if out.switched {
+        state
+            .publish_visitor_switch(&auth.website.org_id, &auth.visitor_id)
+            .await;
+    }
     Ok(Json(IdentifyResponse {
         contact_id: out.contact_id.map(|id| id.into_string()),
         status: out.status.map(|s| s.as_str().to_string()),
@@ -511,6 +528,7 @@ async fn events(
         .acquire(&ip.to_string())
         .ok_or(too_many("address"))?;
     let mut rx = state.bus.subscribe();
+    let mut switches = state.bus.subscribe_switches();
     let website = auth.website.clone();
     let visitor_id = auth.visitor_id.clone();
     // The contact this stream serves. When the visitor later turns out to be linked to
@@ -536,7 +554,22 @@ async fn events(
         let mut batch = Vec::with_capacity(16);
         loop {
             batch.clear();
-            match rx.recv().await {
+            let next = tokio::select! {
+                ev = rx.recv() => ev,
+                switch = switches.recv() => match switch {
+                    // This visitor is somebody else now: end at once, before any event of
+                    // the new person could be judged against the old one.
+                    Ok(s) if s.org_id == website.org_id && s.visitor_id == visitor_id => break,
+                    Ok(_) => continue,
+                    // Switches missed while lagging: re-read the visitor with the next batch.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        refreshed = None;
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+            };
+            match next {
                 Ok(ev) => batch.push(ev),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
