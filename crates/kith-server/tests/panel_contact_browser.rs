@@ -136,13 +136,57 @@ both_backends! {
         b.assert_no_console_errors().await;
 
         // A merged contact's id leads to the contact it went into.
+        // The timeline names the absorbed contact (it no longer exists), not its id.
         let merged = app.visitor().await;
         let (_, absorbed) = merged.say("I'm Grace again").await;
+        merged.identify(json!({"name": "Amazing Grace"})).await;
         merged.identify(json!({"email": "grace@acme.test"})).await;
         b.goto(&format!("/contacts/{absorbed}")).await;
         b.wait_for_path(&format!("/contacts/{grace}")).await;
         b.find(&heading("Grace Hopper")).await;
-        b.find(&text(&format!("Merged with contact {absorbed} (by email)"))).await;
+        b.find(&text("Merged with Amazing Grace (by email)")).await;
+
+        // Another admin's edit reads "by <their email>"; one's own reads "by you".
+        let org = app.store.org(&app.creds.org_id);
+        let ann = org.add_admin("ann@acme.test", "correct horse battery").await.unwrap();
+        let patch = kith_core::contact::ProfilePatch::parse(&json!({"company": "Analytical Engines"})).unwrap();
+        app.store
+            .org(&app.creds.org_id)
+            .patch_contact(&kith_core::ContactId::new(&grace), &patch, &kith_core::timeline::Actor::Admin(ann))
+            .await
+            .unwrap();
+        b.goto(&format!("/contacts/{grace}")).await;
+        b.find(&text("Company set to Analytical Engines")).await;
+        let meta = b
+            .run_async("arguments[arguments.length - 1](document.querySelector('#timeline .event .event-meta').textContent)")
+            .await;
+        assert!(meta.as_str().unwrap().starts_with("by ann@acme.test ·"), "{meta}");
+        b.close().await;
+    }
+
+    async fn the_conversation_page_catches_up_after_its_stream_drops(app) {
+        let v = app.visitor().await;
+        let (conv, _) = v.say("first").await;
+        let b = signed_in(app).await;
+        b.goto(&format!("/conversations/{conv}")).await;
+        wait_for_selector(&b, "#transcript[data-live='ready']").await;
+        // The network drops: the event stream breaks, and a message arrives meanwhile.
+        let offline = |on: bool| json!({"offline": on, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1});
+        b.cdp("Network.enable", json!({})).await;
+        b.cdp("Network.emulateNetworkConditions", offline(true)).await;
+        wait_for_selector(&b, "#transcript[data-live='reconnecting']").await;
+        let (s, _) = v.say_in(&conv, "sent while you were away").await;
+        assert_eq!(s, StatusCode::CREATED);
+        b.cdp("Network.emulateNetworkConditions", offline(false)).await;
+        // The stream reconnects by itself and the page fetches what it missed, once.
+        wait_for_selector(&b, "#transcript[data-reconnects]").await;
+        b.find(&text("sent while you were away")).await;
+        assert_eq!(count_text(&b, "#transcript .msg-body", "sent while you were away").await, 1);
+        assert_eq!(count_text(&b, "#transcript .msg-body", "first").await, 1);
+        // And it is live again.
+        let (s, _) = v.say_in(&conv, "and now live").await;
+        assert_eq!(s, StatusCode::CREATED);
+        b.find(&text("and now live")).await;
         b.close().await;
     }
 
@@ -215,6 +259,13 @@ both_backends! {
         b.find(&text("resolved")).await;
         let (_, c) = app.get(&format!("/api/v1/conversations/{conv}")).await;
         assert_eq!(c["status"], "resolved");
+        // A resolved conversation offers Reopen (and no Resolve).
+        assert!(b.absent(&button("Resolve")).await);
+        b.click(&button("Reopen")).await;
+        b.find(&text("open")).await;
+        b.find(&button("Resolve")).await;
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+        assert_eq!(c["status"], "open");
         let tl = app.timeline_kinds(&id).await;
         assert!(tl.contains(&"escalated".to_string()), "{tl:?}");
 
@@ -348,6 +399,7 @@ both_backends! {
             (format!("/contacts/{id}/metadata/remove"), vec![("key", "k")]),
             (format!("/conversations/{conv}/reply"), vec![("body", "not from us")]),
             (format!("/conversations/{conv}/resolve"), vec![]),
+            (format!("/conversations/{conv}/reopen"), vec![]),
             (format!("/conversations/{conv}/escalate"), vec![]),
         ] {
             for token in [None, Some("0000")] {

@@ -599,6 +599,31 @@ impl Browser {
             .unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
+    /// A DevTools-protocol command on this browser's page (chromedriver's `goog/cdp/execute`),
+    /// e.g. to take the network offline; answers its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let url = format!(
+            "http://127.0.0.1:{}/session/{}/goog/cdp/execute",
+            self.driver_port, self.session_id
+        );
+        let resp = tokio::time::timeout(
+            WAIT,
+            self.http
+                .post(&url)
+                .json(&json!({"cmd": cmd, "params": params}))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{cmd} took over {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "{cmd} answered {}",
+            resp.status()
+        );
+        resp.json::<Value>().await.expect("a JSON answer")["value"].clone()
+    }
+
     /// Ends the session (also done, blocking, on drop when a test panics first).
     pub async fn close(mut self) {
         self.closed = true;
