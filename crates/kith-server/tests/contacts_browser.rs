@@ -100,6 +100,7 @@ both_backends! {
         wait_for_names(&b, &["<img src=x onerror=alert(1)>", "Grace Hopper", "Ada Lovelace"]).await;
         assert_eq!(b.path().await, "/");
 
+        b.assert_no_console_errors().await;
         // Typing fast, then changing one's mind: every key starts a search (after the short
         // debounce), and whatever order the answers come in, the table ends showing the
         // box's final text (a newer search aborts the older one: hx-sync replace).
@@ -115,6 +116,11 @@ both_backends! {
         while b.path().await != "/?q=gra" {
             assert!(started.elapsed() < browser::WAIT, "the URL never showed the search: {}", b.path().await);
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The only console errors: htmx reporting the searches it aborted for newer ones.
+        for e in b.console_errors().await {
+            let m = e["message"].as_str().unwrap_or_default();
+            assert!(m.contains("htmx:sendAbort") || m.contains("htmx:afterRequest"), "{e}");
         }
 
         // Sort by name (a column header), ascending.

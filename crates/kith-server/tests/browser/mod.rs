@@ -471,6 +471,12 @@ impl Browser {
     /// page is a network "error"): a Content-Security-Policy violation (inline script or
     /// style), a script exception, a failed `console.error`.
     pub async fn assert_no_console_errors(&self) {
+        let errors = self.console_errors().await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+    }
+
+    /// The console errors since the last call (see [`Browser::assert_no_console_errors`]).
+    pub async fn console_errors(&self) -> Vec<Value> {
         let url = format!(
             "http://127.0.0.1:{}/session/{}/se/log",
             self.driver_port, self.session_id
@@ -490,11 +496,11 @@ impl Browser {
         let entries = answer["value"]
             .as_array()
             .unwrap_or_else(|| panic!("browser log: {answer}"));
-        let errors: Vec<&Value> = entries
+        entries
             .iter()
             .filter(|e| e["level"] == "SEVERE" && e["source"] != "network")
-            .collect();
-        assert!(errors.is_empty(), "console errors: {errors:#?}");
+            .cloned()
+            .collect()
     }
 
     /// Saves a PNG of the window as `$KITH_SCREENSHOTS/<name>.png` when that variable names a
