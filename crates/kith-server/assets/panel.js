@@ -16,6 +16,18 @@
 
   // For scripts of later pages: fetch() against the admin API with the session cookie and
   // the CSRF token.
+  // `kith:ready`: the page's controls are live. htmx binds them in its DOMContentLoaded
+  // handler, registered before this one (htmx.min.js runs first), so this mark follows it;
+  // `kith bench panel` measures navigation → this mark.
+  function ready() {
+    if (window.performance && performance.mark) performance.mark("kith:ready");
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
+  }
+
   window.kithPanel = {
     csrfToken: csrfToken,
     fetch: function (url, options) {
@@ -72,6 +84,29 @@
     li.scrollIntoView({ block: "nearest" });
   }
 
+  // The newest messages (oldest first) from the admin API, appended when newer than the last
+  // one shown (ids are time-ordered ULIDs): the gap a dropped stream left.
+  function catchUp(list, id) {
+    var last = "";
+    list.querySelectorAll("li.msg[id^='m-']").forEach(function (li) {
+      var mid = li.id.slice(2);
+      if (mid > last) last = mid;
+    });
+    return window.kithPanel
+      .fetch("/api/v1/conversations/" + encodeURIComponent(id) + "/messages?limit=200")
+      .then(function (res) {
+        return res.ok ? res.json() : { items: [] };
+      })
+      .then(function (page) {
+        (page.items || []).forEach(function (m) {
+          if (m && m.id > last) appendMessage(list, m);
+        });
+      })
+      .catch(function () {
+        /* the next reconnect tries again */
+      });
+  }
+
   function transcript() {
     return document.getElementById("transcript");
   }
@@ -93,8 +128,22 @@
     if (!list || !list.dataset.conversationId || !window.EventSource) return;
     var id = list.dataset.conversationId;
     var source = new EventSource("/api/v1/events");
+    var opened = 0;
     source.addEventListener("ready", function () {
-      list.dataset.live = "ready";
+      opened += 1;
+      // EventSource reconnects by itself after a drop; whatever arrived meanwhile was not
+      // streamed to us, so fetch it (as the widget does), then mark the page live again.
+      if (opened > 1) {
+        catchUp(list, id).then(function () {
+          list.dataset.live = "ready";
+          list.dataset.reconnects = String(opened - 1);
+        });
+      } else {
+        list.dataset.live = "ready";
+      }
+    });
+    source.addEventListener("error", function () {
+      list.dataset.live = "reconnecting";
     });
     source.addEventListener("message", function (event) {
       var data;

@@ -27,7 +27,7 @@ use utoipa::{Modify, OpenApi};
         admin::lists::update_list, admin::lists::delete_list,
         admin::conversations::get_conversation, admin::conversations::conversation_messages,
         admin::conversations::reply, admin::conversations::escalate,
-        admin::conversations::resolve,
+        admin::conversations::resolve, admin::conversations::reopen,
         admin::websites::websites, admin::websites::create_website,
         admin::websites::update_website, admin::websites::rotate_secret,
         admin::websites::retire_previous_secret, admin::websites::audit,
@@ -154,6 +154,7 @@ const CONVERSATION_OPS: &[(&str, &str)] = &[
     ("post", "/api/v1/conversations/{id}/messages"),
     ("post", "/api/v1/conversations/{id}/escalate"),
     ("post", "/api/v1/conversations/{id}/resolve"),
+    ("post", "/api/v1/conversations/{id}/reopen"),
 ];
 const CONTACT_OPS: &[(&str, &str)] = &[
     ("get", "/api/v1/contacts/{id}"),

@@ -219,6 +219,19 @@ both_backends! {
         assert_eq!(s, StatusCode::OK);
         assert_eq!(c["status"], "escalated");
         assert_eq!(app.contact(&id).await["message_count"], 2, "agent replies are not the contact's messages");
+
+        // An admin reopens a resolved conversation; reopening an open one changes nothing.
+        let (s, c) = app.admin(Method::POST, &format!("/api/v1/conversations/{conv}/resolve"), None).await;
+        assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("resolved")));
+        for _ in 0..2 {
+            let (s, c) = app.admin(Method::POST, &format!("/api/v1/conversations/{conv}/reopen"), None).await;
+            assert_eq!(s, StatusCode::OK, "{c}");
+            assert_eq!(c["status"], "open");
+        }
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+        assert_eq!(c["status"], "open");
+        let (s, err) = app.admin(Method::POST, "/api/v1/conversations/01nonexistent/reopen", None).await;
+        assert_error(s, &err, StatusCode::NOT_FOUND, "not_found");
     }
 
     async fn contact_conversations_span_every_website_of_the_organization(app) {
@@ -376,6 +389,7 @@ async fn openapi_describes_every_route() {
         ("/api/v1/conversations/{id}/messages", "post"),
         ("/api/v1/conversations/{id}/escalate", "post"),
         ("/api/v1/conversations/{id}/resolve", "post"),
+        ("/api/v1/conversations/{id}/reopen", "post"),
         ("/api/v1/websites", "get"),
         ("/api/v1/websites", "post"),
         ("/api/v1/websites/{id}", "patch"),

@@ -100,6 +100,29 @@ both_backends! {
         wait_for_names(&b, &["<img src=x onerror=alert(1)>", "Grace Hopper", "Ada Lovelace"]).await;
         assert_eq!(b.path().await, "/");
 
+        b.assert_no_console_errors().await;
+        // Typing fast, then changing one's mind: every key starts a search (after the short
+        // debounce), and whatever order the answers come in, the table ends showing the
+        // box's final text (a newer search aborts the older one: hx-sync replace).
+        let search = b.find(&searchbox("Search contacts")).await;
+        search.clear().await.unwrap();
+        for key in ["l", "o", "v", "\u{e003}", "\u{e003}", "\u{e003}", "g", "r", "a"] {
+            search.send_keys(key).await.unwrap();
+        }
+        wait_for_names(&b, &["Grace Hopper"]).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        wait_for_names(&b, &["Grace Hopper"]).await;
+        let started = Instant::now();
+        while b.path().await != "/?q=gra" {
+            assert!(started.elapsed() < browser::WAIT, "the URL never showed the search: {}", b.path().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The only console errors: htmx reporting the searches it aborted for newer ones.
+        for e in b.console_errors().await {
+            let m = e["message"].as_str().unwrap_or_default();
+            assert!(m.contains("htmx:sendAbort") || m.contains("htmx:afterRequest"), "{e}");
+        }
+
         // Sort by name (a column header), ascending.
         b.goto("/").await;
         b.click(&link("Name")).await;

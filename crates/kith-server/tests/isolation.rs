@@ -69,6 +69,11 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
         "/api/v1/conversations/{id}/resolve",
         Probe::ForeignId,
     ),
+    (
+        "post",
+        "/api/v1/conversations/{id}/reopen",
+        Probe::ForeignId,
+    ),
     ("get", "/api/v1/websites", Probe::Collection),
     ("post", "/api/v1/websites", Probe::Collection),
     ("patch", "/api/v1/websites/{id}", Probe::ForeignId),

@@ -160,7 +160,105 @@ async fn api_with_cookie(
     common::send(req).await
 }
 
+/// A GET that accepts gzip (reqwest here neither asks for it nor decodes it): the status, the
+/// headers and the body as it travelled.
+async fn get_gzip(
+    app: &TestApp,
+    path: &str,
+    cookie: Option<&str>,
+    etag: Option<&str>,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut req = client()
+        .get(format!("{}{path}", app.base))
+        .header("accept-encoding", "gzip, deflate, br");
+    if let Some(c) = cookie {
+        req = req.header("cookie", format!("kith_session={c}"));
+    }
+    if let Some(e) = etag {
+        req = req.header("if-none-match", e);
+    }
+    let resp = req.send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    (status, headers, resp.bytes().await.unwrap().to_vec())
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut out)
+        .expect("a gzip body");
+    out
+}
+
 both_backends! {
+    async fn assets_and_pages_travel_gzipped(app) {
+        let s = sign_in(app).await;
+        let (_, _, html) = get_page(app, "/", Some(&s.cookie)).await;
+        // The contacts page itself.
+        let (status, headers, body) = get_gzip(app, "/", Some(&s.cookie), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-encoding"], "gzip");
+        assert!(body.len() < html.len(), "{} gzipped vs {} plain", body.len(), html.len());
+        let page = gunzip(&body);
+        assert!(page.contains("id=\"results\""), "{page}");
+        // Each asset the page links: gzipped, its own ETag, immutable, 304 on that ETag.
+        let urls: Vec<String> = html
+            .match_indices("/assets/")
+            .map(|(i, _)| html[i..].split('"').next().unwrap().to_string())
+            .collect();
+        assert_eq!(urls.len(), 3, "{urls:?}");
+        for url in urls {
+            let (status, headers, body) = get_gzip(app, &url, None, None).await;
+            assert_eq!(status, StatusCode::OK, "{url}");
+            assert_eq!(headers["content-encoding"], "gzip", "{url}");
+            assert_eq!(headers["cache-control"], "public, max-age=31536000, immutable");
+            assert_eq!(headers["vary"], "Accept-Encoding");
+            let etag = headers["etag"].to_str().unwrap().to_string();
+            assert!(etag.ends_with("-gz\""), "{etag}");
+            let plain = client().get(format!("{}{url}", app.base)).send().await.unwrap();
+            assert!(plain.headers().get("content-encoding").is_none());
+            assert_ne!(plain.headers()["etag"].to_str().unwrap(), etag, "one ETag per coding");
+            let plain = plain.text().await.unwrap();
+            assert_eq!(gunzip(&body), plain, "{url}");
+            assert!(body.len() * 2 < plain.len(), "{url}: {} gzipped of {}", body.len(), plain.len());
+            let (status, headers, body) = get_gzip(app, &url, None, Some(&etag)).await;
+            assert_eq!(status, StatusCode::NOT_MODIFIED, "{url}");
+            assert_eq!(headers["etag"].to_str().unwrap(), etag);
+            assert!(body.is_empty());
+        }
+    }
+
+    async fn two_admins_adding_tags_at_once_lose_nothing(app) {
+        let (_, id) = app.visitor().await.say("hello").await;
+        let contact = kith_core::ContactId::new(&id);
+        let org = app.store.org(&app.creds.org_id);
+        let actor = kith_core::timeline::Actor::Admin("someone".into());
+        // Ten tags added at once, then five removed at once: every one lands.
+        let tags: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
+        let adds = tags.iter().map(|t| org.edit_tag(&contact, kith_store::TagEdit::Add(t), &actor));
+        for r in futures::future::join_all(adds).await {
+            r.expect("tag added");
+        }
+        let mut got: Vec<String> = serde_json::from_value(app.contact(&id).await["tags"].clone()).unwrap();
+        got.sort();
+        assert_eq!(got, tags);
+        let removes = tags[..5].iter().map(|t| org.edit_tag(&contact, kith_store::TagEdit::Remove(t), &actor));
+        for r in futures::future::join_all(removes).await {
+            r.expect("tag removed");
+        }
+        let mut got: Vec<String> = serde_json::from_value(app.contact(&id).await["tags"].clone()).unwrap();
+        got.sort();
+        assert_eq!(got, tags[5..].to_vec());
+        // Each change is in the timeline; adding a tag already there (any case) changes nothing.
+        let kinds = app.timeline_kinds(&id).await;
+        assert_eq!(kinds.iter().filter(|k| *k == "fields_updated").count(), 15, "{kinds:?}");
+        org.edit_tag(&contact, kith_store::TagEdit::Add("T9"), &actor).await.unwrap();
+        assert_eq!(app.timeline_kinds(&id).await.len(), kinds.len());
+        let err = org.edit_tag(&kith_core::ContactId::new("01nonexistent"), kith_store::TagEdit::Add("x"), &actor).await;
+        assert!(matches!(err, Err(kith_store::StoreError::NotFound)), "{err:?}");
+    }
+
     async fn assets_are_fingerprinted_cached_and_revalidated(app) {
         let (_, _, html) = get_page(app, "/signin", None).await;
         let start = html.find("/assets/panel.").expect("a fingerprinted stylesheet");

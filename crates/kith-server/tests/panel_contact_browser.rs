@@ -136,13 +136,31 @@ both_backends! {
         b.assert_no_console_errors().await;
 
         // A merged contact's id leads to the contact it went into.
+        // The timeline names the absorbed contact (it no longer exists), not its id.
         let merged = app.visitor().await;
         let (_, absorbed) = merged.say("I'm Grace again").await;
+        merged.identify(json!({"name": "Amazing Grace"})).await;
         merged.identify(json!({"email": "grace@acme.test"})).await;
         b.goto(&format!("/contacts/{absorbed}")).await;
         b.wait_for_path(&format!("/contacts/{grace}")).await;
         b.find(&heading("Grace Hopper")).await;
-        b.find(&text(&format!("Merged with contact {absorbed} (by email)"))).await;
+        b.find(&text("Merged with Amazing Grace (by email)")).await;
+
+        // Another admin's edit reads "by <their email>"; one's own reads "by you".
+        let org = app.store.org(&app.creds.org_id);
+        let ann = org.add_admin("ann@acme.test", "correct horse battery").await.unwrap();
+        let patch = kith_core::contact::ProfilePatch::parse(&json!({"company": "Analytical Engines"})).unwrap();
+        app.store
+            .org(&app.creds.org_id)
+            .patch_contact(&kith_core::ContactId::new(&grace), &patch, &kith_core::timeline::Actor::Admin(ann))
+            .await
+            .unwrap();
+        b.goto(&format!("/contacts/{grace}")).await;
+        b.find(&text("Company set to Analytical Engines")).await;
+        let meta = b
+            .run_async("arguments[arguments.length - 1](document.querySelector('#timeline .event .event-meta').textContent)")
+            .await;
+        assert!(meta.as_str().unwrap().starts_with("by ann@acme.test ·"), "{meta}");
         b.close().await;
     }
 
@@ -215,6 +233,13 @@ both_backends! {
         b.find(&text("resolved")).await;
         let (_, c) = app.get(&format!("/api/v1/conversations/{conv}")).await;
         assert_eq!(c["status"], "resolved");
+        // A resolved conversation offers Reopen (and no Resolve).
+        assert!(b.absent(&button("Resolve")).await);
+        b.click(&button("Reopen")).await;
+        b.find(&text("open")).await;
+        b.find(&button("Resolve")).await;
+        let (_, c) = app.get(&format!("/api/v1/conversations/{conv}")).await;
+        assert_eq!(c["status"], "open");
         let tl = app.timeline_kinds(&id).await;
         assert!(tl.contains(&"escalated".to_string()), "{tl:?}");
 
@@ -348,6 +373,7 @@ both_backends! {
             (format!("/contacts/{id}/metadata/remove"), vec![("key", "k")]),
             (format!("/conversations/{conv}/reply"), vec![("body", "not from us")]),
             (format!("/conversations/{conv}/resolve"), vec![]),
+            (format!("/conversations/{conv}/reopen"), vec![]),
             (format!("/conversations/{conv}/escalate"), vec![]),
         ] {
             for token in [None, Some("0000")] {

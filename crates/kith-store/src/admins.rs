@@ -315,6 +315,18 @@ impl Store {
 }
 
 impl OrgStore<'_> {
+    /// Every admin of the organization as (id, email), for naming who did what (the table
+    /// holds a handful of rows per organization).
+    pub async fn admin_emails(self) -> Result<Vec<(String, String)>, StoreError> {
+        let org_id = self.org_id();
+        read!(self.store, |c| c
+            .fetch_all(
+                "SELECT id, email FROM admins WHERE org_id = $1 ORDER BY created_at, id",
+                args![org_id],
+            )
+            .await)
+    }
+
     /// Adds an admin to an organization. The email is unique per organization (compared
     /// case-insensitively); the password has at least `PASSWORD_MIN_CHARS` characters.
     /// Answers the new admin's id.

@@ -10,6 +10,13 @@ use kith_core::contact::ProfilePatch;
 use kith_core::timeline::Actor;
 use kith_core::ContactId;
 
+/// One tag added or removed ([`OrgStore::edit_tag`]).
+#[derive(Debug, Clone, Copy)]
+pub enum TagEdit<'a> {
+    Add(&'a str),
+    Remove(&'a str),
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -96,6 +103,56 @@ impl OrgStore<'_> {
                 )
                 .into());
             }
+            if !changes.is_empty() {
+                write_profile(c, org_id, id, &profile, now).await?;
+                record_changes(
+                    c,
+                    org_id,
+                    id,
+                    (before, profile.status()),
+                    &changes,
+                    actor,
+                    now,
+                )
+                .await?;
+            }
+            contact_by(c, org_id, "id", id)
+                .await?
+                .ok_or(StoreError::Raced)?
+                .view()
+        }
+        .await)
+    }
+
+    /// Adds one tag to a contact, or removes one (compared ignoring case), under the
+    /// transaction that reads the contact's current set: two admins tagging the same contact
+    /// at once both keep their tag (a handler that read the set and then wrote it whole could
+    /// lose one). The new set goes through the domain's own parsing and diff, as an edit of
+    /// `tags` does, and the change is recorded in the timeline.
+    pub async fn edit_tag(
+        self,
+        id: &ContactId,
+        edit: TagEdit<'_>,
+        actor: &Actor,
+    ) -> Result<Contact, StoreError> {
+        let (org_id, id) = (self.org_id(), id.as_str());
+        transact!(self.store, |c| async {
+            let now = now_ms();
+            let Some(row) = contact_by(c, org_id, "id", id).await? else {
+                return Err(missing(c, org_id, id).await?);
+            };
+            let mut profile = row.profile()?;
+            let before = profile.status();
+            let mut tags: Vec<String> = profile.tags.as_slice().to_vec();
+            match edit {
+                TagEdit::Add(t) => tags.push(t.to_string()),
+                TagEdit::Remove(t) => {
+                    let t = t.trim().to_lowercase();
+                    tags.retain(|x| x.to_lowercase() != t);
+                }
+            }
+            let patch = ProfilePatch::parse(&serde_json::json!({ "tags": tags }))?;
+            let changes = profile.apply_patch(&patch);
             if !changes.is_empty() {
                 write_profile(c, org_id, id, &profile, now).await?;
                 record_changes(

@@ -349,6 +349,27 @@ impl OrgStore<'_> {
         .and_then(|r| r.view())
     }
 
+    /// Opens a resolved conversation again (an admin's "Reopen"); an open or escalated one
+    /// is answered unchanged.
+    pub async fn reopen_conversation(
+        self,
+        conversation_id: &ConversationId,
+    ) -> Result<Conversation, StoreError> {
+        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
+        transact!(self.store, |c| async {
+            conversation_row(c, org_id, conversation_id).await?;
+            c.execute(
+                "UPDATE conversations SET status = 'open', updated_at = $3 \
+                 WHERE org_id = $1 AND id = $2 AND status = 'resolved'",
+                args![org_id, conversation_id, now_ms()],
+            )
+            .await?;
+            conversation_row(c, org_id, conversation_id).await
+        }
+        .await)
+        .and_then(|r| r.view())
+    }
+
     /// A contact's conversations across the organization's websites, newest activity first,
     /// one page after `cursor`.
     pub async fn contact_conversations(

@@ -32,7 +32,7 @@ pub use admins::{
 };
 pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
-pub use contacts::Page;
+pub use contacts::{Page, TagEdit};
 pub use conversations::PostedMessage;
 pub use ids::{new_id, now_ms};
 pub use lists::ContactList;

@@ -113,7 +113,10 @@ pub(crate) async fn merge_contacts<C: Conn>(
         holder_id,
         EventKind::Merged,
         actor,
-        json!({"absorbed_contact_id": absorbed_id, "by": by.as_str()}),
+        // The absorbed contact is deleted: its name and email stay here, so the timeline
+        // can say whom the contact merged with.
+        json!({"absorbed_contact_id": absorbed_id, "by": by.as_str(),
+               "absorbed_name": absorbed.name, "absorbed_email": absorbed.email}),
         now,
     )
     .await?;

@@ -3,6 +3,7 @@
 
 mod backup;
 mod bench;
+mod bench_panel;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -103,6 +104,31 @@ enum BenchCommand {
         /// Messages in all.
         #[arg(long, default_value_t = 20_000)]
         messages: usize,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Measure the admin panel in headless Chromium (through chromedriver): navigation to
+    /// the contacts page until interactive, search keystroke until the rows show, and the
+    /// page's transferred bytes, against an in-process server over a seeded organization.
+    Panel {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Timed navigations.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Rounds of the typed search terms (each key typed and erased is one sample).
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+        /// The chromedriver executable.
+        #[arg(long, default_value = "chromedriver")]
+        chromedriver: String,
+        /// The Chromium executable (default: /usr/bin/chromium when present).
+        #[arg(long)]
+        chromium: Option<String>,
         /// Print exactly one line: a JSON object.
         #[arg(long)]
         json: bool,
@@ -258,6 +284,31 @@ async fn main() -> anyhow::Result<()> {
             bench::ingest(store.clone(), visitors.max(1), messages.max(1), json).await?;
             store.close().await;
             Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Panel {
+                    org,
+                    db,
+                    runs,
+                    rounds,
+                    chromedriver,
+                    chromium,
+                    json,
+                },
+        } => {
+            let store = open(&db.url, DEFAULT_POOL_SIZE, Access::Serve).await?;
+            store.contact_index_ready().await?;
+            let opts = bench_panel::Options {
+                runs: runs.max(1),
+                rounds: rounds.max(1),
+                chromedriver,
+                chromium,
+                json,
+            };
+            let done = bench_panel::panel(store.clone(), &OrgId::new(&org), &opts).await;
+            store.close().await;
+            done.map(|_| ())
         }
         Command::Backup { db, out, json } => {
             // Shared: a backup runs beside a serving process and writes nothing.

@@ -3,12 +3,17 @@
 //! file's SHA-256), so browsers may cache them forever: a changed file has a new URL.
 //! Templates get the URLs from [`url`] only, and each `<script>` / `<link>` carries the file's
 //! subresource-integrity hash ([`integrity`]), so a file altered on the way is not run.
+//! Each file is gzipped once, when first needed, and sent gzipped to browsers that accept it
+//! (with its own ETag, as HTTP asks of each content coding).
 
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use sha2::{Digest, Sha256, Sha384};
+use std::io::Write;
 use std::sync::LazyLock;
 
 /// One embedded file: its plain name (`panel.css`), type and bytes.
@@ -42,6 +47,9 @@ struct Asset {
     /// `panel.3f2a1b9c4d5e6f70.css`
     file: String,
     etag: HeaderValue,
+    /// The gzipped bytes and their ETag (`"<sha256>-gz"`).
+    gzip: Vec<u8>,
+    gzip_etag: HeaderValue,
     /// `sha384-<base64>`, for the `integrity` attribute.
     integrity: String,
 }
@@ -60,11 +68,19 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
                 "sha384-{}",
                 base64::engine::general_purpose::STANDARD.encode(Sha384::digest(source.bytes))
             );
+            let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+            let gzip = gz
+                .write_all(source.bytes)
+                .and_then(|_| gz.finish())
+                .expect("gzip into memory cannot fail");
             Asset {
                 source,
                 integrity,
                 file: format!("{stem}.{fingerprint}.{ext}"),
                 etag: HeaderValue::from_str(&format!("\"{digest}\"")).expect("hex is a header"),
+                gzip,
+                gzip_etag: HeaderValue::from_str(&format!("\"{digest}-gz\""))
+                    .expect("hex is a header"),
             }
         })
         .collect()
@@ -115,13 +131,16 @@ impl AssetUrls {
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// `GET /assets/{file}`: the file under its fingerprinted name, cached for a year; `304` when
-/// `If-None-Match` names its ETag; `404` for anything else (an old fingerprint included: the
-/// page that asked is out of date).
+/// `GET /assets/{file}`: the file under its fingerprinted name, cached for a year, gzipped
+/// when the browser accepts it; `304` when `If-None-Match` names the ETag of the coding it
+/// would get; `404` for anything else (an old fingerprint included: the page that asked is
+/// out of date).
 pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
     let Some(asset) = ASSETS.iter().find(|a| a.file == file) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
+    let gzip = accepts_gzip(&headers);
+    let etag = if gzip { &asset.gzip_etag } else { &asset.etag };
     let matches = headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -129,24 +148,45 @@ pub async fn serve(Path(file): Path<String>, headers: HeaderMap) -> Response {
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == asset.etag
+            tag == "*" || tag.trim_start_matches("W/") == etag
         });
     let common = [
-        (header::ETAG, asset.etag.clone()),
+        (header::ETAG, etag.clone()),
         (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+        (header::VARY, HeaderValue::from_static("Accept-Encoding")),
     ];
     if matches {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (
-        common,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(asset.source.content_type),
-        )],
-        asset.source.bytes,
-    )
-        .into_response()
+    let content_type = (
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(asset.source.content_type),
+    );
+    if gzip {
+        let encoding = (header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        return (common, [content_type, encoding], asset.gzip.as_slice()).into_response();
+    }
+    (common, [content_type], asset.source.bytes).into_response()
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero quality.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !q_zero
+        })
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use axum::Router;
 use kith_core::contact::ProfilePatch;
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::{ContactId, Timestamp};
-use kith_store::{AdminSession, Contact, StoreError, TimelineEvent};
+use kith_store::{AdminSession, Contact, StoreError, TagEdit, TimelineEvent};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -210,7 +210,8 @@ impl MetadataView {
 /// One timeline entry as sentences.
 pub struct EventLine {
     pub sentences: Vec<String>,
-    /// Who did it (`by you`, `by an admin`, `via the API`), empty for the visitor and system.
+    /// Who did it (`by you`, `by ann@acme.test`, `via the API`), empty for the visitor and
+    /// system.
     pub by: String,
     pub at: String,
     /// A conversation the entry is about, linked.
@@ -582,8 +583,8 @@ async fn tags_answer(
     }
 }
 
-/// `POST /contacts/{id}/tags` with `tag`: the set plus this tag (the API's `tags` replaces
-/// the set; the domain drops a tag already there in another spelling).
+/// `POST /contacts/{id}/tags` with `tag`: one tag added, atomically in the store (the domain
+/// drops a tag already there in another spelling).
 async fn add_tag(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -592,23 +593,22 @@ async fn add_tag(
 ) -> Response {
     let s = &form.session;
     let tag = form.field("tag").to_string();
-    let result = async {
-        if tag.trim().is_empty() {
-            return Err(StoreError::Invalid(kith_core::ValidationError::new(
-                "tags",
-                "a tag must not be empty",
-            )));
-        }
-        let c = load(&state, s, &id).await?;
-        let mut tags = c.tags.clone();
-        tags.push(tag.clone());
-        patch(&state, s, &id, json!({ "tags": tags })).await
-    }
-    .await;
+    let result = if tag.trim().is_empty() {
+        Err(StoreError::Invalid(kith_core::ValidationError::new(
+            "tags",
+            "a tag must not be empty",
+        )))
+    } else {
+        state
+            .store
+            .org(&s.org_id)
+            .edit_tag(&id, TagEdit::Add(&tag), &Actor::Admin(s.admin_id.clone()))
+            .await
+    };
     tags_answer(&state, s, &headers, &id, result, &tag).await
 }
 
-/// `POST /contacts/{id}/tags/remove` with `tag`.
+/// `POST /contacts/{id}/tags/remove` with `tag`: one tag removed, atomically in the store.
 async fn remove_tag(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -617,12 +617,15 @@ async fn remove_tag(
 ) -> Response {
     let s = &form.session;
     let tag = form.field("tag").to_string();
-    let result = async {
-        let c = load(&state, s, &id).await?;
-        let tags: Vec<&String> = c.tags.iter().filter(|t| **t != tag).collect();
-        patch(&state, s, &id, json!({ "tags": tags })).await
-    }
-    .await;
+    let result = state
+        .store
+        .org(&s.org_id)
+        .edit_tag(
+            &id,
+            TagEdit::Remove(&tag),
+            &Actor::Admin(s.admin_id.clone()),
+        )
+        .await;
     tags_answer(&state, s, &headers, &id, result, "").await
 }
 
@@ -810,7 +813,7 @@ fn change_sentences(field: &str, old: &Value, new: &Value, out: &mut Vec<String>
 }
 
 /// One timeline entry in words.
-fn event_line(e: &TimelineEvent, me: &str) -> EventLine {
+fn event_line(e: &TimelineEvent, me: &str, admins: &[(String, String)]) -> EventLine {
     let d = &e.data;
     let str_of = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
     let mut sentences = vec![];
@@ -838,9 +841,10 @@ fn event_line(e: &TimelineEvent, me: &str) -> EventLine {
                 Some(k) => format!(" (by {k})"),
                 None => String::new(),
             };
+            // Anonymous (or merged before the name and email were kept in the event).
             let who = str_of("absorbed_name")
-                .or_else(|| str_of("absorbed_contact_id").map(|id| format!("contact {id}")))
-                .unwrap_or_else(|| "another contact".into());
+                .or_else(|| str_of("absorbed_email"))
+                .unwrap_or_else(|| "an anonymous contact".into());
             sentences.push(format!("Merged with {who}{by}"));
         }
         EventKind::FieldsUpdated => {
@@ -862,7 +866,12 @@ fn event_line(e: &TimelineEvent, me: &str) -> EventLine {
     }
     let by = match &e.actor {
         Actor::Admin(id) if id == me => "by you".to_string(),
-        Actor::Admin(_) => "by an admin".to_string(),
+        // Another admin by email; one since removed reads "by an admin".
+        Actor::Admin(id) => admins
+            .iter()
+            .find(|(a, _)| a == id)
+            .map(|(_, email)| format!("by {email}"))
+            .unwrap_or_else(|| "by an admin".to_string()),
         Actor::Api => "via the API".to_string(),
         Actor::Visitor | Actor::System => String::new(),
     };
@@ -885,12 +894,22 @@ async fn timeline_view(
         .org(&s.org_id)
         .timeline(id, cursor, PAGE)
         .await?;
+    // Admin emails only when another admin acted on this page (rare): no extra read otherwise.
+    let others = page
+        .items
+        .iter()
+        .any(|e| matches!(&e.actor, Actor::Admin(a) if *a != s.admin_id));
+    let admins = if others {
+        state.store.org(&s.org_id).admin_emails().await?
+    } else {
+        vec![]
+    };
     Ok(TimelineView {
         contact_id: id.to_string(),
         items: page
             .items
             .iter()
-            .map(|e| event_line(e, &s.admin_id))
+            .map(|e| event_line(e, &s.admin_id, &admins))
             .collect(),
         next_cursor: page.next_cursor,
     })

@@ -21,6 +21,7 @@ use kith_core::filter::{search_term, tag_key, ListFilter, Sort, SortField};
 use kith_core::limits::PAGE_LIMIT_DEFAULT;
 use kith_core::{ListId, Status, Timestamp, ValidationError};
 use kith_store::{AdminSession, Contact, ContactList, OrgStore, StoreError};
+use serde_json::{json, Map, Value};
 
 /// The view's state, as the URL holds it.
 #[derive(Clone, Debug, Default)]
@@ -32,9 +33,35 @@ pub struct View {
     pub tags: String,
     pub any: String,
     pub none: String,
+    /// A metadata key: with `meta_value`, it must hold that text; alone, it must be present.
+    pub meta_key: String,
+    pub meta_value: String,
+    /// Whole numbers: at least this many messages / conversations.
+    pub min_messages: String,
+    pub min_conversations: String,
+    /// Dates (`YYYY-MM-DD`, UTC days): last seen / created on or after, before.
+    pub seen_after: String,
+    pub seen_before: String,
+    pub created_after: String,
+    pub created_before: String,
+    /// A website id: the contact has a conversation there.
+    pub website: String,
     pub sort: String,
     pub cursor: String,
 }
+
+/// The filter form's fields beyond status, tags and search, by URL key.
+const EXTRA: [&str; 9] = [
+    "meta_key",
+    "meta_value",
+    "min_messages",
+    "min_conversations",
+    "seen_after",
+    "seen_before",
+    "created_after",
+    "created_before",
+    "website",
+];
 
 impl View {
     fn from_pairs(get: impl Fn(&str) -> Option<String>) -> View {
@@ -49,6 +76,15 @@ impl View {
             tags: v("tags"),
             any: v("any"),
             none: v("none"),
+            meta_key: v("meta_key"),
+            meta_value: v("meta_value"),
+            min_messages: v("min_messages"),
+            min_conversations: v("min_conversations"),
+            seen_after: v("seen_after"),
+            seen_before: v("seen_before"),
+            created_after: v("created_after"),
+            created_before: v("created_before"),
+            website: v("website"),
             sort: match v("sort") {
                 s if s.trim().is_empty() => "-last_seen_at".into(),
                 s => s.trim().to_string(),
@@ -72,6 +108,15 @@ impl View {
             ("tags", &next.tags, ""),
             ("any", &next.any, ""),
             ("none", &next.none, ""),
+            ("meta_key", &next.meta_key, ""),
+            ("meta_value", &next.meta_value, ""),
+            ("min_messages", &next.min_messages, ""),
+            ("min_conversations", &next.min_conversations, ""),
+            ("seen_after", &next.seen_after, ""),
+            ("seen_before", &next.seen_before, ""),
+            ("created_after", &next.created_after, ""),
+            ("created_before", &next.created_before, ""),
+            ("website", &next.website, ""),
             ("sort", &next.sort, "-last_seen_at"),
             ("cursor", &next.cursor, ""),
         ] {
@@ -109,13 +154,92 @@ impl View {
             f.tags_none.push(tag_key("none", t)?);
         }
         f.q.extend(search_term("q", &self.q)?);
-        Ok(f)
+        Ok(f.and(ListFilter::parse(&self.extra_json()?)?))
+    }
+
+    /// The extra fields as the API's JSON filter (so the domain validates them, and a saved
+    /// list holds exactly what the API would store).
+    fn extra_json(&self) -> Result<Value, ValidationError> {
+        let mut j = Map::new();
+        let key = self.meta_key.trim();
+        if !key.is_empty() {
+            let cond = match self.meta_value.trim() {
+                "" => json!({"exists": true}),
+                v => json!({"eq": v}),
+            };
+            j.insert("metadata".into(), json!({ key: cond }));
+        } else if !self.meta_value.trim().is_empty() {
+            return Err(ValidationError::new(
+                "meta_key",
+                "is needed for a metadata value",
+            ));
+        }
+        for (field, raw, name) in [
+            ("message_count", &self.min_messages, "min_messages"),
+            (
+                "conversation_count",
+                &self.min_conversations,
+                "min_conversations",
+            ),
+        ] {
+            if !raw.trim().is_empty() {
+                let n: i64 = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| ValidationError::new(name, "must be a whole number"))?;
+                j.insert(field.into(), json!({ "min": n }));
+            }
+        }
+        for (field, after, before) in [
+            ("last_seen_at", &self.seen_after, &self.seen_before),
+            ("created_at", &self.created_after, &self.created_before),
+        ] {
+            let mut range = Map::new();
+            for (bound, raw) in [("after", after), ("before", before)] {
+                let d = raw.trim();
+                if d.is_empty() {
+                    continue;
+                }
+                if !(d.len() == 10 && d.chars().all(|c| c.is_ascii_digit() || c == '-')) {
+                    return Err(ValidationError::new(field, "dates are YYYY-MM-DD"));
+                }
+                range.insert(bound.into(), json!(format!("{d}T00:00:00Z")));
+            }
+            if !range.is_empty() {
+                j.insert(field.into(), Value::Object(range));
+            }
+        }
+        if !self.website.trim().is_empty() {
+            j.insert("website_id".into(), json!(self.website.trim()));
+        }
+        Ok(Value::Object(j))
     }
 
     fn has_filter(&self) -> bool {
         [&self.q, &self.status, &self.tags, &self.any, &self.none]
-            .iter()
+            .into_iter()
+            .chain(EXTRA.iter().map(|k| self.extra(k)))
             .any(|v| !v.trim().is_empty())
+    }
+
+    /// An extra field by its URL key (for the save form's hidden copies).
+    pub fn extra(&self, key: &str) -> &String {
+        match key {
+            "meta_key" => &self.meta_key,
+            "meta_value" => &self.meta_value,
+            "min_messages" => &self.min_messages,
+            "min_conversations" => &self.min_conversations,
+            "seen_after" => &self.seen_after,
+            "seen_before" => &self.seen_before,
+            "created_after" => &self.created_after,
+            "created_before" => &self.created_before,
+            _ => &self.website,
+        }
+    }
+
+    /// Whether the form has conditions beyond search, so the builder opens.
+    fn builder_open(&self) -> bool {
+        self.has_filter() && self.q.trim().is_empty()
     }
 }
 
@@ -178,6 +302,9 @@ struct ContactsPage {
     empty_org: bool,
     website_key: String,
     base_url: String,
+    /// (id, name) of the organization's websites, for the filter builder.
+    websites: Vec<(String, String)>,
+    extra_keys: [&'static str; 9],
     save_error: Option<String>,
     rename_error: Option<String>,
 }
@@ -370,13 +497,18 @@ async fn page(
         });
     let all_count = lists.iter().find(|l| l.id == "all").map_or(0, |l| l.count);
     // The snippet is shown only to an organization without contacts: no query otherwise.
+    let websites = org.websites().await.unwrap_or_default();
     let website_key = match all_count {
-        0 => match org.websites().await {
-            Ok(w) => w.first().map(|w| w.website_key.clone()).unwrap_or_default(),
-            Err(_) => String::new(),
-        },
+        0 => websites
+            .first()
+            .map(|w| w.website_key.clone())
+            .unwrap_or_default(),
         _ => String::new(),
     };
+    let websites = websites
+        .iter()
+        .map(|w| (w.id.to_string(), w.name.clone()))
+        .collect();
     let base_url = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -393,6 +525,8 @@ async fn page(
             empty_org: all_count == 0,
             website_key,
             base_url,
+            websites,
+            extra_keys: EXTRA,
             save_error: notes.save_error,
             rename_error: notes.rename_error,
         },
@@ -569,5 +703,50 @@ mod tests {
         assert_eq!(f.q, vec!["ada"]);
         let bad = View::from_pairs(|k| (k == "status").then(|| "vip".into()));
         assert_eq!(bad.filter().unwrap_err().field, "status");
+    }
+
+    #[test]
+    fn the_filter_builder_covers_the_other_filter_keys() {
+        let v = View::from_pairs(|k| {
+            Some(
+                match k {
+                    "meta_key" => "plan",
+                    "meta_value" => "pro",
+                    "min_messages" => "3",
+                    "min_conversations" => "1",
+                    "seen_after" => "2026-01-01",
+                    "created_before" => "2026-11-01",
+                    "website" => "w1",
+                    _ => return None,
+                }
+                .to_string(),
+            )
+        });
+        assert!(v.has_filter() && v.builder_open());
+        let f = v.filter().unwrap();
+        assert_eq!(
+            f.metadata,
+            vec![kith_core::filter::MetaCond::Eq("plan".into(), json!("pro"))]
+        );
+        assert_eq!(f.message_count.min, Some(3));
+        assert_eq!(f.conversation_count.min, Some(1));
+        assert!(f.last_seen_at.min.is_some() && f.last_seen_at.max.is_none());
+        assert!(f.created_at.max.is_some() && f.created_at.min.is_none());
+        assert_eq!(f.website_ids, vec!["w1"]);
+        let url = v.url(|_| {});
+        assert!(
+            url.contains("meta_key=plan") && url.contains("seen_after=2026-01-01"),
+            "{url}"
+        );
+        // A key alone: present with any value.
+        let exists = View::from_pairs(|k| (k == "meta_key").then(|| "beta".into()));
+        assert_eq!(
+            exists.filter().unwrap().metadata,
+            vec![kith_core::filter::MetaCond::Exists("beta".into(), true)]
+        );
+        for (k, bad) in [("min_messages", "many"), ("seen_after", "yesterday")] {
+            let v = View::from_pairs(|f| (f == k).then(|| bad.to_string()));
+            assert!(v.filter().is_err(), "{k}={bad}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! `/conversations/{id}`: the transcript (oldest first, "Show older" pages back), an agent's
-//! reply, escalate and resolve. New messages arrive live: panel.js opens the admin event
+//! reply, escalate, resolve and reopen. New messages arrive live: panel.js opens the admin event
 //! stream (`GET /api/v1/events`, the session cookie is its credential) and appends this
 //! conversation's messages as text.
 //!
@@ -8,8 +8,8 @@
 //! `HX-Trigger: {"kith-message": <the message as the API writes it>}`: panel.js appends it
 //! through the same function as a streamed one, so a reply shows once whichever comes first.
 //!
-//! Reopening is not offered: the store has no path for it (a visitor's next message reopens
-//! a resolved conversation, and escalating one makes it `escalated`).
+//! A resolved conversation offers "Reopen" (the store call of
+//! `POST /api/v1/conversations/{id}/reopen`); a visitor's next message reopens it too.
 
 use super::auth::{CsrfForm, PanelSession};
 use super::contact::when;
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/conversations/{id}/reply", post(reply))
         .route("/conversations/{id}/escalate", post(escalate))
         .route("/conversations/{id}/resolve", post(resolve))
+        .route("/conversations/{id}/reopen", post(reopen))
 }
 
 pub struct MessageLine {
@@ -295,5 +296,17 @@ async fn resolve(
 ) -> Response {
     let s = &form.session;
     let result = state.store.org(&s.org_id).resolve_conversation(&id).await;
+    status_answer(&state, s, &headers, result).await
+}
+
+/// `POST /conversations/{id}/reopen`
+async fn reopen(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<ConversationId>,
+    form: CsrfForm,
+) -> Response {
+    let s = &form.session;
+    let result = state.store.org(&s.org_id).reopen_conversation(&id).await;
     status_answer(&state, s, &headers, result).await
 }

@@ -35,6 +35,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use kith_store::AdminSession;
+use tower_http::compression::CompressionLayer;
 
 /// The panel's routes.
 pub fn router() -> Router<AppState> {
@@ -51,6 +52,10 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(assets::serve))
         .merge(contact::router())
         .merge(conversation::router())
+        // Pages and htmx partials travel gzipped (a contacts page is ~5x smaller); assets
+        // arrive already gzipped and pass through (a response with a Content-Encoding is
+        // left alone), and event streams are never buffered (the default predicate).
+        .layer(CompressionLayer::new())
 }
 
 /// Whether htmx made the request (`HX-Request`), so a handler may answer with the partial

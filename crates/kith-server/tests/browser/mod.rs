@@ -471,6 +471,12 @@ impl Browser {
     /// page is a network "error"): a Content-Security-Policy violation (inline script or
     /// style), a script exception, a failed `console.error`.
     pub async fn assert_no_console_errors(&self) {
+        let errors = self.console_errors().await;
+        assert!(errors.is_empty(), "console errors: {errors:#?}");
+    }
+
+    /// The console errors since the last call (see [`Browser::assert_no_console_errors`]).
+    pub async fn console_errors(&self) -> Vec<Value> {
         let url = format!(
             "http://127.0.0.1:{}/session/{}/se/log",
             self.driver_port, self.session_id
@@ -490,11 +496,11 @@ impl Browser {
         let entries = answer["value"]
             .as_array()
             .unwrap_or_else(|| panic!("browser log: {answer}"));
-        let errors: Vec<&Value> = entries
+        entries
             .iter()
             .filter(|e| e["level"] == "SEVERE" && e["source"] != "network")
-            .collect();
-        assert!(errors.is_empty(), "console errors: {errors:#?}");
+            .cloned()
+            .collect()
     }
 
     /// Saves a PNG of the window as `$KITH_SCREENSHOTS/<name>.png` when that variable names a
@@ -597,6 +603,31 @@ impl Browser {
             .await
             .unwrap_or_else(|_| panic!("{url} did not load within {WAIT:?}"))
             .unwrap_or_else(|e| panic!("goto {url}: {e}"));
+    }
+
+    /// A DevTools-protocol command on this browser's page (chromedriver's `goog/cdp/execute`),
+    /// e.g. to take the network offline; answers its result.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let url = format!(
+            "http://127.0.0.1:{}/session/{}/goog/cdp/execute",
+            self.driver_port, self.session_id
+        );
+        let resp = tokio::time::timeout(
+            WAIT,
+            self.http
+                .post(&url)
+                .json(&json!({"cmd": cmd, "params": params}))
+                .send(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{cmd} took over {WAIT:?}"))
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+        assert!(
+            resp.status().is_success(),
+            "{cmd} answered {}",
+            resp.status()
+        );
+        resp.json::<Value>().await.expect("a JSON answer")["value"].clone()
     }
 
     /// Ends the session (also done, blocking, on drop when a test panics first).

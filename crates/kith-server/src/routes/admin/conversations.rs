@@ -1,5 +1,5 @@
 //! Conversations: one with its newest messages, paging back, an agent's reply, escalate and
-//! resolve.
+//! resolve, reopen.
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, JsonBody, QueryMap};
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/conversations/{id}/escalate", post(escalate))
         .route("/conversations/{id}/resolve", post(resolve))
+        .route("/conversations/{id}/reopen", post(reopen))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -168,6 +169,24 @@ async fn resolve(
     let conversation = admin
         .org(&state)
         .resolve_conversation(&id)
+        .await
+        .map_err(ApiError::not_found_as("conversation"))?;
+    Ok(Json(Conversation::from(&conversation)))
+}
+
+/// Reopen a resolved conversation; an open or escalated one is answered unchanged.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/reopen", tag = "conversations",
+    params(("id" = String, Path)),
+    responses((status = 200, body = Conversation), (status = 404)),
+    security(("bearer" = [])))]
+async fn reopen(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<ConversationId>,
+) -> ApiResult<Json<Conversation>> {
+    let conversation = admin
+        .org(&state)
+        .reopen_conversation(&id)
         .await
         .map_err(ApiError::not_found_as("conversation"))?;
     Ok(Json(Conversation::from(&conversation)))

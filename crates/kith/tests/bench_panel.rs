@@ -1,0 +1,54 @@
+//! `kith bench panel` on a tiny seeded SQLite database, so the benchmark's code path (server,
+//! chromedriver, sign-in, Performance API scripts, report) cannot rot between the runs at
+//! 1,000,000 contacts recorded in docs/benchmarks.md. Needs chromium and chromium-driver, as
+//! the browser tests do.
+
+mod support;
+
+use serde_json::Value;
+use support::{kith, org_create, temp_dir};
+
+#[test]
+fn bench_panel_measures_a_tiny_seeded_organization() {
+    let dir = temp_dir("bench-panel");
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
+    let seeded = kith()
+        .args(["seed", "--contacts", "300", "--org", &org, "--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let out = kith()
+        .args(["bench", "panel", "--org", &org, "--db", &db])
+        .args(["--runs", "2", "--rounds", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["contacts"], 300, "{r}");
+    assert_eq!(r["navigation"]["interactive"]["n"], 2, "{r}");
+    let interactive = r["navigation"]["interactive"]["p50_ms"].as_f64().unwrap();
+    assert!(interactive > 0.0 && interactive < 10_000.0, "{r}");
+    // Every key typed and erased is one sample, each with the rows on screen.
+    let keys = r["keystroke"]["n"].as_u64().unwrap();
+    assert!(keys >= 20, "{r}");
+    assert!(r["keystroke"]["p50_ms"].as_f64().unwrap() > 0.0, "{r}");
+    // The cold load fetched the page, its stylesheet and its two scripts, gzipped.
+    let w = &r["cold_load"]["weight"];
+    for kind in ["html", "css", "js"] {
+        let encoded = w[kind]["encoded_bytes"].as_u64().unwrap_or(0);
+        let decoded = w[kind]["decoded_bytes"].as_u64().unwrap_or(0);
+        assert!(encoded > 0 && encoded < decoded, "{kind}: {w}");
+    }
+    assert!(w["total"]["transfer_bytes"].as_u64().unwrap() > 0, "{w}");
+}
