@@ -31,8 +31,8 @@ pub use admins::{
     new_secret, AdminError, AdminSession, NewSession, SessionPolicy, VerifiedAdmin,
     PASSWORD_MIN_CHARS,
 };
-pub(crate) use backend::{read, transact};
 pub use audit::IngestTotals;
+pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::{Page, TagEdit};
 pub use conversations::PostedMessage;

@@ -3,8 +3,8 @@
 
 mod backup;
 mod bench;
-mod bench_panel;
 mod bench_ingest;
+mod bench_panel;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
