@@ -7,6 +7,7 @@
 //! crate gathers the facts it needs and applies its answers.
 
 mod admins;
+mod audit;
 pub(crate) mod backend;
 pub(crate) mod conn;
 mod contact_rows;
@@ -31,6 +32,7 @@ pub use admins::{
     PASSWORD_MIN_CHARS,
 };
 pub(crate) use backend::{read, transact};
+pub use audit::IngestTotals;
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::Page;
 pub use conversations::PostedMessage;

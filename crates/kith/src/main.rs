@@ -3,6 +3,7 @@
 
 mod backup;
 mod bench;
+mod bench_ingest;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -92,17 +93,33 @@ enum BenchCommand {
         json: bool,
     },
 
-    /// Write messages through the widget API of an in-process server on 127.0.0.1 and report
-    /// messages per second (creates a fresh organization in the database).
+    /// Visitor traffic over HTTP against `kith serve` processes started for the run, on a
+    /// seeded organization: messages/s, latency, errors, peak RSS, the /healthz rate beside
+    /// it, and a check that the stored data equals what was acknowledged.
     Ingest {
         #[command(flatten)]
         db: DbArg,
-        /// Concurrent visitors.
+        /// The seeded organization (`kith org create`, then `kith seed`).
+        #[arg(long)]
+        org: String,
+        /// Concurrent clients (each sends its next request when the last one answered).
         #[arg(long, default_value_t = 64)]
-        visitors: usize,
-        /// Messages in all.
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
+        concurrency: usize,
+        /// Seconds of the mix.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Returning visitors created before the mix.
+        #[arg(long, default_value_t = 2000)]
+        warmup: usize,
+        /// Seconds of /healthz under the same generator.
+        #[arg(long, default_value_t = 5.0)]
+        healthz_seconds: f64,
+        /// `kith serve` processes (PostgreSQL only; requests alternate between them).
+        #[arg(long, default_value_t = 1)]
+        servers: usize,
+        /// Database connections per server.
+        #[arg(long, default_value_t = DEFAULT_POOL_SIZE)]
+        db_connections: u32,
         /// Print exactly one line: a JSON object.
         #[arg(long)]
         json: bool,
@@ -249,15 +266,28 @@ async fn main() -> anyhow::Result<()> {
             command:
                 BenchCommand::Ingest {
                     db,
-                    visitors,
-                    messages,
+                    org,
+                    concurrency,
+                    duration,
+                    warmup,
+                    healthz_seconds,
+                    servers,
+                    db_connections,
                     json,
                 },
         } => {
-            let store = open(&db.url, DEFAULT_POOL_SIZE, Access::Serve).await?;
-            bench::ingest(store.clone(), visitors.max(1), messages.max(1), json).await?;
-            store.close().await;
-            Ok(())
+            bench_ingest::run(bench_ingest::IngestArgs {
+                db: db.url,
+                org,
+                concurrency: concurrency.max(1),
+                duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
+                warmup: warmup.max(1),
+                healthz: std::time::Duration::from_secs_f64(healthz_seconds.max(0.1)),
+                servers,
+                db_connections,
+                json,
+            })
+            .await
         }
         Command::Backup { db, out, json } => {
             // Shared: a backup runs beside a serving process and writes nothing.
