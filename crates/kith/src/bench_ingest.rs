@@ -214,7 +214,11 @@ async fn post(
     if let Some(t) = token {
         r = r.header("X-Kith-Visitor", t);
     }
-    let r = r.json(&body).send().await.map_err(|e| format!("{path}: {e}"))?;
+    let r = r
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("{path}: {e}"))?;
     let status = r.status();
     let text = r.text().await.map_err(|e| format!("{path}: {e}"))?;
     if !status.is_success() {
@@ -426,8 +430,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         }
     }
     let warm_messages = returning.len() as i64;
-    shared = Arc::try_unwrap(warm)
-        .map_err(|_| anyhow::anyhow!("warm-up tasks still running"))?;
+    shared = Arc::try_unwrap(warm).map_err(|_| anyhow::anyhow!("warm-up tasks still running"))?;
     shared.returning = returning;
     let shared = Arc::new(shared);
 
@@ -511,11 +514,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         expected_contacts,
     );
     check("emails held twice", after.duplicate_emails, 0);
-    check(
-        "visitors linked to no contact",
-        after.dangling_visitors,
-        0,
-    );
+    check("visitors linked to no contact", after.dangling_visitors, 0);
     let exact = wrong.is_empty();
 
     let rate = messages as f64 / mix_seconds;
@@ -569,13 +568,19 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
             "  /healthz under the same generator: {healthz_rate:.0}/s; messages are {:.1} % of it",
             ratio * 100.0
         );
-        println!("  server peak RSS: {peak_mib:.0?} MiB (ready after {:.1} s)", ready_after.as_secs_f64());
+        println!(
+            "  server peak RSS: {peak_mib:.0?} MiB (ready after {:.1} s)",
+            ready_after.as_secs_f64()
+        );
         if exact {
             println!("  data exact: visitor messages +{expected_messages} (= acknowledged), counters equal rows, contacts +{expected_contacts} (= new visitors − merges), no email held twice");
         } else {
             println!("  DATA NOT EXACT: {}", wrong.join("; "));
         }
     }
-    anyhow::ensure!(exact, "the stored data does not match what was acknowledged");
+    anyhow::ensure!(
+        exact,
+        "the stored data does not match what was acknowledged"
+    );
     Ok(())
 }
