@@ -9,6 +9,7 @@
 mod admins;
 mod audit;
 pub(crate) mod backend;
+mod batch;
 pub(crate) mod conn;
 mod contact_rows;
 mod contacts;
@@ -31,8 +32,8 @@ pub use admins::{
     new_secret, AdminError, AdminSession, NewSession, SessionPolicy, VerifiedAdmin,
     PASSWORD_MIN_CHARS,
 };
-pub(crate) use backend::{read, transact};
 pub use audit::IngestTotals;
+pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use contacts::Page;
 pub use conversations::PostedMessage;
