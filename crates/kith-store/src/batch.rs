@@ -114,7 +114,7 @@ async fn clean(batch: &mut Option<OpenBatch>) {
     if b.savepoint != Savepoint::Held {
         return;
     }
-    match exec(&mut *b.tx, ROLLBACK_TO).await {
+    match exec(&mut b.tx, ROLLBACK_TO).await {
         Ok(()) => b.savepoint = Savepoint::None,
         Err(e) => {
             let b = batch.take().expect("checked above");
@@ -161,7 +161,7 @@ impl Member {
         if b.savepoint == Savepoint::None {
             // Marked first: if this request is dropped from here on, the savepoint is undone.
             b.savepoint = Savepoint::Held;
-            if let Err(e) = exec(&mut *b.tx, SAVEPOINT).await {
+            if let Err(e) = exec(&mut b.tx, SAVEPOINT).await {
                 drop(guard);
                 // The batch may hold earlier writes waiting for a commit.
                 tokio::spawn(flush(inner.clone()));
@@ -185,7 +185,7 @@ impl Member {
             .as_mut()
             .and_then(|g| g.as_mut())
             .expect("a member holds the open batch until it finishes");
-        &mut *b.tx
+        &mut b.tx
     }
 
     /// Ends this write's part: keeps its work (`ok`) or rolls back to its savepoint, hands the
@@ -202,7 +202,7 @@ impl Member {
             (false, true) => ROLLBACK_TO,
             (false, false) => ROLLBACK_TO_NEXT,
         };
-        let ended = exec(&mut *b.tx, sql).await;
+        let ended = exec(&mut b.tx, sql).await;
         if ended.is_ok() {
             b.savepoint = if commit_now {
                 Savepoint::None
