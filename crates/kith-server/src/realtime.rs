@@ -41,6 +41,9 @@ impl MessageEvent {
 pub struct VisitorSwitch {
     pub org_id: OrgId,
     pub visitor_id: VisitorId,
+    /// Whom the visitor belongs to now. A stream opened for exactly that contact (the widget
+    /// may already have reopened one before a NOTIFY arrives) stays open.
+    pub now_for: Option<ContactId>,
 }
 
 /// Fan-out of message events (and visitor switches) inside this process.
@@ -107,12 +110,22 @@ impl AppState {
 
     /// Tells every process that a visitor now belongs to another contact, so each ends the
     /// event streams it holds for the previous one at once (issue 20).
-    pub async fn publish_visitor_switch(&self, org_id: &OrgId, visitor_id: &VisitorId) {
+    pub async fn publish_visitor_switch(
+        &self,
+        org_id: &OrgId,
+        visitor_id: &VisitorId,
+        now_for: Option<&ContactId>,
+    ) {
         let switch = VisitorSwitch {
             org_id: org_id.clone(),
             visitor_id: visitor_id.clone(),
+            now_for: now_for.cloned(),
         };
-        match self.store.announce_visitor_switch(org_id, visitor_id).await {
+        match self
+            .store
+            .announce_visitor_switch(org_id, visitor_id, now_for)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => self.bus.deliver_switch_local(switch),
             Err(e) => {
@@ -150,9 +163,13 @@ impl AppState {
                             Err(e) => tracing::warn!(error = %e, "announced message not loadable"),
                         }
                     }
-                    Ok(Announcement::VisitorSwitched(org_id, visitor_id)) => self
-                        .bus
-                        .deliver_switch_local(VisitorSwitch { org_id, visitor_id }),
+                    Ok(Announcement::VisitorSwitched(org_id, visitor_id, now_for)) => {
+                        self.bus.deliver_switch_local(VisitorSwitch {
+                            org_id,
+                            visitor_id,
+                            now_for,
+                        })
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "LISTEN connection lost; reconnecting");
                         break;

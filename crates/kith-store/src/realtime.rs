@@ -5,7 +5,7 @@
 
 use crate::conversations::PostedMessage;
 use crate::{read, OrgStore, Store, StoreError};
-use kith_core::{OrgId, VisitorId};
+use kith_core::{ContactId, OrgId, VisitorId};
 use sqlx::postgres::PgListener;
 
 const CHANNEL: &str = "kith_messages";
@@ -18,8 +18,8 @@ const SWITCH_CHANNEL: &str = "kith_visitor_switches";
 pub enum Announcement {
     /// A committed message, by id.
     Message(OrgId, String),
-    /// A visitor now belongs to another contact than before.
-    VisitorSwitched(OrgId, VisitorId),
+    /// A visitor now belongs to another contact than before (`None`: to none yet).
+    VisitorSwitched(OrgId, VisitorId, Option<ContactId>),
 }
 
 /// Announcements of any process.
@@ -35,7 +35,12 @@ impl MessageListener {
                 continue;
             };
             return Ok(if n.channel() == SWITCH_CHANNEL {
-                Announcement::VisitorSwitched(OrgId::new(org), VisitorId::new(id))
+                // `visitor contact`, or `visitor` alone when it belongs to no contact yet.
+                let (visitor, contact) = match id.split_once(' ') {
+                    Some((v, c)) => (v, Some(ContactId::new(c))),
+                    None => (id, None),
+                };
+                Announcement::VisitorSwitched(OrgId::new(org), VisitorId::new(visitor), contact)
             } else {
                 Announcement::Message(OrgId::new(org), id.to_string())
             });
@@ -68,13 +73,18 @@ impl Store {
         &self,
         org_id: &OrgId,
         visitor_id: &VisitorId,
+        now_for: Option<&ContactId>,
     ) -> Result<bool, StoreError> {
         let Some(pool) = self.pg_pool() else {
             return Ok(false);
         };
+        let payload = match now_for {
+            Some(c) => format!("{org_id} {visitor_id} {c}"),
+            None => format!("{org_id} {visitor_id}"),
+        };
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(SWITCH_CHANNEL)
-            .bind(format!("{org_id} {visitor_id}"))
+            .bind(payload)
             .execute(pool)
             .await?;
         Ok(true)

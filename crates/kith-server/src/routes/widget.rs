@@ -307,7 +307,11 @@ async fn identify(
     metrics::identify();
     if out.switched {
         state
-            .publish_visitor_switch(&auth.website.org_id, &auth.visitor_id)
+            .publish_visitor_switch(
+                &auth.website.org_id,
+                &auth.visitor_id,
+                out.contact_id.as_ref(),
+            )
             .await;
     }
     Ok(Json(IdentifyResponse {
@@ -559,7 +563,9 @@ async fn events(
                 switch = switches.recv() => match switch {
                     // This visitor is somebody else now: end at once, before any event of
                     // the new person could be judged against the old one.
-                    Ok(s) if s.org_id == website.org_id && s.visitor_id == visitor_id => break,
+                    Ok(s) if s.org_id == website.org_id
+                        && s.visitor_id == visitor_id
+                        && s.now_for.as_ref().map(|c| c.as_str()) != opened_for.as_deref() => break,
                     Ok(_) => continue,
                     // Switches missed while lagging: re-read the visitor with the next batch.
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
