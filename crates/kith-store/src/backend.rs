@@ -27,6 +27,8 @@ pub(crate) struct Inner {
     /// letting them poll SQLite's busy handler; `BEGIN IMMEDIATE` still guards correctness
     /// against other processes (a CLI command beside the server).
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the open batch writes join (group commit, see `batch`).
+    pub(crate) group: crate::batch::GroupCommit,
     pub(crate) url_redacted: String,
 }
 
@@ -89,6 +91,7 @@ impl Store {
                 index_build: std::sync::Mutex::new(None),
                 _lock: lock,
                 sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+                group: crate::batch::GroupCommit::default(),
                 url_redacted: redact(url),
             }),
         };
@@ -529,22 +532,25 @@ macro_rules! transact {
             attempt += 1;
             let result: Result<_, $crate::StoreError> = match &store.inner.backend {
                 $crate::backend::Backend::Sqlite(pool) => {
-                    let writer = store.inner.sqlite_writer.clone().lock_owned().await;
+                    // Group commit: the body runs in its own savepoint inside the open batch
+                    // transaction, and the write returns after that batch's COMMIT (and the
+                    // contact index took its changes). A failing body fails alone.
                     async {
-                        let mut tx = $crate::backend::sqlite_begin(pool).await?;
+                        let mut member = $crate::batch::Member::join(&store.inner, pool).await?;
                         let out = {
-                            let $c: &mut sqlx::SqliteConnection = &mut *tx;
+                            let $c: &mut sqlx::SqliteConnection = member.conn();
                             $body
-                        }?;
-                        // The contacts this transaction touched, read before it commits and
-                        // handed to the index after, while this writer still holds the lock:
-                        // the index changes in commit order, before the write returns.
-                        let changes = match &store.inner.index {
-                            Some(_) => $crate::index::collect_changes(&mut *tx).await?,
-                            None => Vec::new(),
                         };
-                        $crate::backend::sqlite_commit(&store.inner, tx, changes, writer).await?;
-                        Ok(out)
+                        match out {
+                            Ok(v) => {
+                                member.finish(true).await?;
+                                Ok(v)
+                            }
+                            Err(e) => {
+                                let _ = member.finish(false).await;
+                                Err($crate::StoreError::from(e))
+                            }
+                        }
                     }
                     .await
                 }

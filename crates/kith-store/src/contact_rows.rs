@@ -3,7 +3,7 @@
 //! timeline. Resolution, merges, the admin API and the widget all go through these, so a
 //! contact is written one way.
 
-use crate::conn::{args, Conn};
+use crate::conn::{args, Arg, Conn};
 use crate::dialect::{for_update, next_rid};
 use crate::ids::new_id;
 use crate::model::{ContactRow, CONTACT_COLUMNS};
@@ -40,7 +40,22 @@ pub(crate) async fn insert_event<C: Conn>(
     data: Value,
     now: i64,
 ) -> Result<(), StoreError> {
-    c.execute(
+    let (sql, args) = event_statement(org_id, contact_id, kind, actor, data, now);
+    c.execute(sql, args).await?;
+    Ok(())
+}
+
+/// The statement `insert_event` runs, for a caller that runs it with others
+/// (`Conn::execute_many`).
+pub(crate) fn event_statement(
+    org_id: &str,
+    contact_id: &str,
+    kind: EventKind,
+    actor: &Actor,
+    data: Value,
+    now: i64,
+) -> (&'static str, Vec<Arg>) {
+    (
         "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
         args![
@@ -53,8 +68,6 @@ pub(crate) async fn insert_event<C: Conn>(
             now
         ],
     )
-    .await?;
-    Ok(())
 }
 
 fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {

@@ -64,8 +64,27 @@ pub(crate) async fn append_message<C: Conn>(
     body: &str,
     now: i64,
 ) -> Result<PostedMessage, StoreError> {
+    let message = (author, author_id, body);
+    let (posted, _) =
+        append_message_after(c, Vec::new(), org_id, conversation_id, message, now).await?;
+    Ok(posted)
+}
+
+/// `append_message`, with `before` run first in the same round trip (`Conn::execute_many`);
+/// answers the rows each statement of `before` touched too.
+pub(crate) async fn append_message_after<C: Conn>(
+    c: &mut C,
+    before: Vec<(&str, Vec<Arg>)>,
+    org_id: &str,
+    conversation_id: &str,
+    (author, author_id, body): (AuthorKind, Option<&str>, &str),
+    now: i64,
+) -> Result<(PostedMessage, Vec<u64>), StoreError> {
     let id = new_id();
-    c.execute(
+    let reopen = author == AuthorKind::Visitor;
+    let mut statements = before;
+    let own = statements.len();
+    statements.push((
         "INSERT INTO messages (org_id, id, conversation_id, author, author_id, body, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
         args![
@@ -77,32 +96,34 @@ pub(crate) async fn append_message<C: Conn>(
             body,
             now
         ],
-    )
-    .await?;
-    let reopen = author == AuthorKind::Visitor;
-    c.execute(
+    ));
+    statements.push((
         "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
          last_message_at = $4, updated_at = $4, \
          status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
          WHERE org_id = $1 AND id = $2",
         args![org_id, conversation_id, preview(body), now, reopen],
-    )
-    .await?;
+    ));
+    let mut touched = c.execute_many(statements).await?;
+    touched.truncate(own);
     let conv = conversation_row(c, org_id, conversation_id).await?;
-    Ok(PostedMessage {
-        message: Message {
-            id,
-            conversation_id: ConversationId::new(conversation_id),
-            author,
-            body: body.to_string(),
-            created_at: kith_core::Timestamp(now),
+    Ok((
+        PostedMessage {
+            message: Message {
+                id,
+                conversation_id: ConversationId::new(conversation_id),
+                author,
+                body: body.to_string(),
+                created_at: kith_core::Timestamp(now),
+            },
+            contact_id: ContactId::new(conv.contact_id.clone()),
+            starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
+            conversation: conv.view()?,
+            conversation_started: false,
+            replayed: false,
         },
-        contact_id: ContactId::new(conv.contact_id.clone()),
-        starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
-        conversation: conv.view()?,
-        conversation_started: false,
-        replayed: false,
-    })
+        touched,
+    ))
 }
 
 /// Marks a conversation escalated and writes `escalated` to the contact's timeline. Escalating

@@ -9,6 +9,7 @@
 mod admins;
 mod audit;
 pub(crate) mod backend;
+mod batch;
 pub(crate) mod conn;
 mod contact_rows;
 mod contacts;

@@ -6,9 +6,9 @@
 
 use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{
-    contact_by, expect_one, insert_event, touch_contact, LAST_SEEN_INTERVAL_MS,
+    contact_by, event_statement, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
-use crate::conversations::{append_message, PostedMessage};
+use crate::conversations::{append_message_after, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
@@ -94,16 +94,24 @@ async fn ensure_visitor<C: Conn>(
     visitor_id: &str,
     now: i64,
 ) -> Result<Visitor, StoreError> {
-    c.execute(
-        "INSERT INTO visitors (org_id, id, website_id, contact_id, verified, pending_claim, \
-         created_at, last_seen_at) VALUES ($1, $2, $3, NULL, FALSE, NULL, $4, $4) \
-         ON CONFLICT (org_id, id) DO NOTHING",
-        args![&website.org_id, visitor_id, &website.id, now],
-    )
-    .await?;
-    let v = load_visitor(c, website.org_id.as_str(), visitor_id, true)
-        .await?
-        .ok_or(StoreError::Raced)?;
+    let org_id = website.org_id.as_str();
+    // Most calls come from a visitor already stored: read (and lock) it first, and insert
+    // only when it is not there.
+    let v = match load_visitor(c, org_id, visitor_id, true).await? {
+        Some(v) => v,
+        None => {
+            c.execute(
+                "INSERT INTO visitors (org_id, id, website_id, contact_id, verified, pending_claim, \
+                 created_at, last_seen_at) VALUES ($1, $2, $3, NULL, FALSE, NULL, $4, $4) \
+                 ON CONFLICT (org_id, id) DO NOTHING",
+                args![org_id, visitor_id, &website.id, now],
+            )
+            .await?;
+            load_visitor(c, org_id, visitor_id, true)
+                .await?
+                .ok_or(StoreError::Raced)?
+        }
+    };
     if website.id != v.website_id {
         // Tokens are signed per website, so this means a forged or mixed-up id.
         return Err(StoreError::NotFound);
@@ -292,11 +300,14 @@ impl WebsiteStore<'_> {
                     id
                 }
             };
+            // The writes of the message go to the database in one round trip (SQLite; one
+            // by one on PostgreSQL): a new conversation, its timeline entry, the counters.
+            let mut writes: Vec<(&str, Vec<Arg>)> = Vec::new();
             let (conv_id, started) = match conversation_id {
                 Some(id) => (visible_conversation(c, website, &v, id).await?.id, false),
                 None => {
                     let id = new_id();
-                    c.execute(
+                    writes.push((
                         "INSERT INTO conversations (org_id, id, website_id, contact_id, visitor_id, \
                          status, message_count, last_message_preview, last_message_at, created_at, \
                          updated_at, verified_start) \
@@ -310,44 +321,50 @@ impl WebsiteStore<'_> {
                             now,
                             verified_for_contact(&v)
                         ],
-                    )
-                    .await?;
-                    let n = c
-                        .execute(
-                            "UPDATE contacts SET conversation_count = conversation_count + 1 \
-                             WHERE org_id = $1 AND id = $2",
-                            args![org_id, &contact_id],
-                        )
-                        .await?;
-                    expect_one(n)?;
-                    insert_event(
-                        c,
+                    ));
+                    writes.push((
+                        "UPDATE contacts SET conversation_count = conversation_count + 1 \
+                         WHERE org_id = $1 AND id = $2",
+                        args![org_id, &contact_id],
+                    ));
+                    writes.push(event_statement(
                         org_id,
                         &contact_id,
                         EventKind::ConversationStarted,
                         &Actor::Visitor,
                         json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
                         now,
-                    )
-                    .await?;
+                    ));
                     (id, true)
                 }
             };
-            let n = c
-                .execute(
-                    "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
-                     WHERE org_id = $1 AND id = $2",
-                    args![org_id, &contact_id, now],
-                )
-                .await?;
-            expect_one(n)?;
-            c.execute(
+            // Which of `writes` must touch exactly one row: the contact's counters.
+            let mut counters = Vec::new();
+            if started {
+                counters.push(1);
+            }
+            counters.push(writes.len());
+            writes.push((
+                "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
+                 WHERE org_id = $1 AND id = $2",
+                args![org_id, &contact_id, now],
+            ));
+            writes.push((
                 "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
                 args![org_id, visitor_id, now],
+            ));
+            let (mut posted, touched) = append_message_after(
+                c,
+                writes,
+                org_id,
+                &conv_id,
+                (AuthorKind::Visitor, None, body),
+                now,
             )
             .await?;
-            let mut posted =
-                append_message(c, org_id, &conv_id, AuthorKind::Visitor, None, body, now).await?;
+            for i in counters {
+                expect_one(touched[i])?;
+            }
             posted.conversation_started = started;
             if let Some(key) = idempotency_key {
                 // Keys past the window go, this visitor's only (the primary key's prefix).

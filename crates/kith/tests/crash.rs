@@ -1,5 +1,7 @@
 //! Crash safety: many widget clients write messages (identifying, some with shared emails so
-//! merges happen) while the server is killed with SIGKILL; after a restart on the same
+//! merges happen) while the server is killed with SIGKILL — on SQLite in the middle of group
+//! commits, many writers' savepoints in one open transaction (checked on /metrics before the
+//! kill); after a restart on the same
 //! database every acknowledged message is there, stats equal the messages, no person became
 //! two contacts, SQLite's integrity check passes, and the lists (on SQLite: the in-memory
 //! contact index rebuilt at start) answer what SQL answers. On SQLite and PostgreSQL.
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{all_pages, http, org_create, Server, Sql, Widget};
 
-const CLIENTS: usize = 32;
+const CLIENTS: usize = 64;
 /// The server is killed once this many messages were acknowledged (or after `KILL_AFTER`).
 const ACKED_BEFORE_KILL: usize = 1_500;
 const KILL_AFTER: Duration = Duration::from_secs(8);
@@ -119,6 +121,18 @@ async fn client(
     (role, out)
 }
 
+/// The `_sum` and `_count` of a summary on /metrics (0 when absent).
+fn summary(text: &str, name: &str) -> (f64, f64) {
+    let value = |suffix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name}{suffix} ")))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    (value("_sum"), value("_count"))
+}
+
 async fn crash_and_restart(db_url: &str, sqlite_file: Option<&std::path::Path>) {
     let started = Instant::now();
     let creds = org_create(db_url);
@@ -146,7 +160,24 @@ async fn crash_and_restart(db_url: &str, sqlite_file: Option<&std::path::Path>) 
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // On SQLite the writes are batched (group commit): before the kill, check that batches
+    // of several concurrent writers were committed, so the kill lands among such batches.
+    let metrics = http()
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     server.kill();
+    let (writes, batches) = summary(&metrics, "kith_store_group_commit_size");
+    if sqlite_file.is_some() {
+        assert!(
+            batches > 0.0 && writes > batches * 1.5,
+            "no group commit under load: {writes} writes in {batches} batches"
+        );
+    }
     let killed_at = acked_total.load(Ordering::Relaxed);
     let mut outcomes = vec![];
     for c in clients {
@@ -343,8 +374,8 @@ async fn crash_and_restart(db_url: &str, sqlite_file: Option<&std::path::Path>) 
     sql.close().await;
     drop(server);
     eprintln!(
-        "crash test: {acked} messages acknowledged ({killed_at} when killed), {} stored, {} \
-         contacts, {} merges, {:.1} s",
+        "crash test: {acked} messages acknowledged ({killed_at} when killed; {writes} writes in \
+         {batches} commits before), {} stored, {} contacts, {} merges, {:.1} s",
         stored.len(),
         contacts.len(),
         merges.len(),

@@ -1,0 +1,281 @@
+//! Group commit on SQLite: many write transactions share one database transaction.
+//!
+//! SQLite has one writer, and a transaction costs far more than its statements: `BEGIN
+//! IMMEDIATE`, reading back the contacts it touched for the contact index, `COMMIT` (and its
+//! WAL work), each a round trip to sqlx's worker thread, plus two task spawns. So a write
+//! (`transact!`) does not open a transaction of its own: it joins the *open batch*, a
+//! transaction shared by the writes that arrive while it is open, and runs its body there
+//! inside a `SAVEPOINT`. A body that fails rolls back to its savepoint and fails alone; the
+//! others go on. The write returns only after the batch's `COMMIT` (so an answer still means
+//! committed) and after the contact index took the batch's changes (so lists are exact at
+//! commit, as before).
+//!
+//! Bodies run one at a time, each in its own request's task, on the batch's connection,
+//! handed from one to the next by a fair (FIFO) mutex; nothing is copied into a writer task.
+//! The batch commits when the body just run sees nobody else waiting (no wait is ever added
+//! to form a batch: batches are exactly the writes that queued behind a running one), or when
+//! it holds `MAX_MEMBERS` writes or is `MAX_AGE` old, which bounds the latency the batch adds.
+//! The commit runs in a task of its own (`flush`), so a request dropped at any point cannot
+//! leave the batch open: a body dropped half-way leaves its savepoint marked, and the next
+//! one to take the connection (a body or the flush) rolls it back first.
+
+use crate::backend::{sqlite_begin, sqlite_commit, Inner};
+use crate::StoreError;
+use sqlx::SqliteConnection;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+/// Writes per batch at most: the savepoints are cheap, but each member waits for all.
+const MAX_MEMBERS: usize = 256;
+/// A batch older than this commits after the body that noticed: bounds the added latency.
+const MAX_AGE: Duration = Duration::from_millis(8);
+
+/// How a batch ended, as its members learn it.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Committed,
+    /// The commit failed: `retry` when the failure is one a new attempt may not meet.
+    Failed {
+        retry: bool,
+        why: String,
+    },
+}
+
+struct OpenBatch {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    writer: OwnedMutexGuard<()>,
+    members: usize,
+    opened: Instant,
+    done: watch::Sender<Option<Outcome>>,
+    savepoint: Savepoint,
+}
+
+/// The batch's savepoint, between bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Savepoint {
+    None,
+    /// Opened empty by the previous body's release, in the same round trip, for the next
+    /// one: a body that joins takes it over without a statement of its own.
+    Spare,
+    /// A body is inside it. Seen by anyone taking the connection, that body was dropped
+    /// half-way (its request went away): roll it back before anything else.
+    Held,
+}
+
+/// The group-commit state of one SQLite store.
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    open: Arc<Mutex<Option<OpenBatch>>>,
+    /// Writes waiting for the connection: the one that just ran commits only when none wait.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a write as waiting until it holds the connection; if it is dropped while waiting
+/// (its request went away), a flush is queued so the batch it was counted in still commits.
+struct Waiting {
+    inner: Arc<Inner>,
+    acquired: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.inner.group.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !self.acquired {
+            tokio::spawn(flush(self.inner.clone()));
+        }
+    }
+}
+
+/// One write's place in the open batch: holds the connection while its body runs.
+pub(crate) struct Member {
+    inner: Arc<Inner>,
+    guard: Option<OwnedMutexGuard<Option<OpenBatch>>>,
+    done: watch::Receiver<Option<Outcome>>,
+}
+
+const SAVEPOINT: &str = "SAVEPOINT kith_w";
+const RELEASE: &str = "RELEASE kith_w";
+const ROLLBACK_TO: &str = "ROLLBACK TO kith_w; RELEASE kith_w";
+/// The end of one body and the start of the next one's savepoint, in one round trip.
+const RELEASE_NEXT: &str = "RELEASE kith_w; SAVEPOINT kith_w";
+const ROLLBACK_TO_NEXT: &str = "ROLLBACK TO kith_w; RELEASE kith_w; SAVEPOINT kith_w";
+
+async fn exec(c: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    // Prepared once per connection and cached, like every other statement.
+    sqlx::query(sql).execute(c).await.map(|_| ())
+}
+
+/// Rolls back a savepoint a dropped body left open. If that fails the batch cannot be
+/// trusted: it is rolled back whole and its members told to run again.
+async fn clean(batch: &mut Option<OpenBatch>) {
+    let Some(b) = batch.as_mut() else { return };
+    if b.savepoint != Savepoint::Held {
+        return;
+    }
+    match exec(&mut b.tx, ROLLBACK_TO).await {
+        Ok(()) => b.savepoint = Savepoint::None,
+        Err(e) => {
+            let b = batch.take().expect("checked above");
+            let _ = b.done.send(Some(Outcome::Failed {
+                retry: true,
+                why: e.to_string(),
+            }));
+            // Dropping the transaction rolls it back; then the writer lock goes.
+            drop(b.tx);
+            drop(b.writer);
+        }
+    }
+}
+
+impl Member {
+    /// Joins the open batch (opening one when there is none) and starts this write's
+    /// savepoint. Holds the connection until `finish`.
+    pub(crate) async fn join(
+        inner: &Arc<Inner>,
+        pool: &sqlx::SqlitePool,
+    ) -> Result<Member, StoreError> {
+        inner.group.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut waiting = Waiting {
+            inner: inner.clone(),
+            acquired: false,
+        };
+        let mut guard = inner.group.open.clone().lock_owned().await;
+        waiting.acquired = true;
+        drop(waiting);
+        clean(&mut guard).await;
+        if guard.is_none() {
+            let writer = inner.sqlite_writer.clone().lock_owned().await;
+            let tx = sqlite_begin(pool).await?;
+            *guard = Some(OpenBatch {
+                tx,
+                writer,
+                members: 0,
+                opened: Instant::now(),
+                done: watch::Sender::new(None),
+                savepoint: Savepoint::None,
+            });
+        }
+        let b = guard.as_mut().expect("opened above");
+        if b.savepoint == Savepoint::None {
+            // Marked first: if this request is dropped from here on, the savepoint is undone.
+            b.savepoint = Savepoint::Held;
+            if let Err(e) = exec(&mut b.tx, SAVEPOINT).await {
+                drop(guard);
+                // The batch may hold earlier writes waiting for a commit.
+                tokio::spawn(flush(inner.clone()));
+                return Err(e.into());
+            }
+        }
+        b.savepoint = Savepoint::Held;
+        b.members += 1;
+        let done = b.done.subscribe();
+        Ok(Member {
+            inner: inner.clone(),
+            guard: Some(guard),
+            done,
+        })
+    }
+
+    /// The batch's connection, inside this write's savepoint.
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        let b = self
+            .guard
+            .as_mut()
+            .and_then(|g| g.as_mut())
+            .expect("a member holds the open batch until it finishes");
+        &mut b.tx
+    }
+
+    /// Ends this write's part: keeps its work (`ok`) or rolls back to its savepoint, hands the
+    /// connection on, and — when it kept its work — waits for the batch's commit.
+    pub(crate) async fn finish(mut self, ok: bool) -> Result<(), StoreError> {
+        let mut guard = self.guard.take().expect("finish runs once");
+        let b = guard.as_mut().expect("a member holds the open batch");
+        let commit_now = self.inner.group.waiting.load(Ordering::SeqCst) == 0
+            || b.members >= MAX_MEMBERS
+            || b.opened.elapsed() >= MAX_AGE;
+        let sql = match (ok, commit_now) {
+            (true, true) => RELEASE,
+            (true, false) => RELEASE_NEXT,
+            (false, true) => ROLLBACK_TO,
+            (false, false) => ROLLBACK_TO_NEXT,
+        };
+        let ended = exec(&mut b.tx, sql).await;
+        if ended.is_ok() {
+            b.savepoint = if commit_now {
+                Savepoint::None
+            } else {
+                Savepoint::Spare
+            };
+        }
+        drop(guard);
+        if commit_now {
+            // In a task: it runs to the end even if this request is dropped meanwhile.
+            tokio::spawn(flush(self.inner.clone()));
+        }
+        ended?;
+        if !ok {
+            return Ok(());
+        }
+        loop {
+            if let Some(outcome) = self.done.borrow_and_update().clone() {
+                return match outcome {
+                    Outcome::Committed => Ok(()),
+                    Outcome::Failed { retry: true, .. } => Err(StoreError::Raced),
+                    Outcome::Failed { retry: false, why } => {
+                        Err(StoreError::Corrupt(format!("the commit failed: {why}")))
+                    }
+                };
+            }
+            if self.done.changed().await.is_err() {
+                // The batch went away without a word (its transaction was dropped): rolled
+                // back, so nothing of this write is stored; run it again.
+                return Err(StoreError::Raced);
+            }
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        // Dropped with the connection (its request went away mid-body): its savepoint stays
+        // marked held, so the next holder rolls it back, and a flush makes sure the batch ends.
+        if self.guard.take().is_some() {
+            tokio::spawn(flush(self.inner.clone()));
+        }
+    }
+}
+
+/// Commits the open batch, if any: the contacts it touched are read back, `COMMIT`, the
+/// contact index takes the changes, the writer lock goes, and then its members hear.
+pub(crate) async fn flush(inner: Arc<Inner>) {
+    let mut guard = inner.group.open.clone().lock_owned().await;
+    clean(&mut guard).await;
+    let Some(b) = guard.take() else { return };
+    let OpenBatch {
+        mut tx,
+        writer,
+        members,
+        done,
+        ..
+    } = b;
+    let outcome = async {
+        let changes = match &inner.index {
+            Some(_) => crate::index::collect_changes(&mut *tx).await?,
+            None => Vec::new(),
+        };
+        sqlite_commit(&inner, tx, changes, writer).await
+    }
+    .await;
+    metrics::histogram!("kith_store_group_commit_size").record(members as f64);
+    let _ = done.send(Some(match outcome {
+        Ok(()) => Outcome::Committed,
+        Err(e) => Outcome::Failed {
+            retry: e.is_retryable(),
+            why: e.to_string(),
+        },
+    }));
+    drop(guard);
+}
