@@ -39,6 +39,36 @@ async fn missing<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<StoreErro
     })
 }
 
+/// The end of an admin's edit, inside its transaction: writes the profile and its timeline
+/// entry when something changed, and answers the contact as it now is.
+async fn save_edit<C: Conn>(
+    c: &mut C,
+    (org_id, id): (&str, &str),
+    profile: &kith_core::contact::Profile,
+    before: kith_core::contact::Status,
+    changes: &kith_core::contact::Changes,
+    actor: &Actor,
+    now: i64,
+) -> Result<Contact, StoreError> {
+    if !changes.is_empty() {
+        write_profile(c, org_id, id, profile, now).await?;
+        record_changes(
+            c,
+            org_id,
+            id,
+            (before, profile.status()),
+            changes,
+            actor,
+            now,
+        )
+        .await?;
+    }
+    contact_by(c, org_id, "id", id)
+        .await?
+        .ok_or(StoreError::Raced)?
+        .view()
+}
+
 impl OrgStore<'_> {
     /// One contact; a merged id answers `Merged` with where it went.
     pub async fn contact(self, id: &ContactId) -> Result<Contact, StoreError> {
@@ -103,23 +133,7 @@ impl OrgStore<'_> {
                 )
                 .into());
             }
-            if !changes.is_empty() {
-                write_profile(c, org_id, id, &profile, now).await?;
-                record_changes(
-                    c,
-                    org_id,
-                    id,
-                    (before, profile.status()),
-                    &changes,
-                    actor,
-                    now,
-                )
-                .await?;
-            }
-            contact_by(c, org_id, "id", id)
-                .await?
-                .ok_or(StoreError::Raced)?
-                .view()
+            save_edit(c, (org_id, id), &profile, before, &changes, actor, now).await
         }
         .await)
     }
@@ -153,23 +167,7 @@ impl OrgStore<'_> {
             }
             let patch = ProfilePatch::parse(&serde_json::json!({ "tags": tags }))?;
             let changes = profile.apply_patch(&patch);
-            if !changes.is_empty() {
-                write_profile(c, org_id, id, &profile, now).await?;
-                record_changes(
-                    c,
-                    org_id,
-                    id,
-                    (before, profile.status()),
-                    &changes,
-                    actor,
-                    now,
-                )
-                .await?;
-            }
-            contact_by(c, org_id, "id", id)
-                .await?
-                .ok_or(StoreError::Raced)?
-                .view()
+            save_edit(c, (org_id, id), &profile, before, &changes, actor, now).await
         }
         .await)
     }

@@ -355,19 +355,12 @@ impl OrgStore<'_> {
         self,
         conversation_id: &ConversationId,
     ) -> Result<Conversation, StoreError> {
-        let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
-        transact!(self.store, |c| async {
-            conversation_row(c, org_id, conversation_id).await?;
-            c.execute(
-                "UPDATE conversations SET status = 'resolved', updated_at = $3 \
-                 WHERE org_id = $1 AND id = $2 AND status <> 'resolved'",
-                args![org_id, conversation_id, now_ms()],
-            )
-            .await?;
-            conversation_row(c, org_id, conversation_id).await
-        }
-        .await)
-        .and_then(|r| r.view())
+        self.set_status(
+            conversation_id,
+            "UPDATE conversations SET status = 'resolved', updated_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND status <> 'resolved'",
+        )
+        .await
     }
 
     /// Opens a resolved conversation again (an admin's "Reopen"); an open or escalated one
@@ -376,15 +369,26 @@ impl OrgStore<'_> {
         self,
         conversation_id: &ConversationId,
     ) -> Result<Conversation, StoreError> {
+        self.set_status(
+            conversation_id,
+            "UPDATE conversations SET status = 'open', updated_at = $3 \
+             WHERE org_id = $1 AND id = $2 AND status = 'resolved'",
+        )
+        .await
+    }
+
+    /// Runs one status `update` (binding org, id, now) on an existing conversation and
+    /// answers it as it then is; a conversation already in the target status is unchanged.
+    async fn set_status(
+        self,
+        conversation_id: &ConversationId,
+        update: &'static str,
+    ) -> Result<Conversation, StoreError> {
         let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
         transact!(self.store, |c| async {
             conversation_row(c, org_id, conversation_id).await?;
-            c.execute(
-                "UPDATE conversations SET status = 'open', updated_at = $3 \
-                 WHERE org_id = $1 AND id = $2 AND status = 'resolved'",
-                args![org_id, conversation_id, now_ms()],
-            )
-            .await?;
+            c.execute(update, args![org_id, conversation_id, now_ms()])
+                .await?;
             conversation_row(c, org_id, conversation_id).await
         }
         .await)
