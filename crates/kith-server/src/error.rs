@@ -100,6 +100,11 @@ impl From<StoreError> for ApiError {
                 message: "built-in lists cannot be changed or deleted".into(),
                 holder: None,
             },
+            e @ StoreError::CountChanged { .. } => ApiError::Conflict {
+                code: "count_changed",
+                message: e.to_string(),
+                holder: None,
+            },
             StoreError::BadCursor => {
                 ApiError::BadRequest("the cursor is not one this server handed out".into())
             }

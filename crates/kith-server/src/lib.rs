@@ -222,6 +222,15 @@ pub async fn serve(
     let relay = announcements.map(|l| tokio::spawn(state.clone().relay_announcements(Some(l))));
     let limiters = state.clone();
     metrics::handle();
+    // Bulk actions a stopped process left unfinished, then any whose runner dies later.
+    let bulk_store = state.store.clone();
+    let bulk_sweeper = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(15));
+        loop {
+            tick.tick().await;
+            routes::admin::bulk::resume_orphans(&bulk_store).await;
+        }
+    });
     let janitor = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -238,6 +247,7 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await;
     janitor.abort();
+    bulk_sweeper.abort();
     if let Some(r) = relay {
         r.abort();
     }

@@ -23,6 +23,8 @@ use utoipa::{Modify, OpenApi};
         admin::contacts::list_contacts, admin::contacts::get_contact,
         admin::contacts::patch_contact, admin::contacts::timeline,
         admin::contacts::contact_conversations,
+        admin::contacts::delete_contact, admin::contacts::export_contact,
+        admin::bulk::preview, admin::bulk::start, admin::bulk::one, admin::bulk::recent,
         admin::lists::lists, admin::lists::get_list, admin::lists::create_list,
         admin::lists::update_list, admin::lists::delete_list,
         admin::conversations::get_conversation, admin::conversations::conversation_messages,
@@ -39,6 +41,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "widget", description = "Called by the chat widget: `X-Kith-Website` always, `X-Kith-Visitor` after `session`."),
          (name = "contacts", description = "Admin API: `Authorization: Bearer <api token>`."),
          (name = "lists", description = "Saved segments with exact counts."),
+         (name = "bulk", description = "Bulk actions over every contact of a list or filter: preview the count, confirm it, follow the progress."),
          (name = "conversations"), (name = "websites"), (name = "operations"))
 )]
 pub struct ApiDoc;

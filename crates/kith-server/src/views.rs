@@ -368,3 +368,147 @@ mod tests {
         assert_eq!(ConversationStatus::Escalated.as_str(), "escalated");
     }
 }
+
+/// One visitor (browser) linked to a contact, in an export.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportedVisitor {
+    pub id: String,
+    pub website_id: String,
+    /// Whether it proved the contact's identity (a verified identify).
+    pub verified: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: Timestamp,
+}
+
+/// A conversation with every message, in an export.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ExportedConversation {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// Every message, oldest first.
+    pub messages: Vec<Message>,
+}
+
+/// Everything the organization holds about one contact (`GET /api/v1/contacts/{id}/export`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContactExport {
+    /// Always 1; a later shape gets a new number.
+    pub format: u32,
+    #[schema(value_type = String, format = DateTime)]
+    pub exported_at: Timestamp,
+    pub contact: Contact,
+    /// Every timeline entry, oldest first.
+    pub timeline: Vec<TimelineEvent>,
+    pub conversations: Vec<ExportedConversation>,
+    pub visitors: Vec<ExportedVisitor>,
+    /// Ids of contacts merged into this one.
+    pub merged_ids: Vec<String>,
+}
+
+impl From<&kith_store::ContactExport> for ContactExport {
+    fn from(e: &kith_store::ContactExport) -> Self {
+        ContactExport {
+            format: 1,
+            exported_at: Timestamp(kith_store::now_ms()),
+            contact: Contact::from(&e.contact),
+            timeline: all(&e.timeline),
+            conversations: e
+                .conversations
+                .iter()
+                .map(|(c, m)| ExportedConversation {
+                    conversation: Conversation::from(c),
+                    messages: all(m),
+                })
+                .collect(),
+            visitors: e
+                .visitors
+                .iter()
+                .map(|v| ExportedVisitor {
+                    id: v.id.clone(),
+                    website_id: v.website_id.clone(),
+                    verified: v.verified,
+                    created_at: Timestamp(v.created_at),
+                    last_seen_at: Timestamp(v.last_seen_at),
+                })
+                .collect(),
+            merged_ids: e.merged_ids.clone(),
+        }
+    }
+}
+
+/// What a delete removed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    /// `true` when the delete was an erasure (`?erase=true`).
+    pub erased: bool,
+    pub conversations: i64,
+    pub messages: i64,
+    pub visitors: i64,
+    pub timeline_entries: i64,
+}
+
+impl From<&kith_store::Deleted> for Deleted {
+    fn from(d: &kith_store::Deleted) -> Self {
+        Deleted {
+            id: d.contact_id.to_string(),
+            erased: d.erased,
+            conversations: d.conversations,
+            messages: d.messages,
+            visitors: d.visitors,
+            timeline_entries: d.timeline_entries,
+        }
+    }
+}
+
+/// A bulk action and its progress.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BulkJob {
+    pub id: String,
+    /// `add_tags`, `remove_tags` or `delete`.
+    pub action: String,
+    pub tags: Vec<String>,
+    /// What was selected: `{"list": id?, "filter": {...}}`.
+    #[schema(value_type = Object)]
+    pub selection: Value,
+    /// `running` or `done`.
+    pub status: String,
+    /// Contacts selected when the job started (the confirmed count).
+    pub total: i64,
+    /// Contacts handled so far.
+    pub done: i64,
+    /// Contacts the action changed (the others already were as asked or were gone).
+    pub changed: i64,
+    /// Contacts the action could not apply to (a limit, e.g. 100 tags).
+    pub failed: i64,
+    /// `api` or `admin:<id>`.
+    pub actor: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+}
+
+impl From<&kith_store::BulkJob> for BulkJob {
+    fn from(j: &kith_store::BulkJob) -> Self {
+        BulkJob {
+            id: j.id.clone(),
+            action: j.action.name().to_string(),
+            tags: j.action.tags().to_vec(),
+            selection: j.selection.clone(),
+            status: j.status.clone(),
+            total: j.total,
+            done: j.done,
+            changed: j.changed,
+            failed: j.failed,
+            actor: j.actor.clone(),
+            created_at: Timestamp(j.created_at),
+            updated_at: Timestamp(j.updated_at),
+            finished_at: j.finished_at.map(Timestamp),
+        }
+    }
+}

@@ -279,6 +279,20 @@ pub(crate) async fn conversation_row<C: Conn>(
         .ok_or(StoreError::NotFound)
 }
 
+/// Every conversation of a contact, newest activity first (an export reads them all).
+pub(crate) async fn contact_conversations_all<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+) -> Result<Vec<Conversation>, StoreError> {
+    let sql = format!(
+        "{CONVERSATION_SELECT} WHERE cv.org_id = $1 AND cv.contact_id = $2 \
+         ORDER BY {ACTIVITY} DESC, cv.id DESC"
+    );
+    let rows: Vec<ConversationRow> = c.fetch_all(&sql, args![org_id, contact_id]).await?;
+    rows.iter().map(ConversationRow::view).collect()
+}
+
 impl OrgStore<'_> {
     /// A conversation and its newest `limit` messages (returned oldest first), read together.
     pub async fn conversation_with_messages(

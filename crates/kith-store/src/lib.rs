@@ -10,6 +10,7 @@ mod admins;
 mod audit;
 pub(crate) mod backend;
 mod batch;
+mod bulk;
 pub(crate) mod conn;
 mod contact_rows;
 mod contacts;
@@ -23,6 +24,7 @@ mod model;
 mod orgs;
 mod query;
 mod realtime;
+mod removal;
 mod resolution;
 mod scope;
 mod seed;
@@ -35,6 +37,7 @@ pub use admins::{
 pub use audit::IngestTotals;
 pub(crate) use backend::{read, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
+pub use bulk::{BulkAction, BulkJob, BulkRequest, Step as BulkStep};
 pub use contacts::{Page, TagEdit};
 pub use conversations::PostedMessage;
 pub use ids::{new_id, now_ms};
@@ -42,6 +45,7 @@ pub use lists::ContactList;
 pub use model::*;
 pub use orgs::{Credentials, NewOrg};
 pub use realtime::{Announcement, MessageListener};
+pub use removal::{ContactExport, Deleted, VisitorRecord};
 pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;
 pub use widget::{IdentifyOutcome, Visitor};
@@ -69,6 +73,9 @@ pub enum StoreError {
     Builtin,
     #[error("the cursor is not one this server handed out")]
     BadCursor,
+    /// A bulk action confirmed for `expected` contacts, when `current` match now.
+    #[error("{current} contacts match now, not the {expected} confirmed; preview again")]
+    CountChanged { expected: i64, current: i64 },
     /// A setting or argument the store cannot work with: a database URL, a backup target.
     #[error("{0}")]
     Config(String),

@@ -263,7 +263,7 @@ fn parse_event_kind(s: &str) -> Option<EventKind> {
 }
 
 /// The inverse of `Actor`'s `Display` (`visitor`, `admin:<id>`, `api`, `system`).
-fn parse_actor(s: &str) -> Option<Actor> {
+pub(crate) fn parse_actor(s: &str) -> Option<Actor> {
     match s {
         "visitor" => Some(Actor::Visitor),
         "api" => Some(Actor::Api),

@@ -102,6 +102,12 @@ impl TestApp {
         self.db.as_ref().expect("database").execute(sql).await;
     }
 
+    /// `SELECT count(*) …` on the test database behind the API's back.
+    #[allow(dead_code)]
+    pub async fn sql_count(&self, sql: &str) -> i64 {
+        self.db.as_ref().expect("database").count(sql).await
+    }
+
     /// The organization's first website, as the widget sees it.
     pub fn site(&self) -> Site {
         Site {

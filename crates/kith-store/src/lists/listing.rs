@@ -265,7 +265,7 @@ impl OrgStore<'_> {
 
     /// Runs `f` on the organization's index on a blocking thread: a count over a million
     /// contacts takes milliseconds of CPU that should not stall the async workers.
-    pub(super) async fn with_index<T: Send + 'static>(
+    pub(crate) async fn with_index<T: Send + 'static>(
         self,
         f: impl FnOnce(&OrgIndex) -> T + Send + 'static,
     ) -> Result<T, StoreError> {

@@ -19,7 +19,11 @@ use utoipa::ToSchema;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/contacts", get(list_contacts))
-        .route("/contacts/{id}", get(get_contact).patch(patch_contact))
+        .route(
+            "/contacts/{id}",
+            get(get_contact).patch(patch_contact).delete(delete_contact),
+        )
+        .route("/contacts/{id}/export", get(export_contact))
         .route("/contacts/{id}/timeline", get(timeline))
         .route("/contacts/{id}/conversations", get(contact_conversations))
 }
@@ -250,4 +254,60 @@ async fn contact_conversations(
         items: views::all(&page.items),
         next_cursor: page.next_cursor,
     }))
+}
+
+/// Deletes a contact with everything that belongs to it: its conversations and their
+/// messages, its visitors, tags and timeline. With `erase=true` the delete is recorded as an
+/// erasure (GDPR) and earlier audit entries about the contact go too. Either way the audit
+/// log keeps one entry without personal data (`contact.deleted` / `contact.erased`, the
+/// contact's id and counts), and the contact leaves every list, count and search at once.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
+    params(("id" = String, Path),
+           ("erase" = Option<bool>, Query, description = "true: an erasure (GDPR); default false")),
+    responses((status = 200, body = views::Deleted),
+              (status = 404, description = "`not_found`, or `merged` with `merged_into`"),
+              (status = 422, description = "`erase` is not true or false")),
+    security(("bearer" = [])))]
+async fn delete_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<ContactId>,
+    q: QueryMap,
+) -> ApiResult<Json<views::Deleted>> {
+    let erase = match q.one("erase").map(str::trim) {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ValidationError::new("erase", "must be true or false").into()),
+    };
+    let deleted = admin
+        .org(&state)
+        .delete_contact(&id, erase, &admin.actor)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    Ok(Json(views::Deleted::from(&deleted)))
+}
+
+/// Everything the organization holds about one contact, as one JSON document: the profile,
+/// every timeline entry, every conversation with all of its messages, its visitors and the
+/// ids merged into it (a data subject's access request).
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "contacts",
+    params(("id" = String, Path)),
+    responses((status = 200, body = views::ContactExport),
+              (status = 404, description = "`not_found`, or `merged` with `merged_into`")),
+    security(("bearer" = [])))]
+async fn export_contact(
+    State(state): State<AppState>,
+    admin: Admin,
+    Path(id): Path<ContactId>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let export = admin
+        .org(&state)
+        .export_contact(&id)
+        .await
+        .map_err(ApiError::not_found_as("contact"))?;
+    let disposition = format!("attachment; filename=\"contact-{}.json\"", id.as_str());
+    Ok((
+        [(axum::http::header::CONTENT_DISPOSITION, disposition)],
+        Json(views::ContactExport::from(&export)),
+    ))
 }

@@ -1,6 +1,7 @@
 //! Admin API (`/api/v1`), one module per resource. The organization always comes from the
 //! credential.
 
+pub mod bulk;
 pub mod contacts;
 pub mod conversations;
 pub mod events;
@@ -16,6 +17,7 @@ pub use contacts::{filter_from_query, ContactQuery};
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(contacts::router())
+        .merge(bulk::router())
         .merge(lists::router())
         .merge(conversations::router())
         .merge(websites::router())
