@@ -40,6 +40,34 @@ pub fn router() -> Router<AppState> {
         .route("/contacts/{id}/metadata/remove", post(remove_metadata))
         .route("/contacts/{id}/timeline", get(timeline))
         .route("/contacts/{id}/conversations", get(conversations))
+        .route("/contacts/{id}/delete", post(delete))
+}
+
+/// `POST /contacts/{id}/delete`: deletes (or, with `erase=true`, erases) the contact, then
+/// back to the contacts with the outcome in the address (`?deleted=1`).
+async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<ContactId>,
+    form: super::auth::CsrfForm,
+) -> Response {
+    let erase = form.field("erase") == "true";
+    let actor = Actor::Admin(form.session.admin_id.clone());
+    match state
+        .store
+        .org(&form.session.org_id)
+        .delete_contact(&id, erase, &actor)
+        .await
+    {
+        Ok(_) => {
+            let mut resp = StatusCode::SEE_OTHER.into_response();
+            resp.headers_mut().insert(
+                axum::http::header::LOCATION,
+                axum::http::HeaderValue::from_static("/?deleted=1"),
+            );
+            resp
+        }
+        Err(e) => gone(e, &HeaderMap::new()),
+    }
 }
 
 /// A time as people read it: `2026-11-30 06:26 UTC`.

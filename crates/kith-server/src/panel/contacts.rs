@@ -64,7 +64,7 @@ const EXTRA: [&str; 9] = [
 ];
 
 impl View {
-    fn from_pairs(get: impl Fn(&str) -> Option<String>) -> View {
+    pub(super) fn from_pairs(get: impl Fn(&str) -> Option<String>) -> View {
         let v = |k: &str| get(k).unwrap_or_default();
         View {
             list: match v("list") {
@@ -132,8 +132,29 @@ impl View {
         }
     }
 
+    /// The view's non-empty fields but the cursor, by URL key: what a form carries to keep
+    /// the view (the bulk actions' hidden inputs).
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = vec![
+            ("list", self.list.clone()),
+            ("q", self.q.clone()),
+            ("status", self.status.clone()),
+            ("tags", self.tags.clone()),
+            ("any", self.any.clone()),
+            ("none", self.none.clone()),
+        ];
+        out.extend(EXTRA.iter().map(|k| (*k, self.extra(k).clone())));
+        out.retain(|(_, v)| !v.trim().is_empty());
+        out
+    }
+
+    /// This view's own URL.
+    pub fn url_of(&self) -> String {
+        self.url(|_| {})
+    }
+
     /// The ad-hoc conditions of the filter form, validated as the API validates them.
-    fn filter(&self) -> Result<ListFilter, ValidationError> {
+    pub(super) fn filter(&self) -> Result<ListFilter, ValidationError> {
         let mut f = ListFilter::default();
         if !self.status.trim().is_empty() {
             f.status.push(

@@ -11,6 +11,7 @@
 //! - `csrf.rs`     CSRF tokens: the session's, and the sign-in form's double-submit token
 //! - `contacts.rs` `/`: lists with counts, the filtered, sorted, paged table; saving,
 //!   renaming and deleting lists
+//! - `bulk.rs`     bulk actions over the list and filter shown: preview, confirm, progress
 //! - `settings.rs` `/settings`: add an admin, change one's own password
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
@@ -19,6 +20,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod bulk;
 pub mod contact;
 pub mod contacts;
 pub mod conversation;
@@ -44,6 +46,9 @@ pub fn router() -> Router<AppState> {
         .route("/lists", post(contacts::save))
         .route("/lists/{id}/rename", post(contacts::rename))
         .route("/lists/{id}/delete", post(contacts::delete))
+        .route("/bulk/preview", post(bulk::preview))
+        .route("/bulk/start", post(bulk::start))
+        .route("/bulk/{id}", get(bulk::show))
         .route("/signin", get(auth::signin_form).post(auth::signin))
         .route("/signout", post(auth::signout))
         .route("/settings", get(settings::show))

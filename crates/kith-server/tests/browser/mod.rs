@@ -167,6 +167,17 @@ pub fn searchbox(name: &str) -> Query {
     }
 }
 
+/// A drop-down (`<select>`, role combobox) labelled `name`.
+#[allow(dead_code)]
+pub fn combobox(name: &str) -> Query {
+    let n = lit(name);
+    Query {
+        role: "combobox",
+        name: name.into(),
+        xpath: format!("//select[@id = //label[normalize-space(.)={n}]/@for or @aria-label={n}]"),
+    }
+}
+
 /// A link whose text (or `aria-label`) is `name`.
 pub fn link(name: &str) -> Query {
     let n = lit(name);
