@@ -85,7 +85,7 @@ both_backends! {
         // Someone who stays.
         let other = app.visitor().await;
         let (_, keep) = other.say("hello").await;
-        assert_eq!(total(&app, "q=ghost").await, 1);
+        assert_eq!(total(app, "q=ghost").await, 1);
 
         let (s, d) = app.admin(Method::DELETE, &format!("/api/v1/contacts/{id}?erase=true"), None).await;
         assert_eq!(s, StatusCode::OK, "{d}");
@@ -105,11 +105,11 @@ both_backends! {
             assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {body}");
             assert_eq!(body["error"]["code"], "not_found", "{path}: {body}");
         }
-        assert_eq!(ids(&app, "").await, vec![keep.clone()]);
+        assert_eq!(ids(app, "").await, vec![keep.clone()]);
         for q in ["ghost", "zanzibar", "gone-soon", "14155550100", "Gus"] {
-            assert_eq!(total(&app, &format!("q={q}")).await, 0, "search {q}");
+            assert_eq!(total(app, &format!("q={q}")).await, 0, "search {q}");
         }
-        assert_eq!(total(&app, "tag=gone-soon").await, 0);
+        assert_eq!(total(app, "tag=gone-soon").await, 0);
         app.assert_builtin_counts().await;
         // Nothing of the person is left in the database, only the tombstone.
         assert_eq!(app.sql_count("SELECT count(*) FROM messages WHERE body LIKE '%zanzibar%'").await, 0);
@@ -230,9 +230,9 @@ both_backends! {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{list}");
         let list_id = list["id"].as_str().unwrap().to_string();
-        let members = ids(&app, &format!("list={list_id}")).await;
+        let members = ids(app, &format!("list={list_id}")).await;
         assert_eq!(members.len(), 10_000);
-        let already = total(&app, "tag=wave").await;
+        let already = total(app, "tag=wave").await;
 
         let body = json!({"list": list_id, "action": "add_tags", "tags": ["Wave"]});
         let (s, p) = app.admin(Method::POST, "/api/v1/bulk-actions/preview", Some(body.clone())).await;
@@ -241,25 +241,25 @@ both_backends! {
         // The confirmed count must still hold.
         let mut wrong = body.clone();
         wrong["expected_count"] = json!(9_999);
-        let (s, e) = bulk(&app, None, wrong).await;
+        let (s, e) = bulk(app, None, wrong).await;
         assert_eq!(s, StatusCode::CONFLICT, "{e}");
         assert_eq!(e["error"]["code"], "count_changed");
         let mut start = body.clone();
         start["expected_count"] = json!(10_000);
-        let (s, job) = bulk(&app, Some("wave-1"), start.clone()).await;
+        let (s, job) = bulk(app, Some("wave-1"), start.clone()).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{job}");
         assert_eq!(job["total"], 10_000);
         let job_id = job["id"].as_str().unwrap().to_string();
         // A retry with the same key answers the same job and starts nothing.
-        let (s, again) = bulk(&app, Some("wave-1"), start.clone()).await;
+        let (s, again) = bulk(app, Some("wave-1"), start.clone()).await;
         assert_eq!(s, StatusCode::OK, "{again}");
         assert_eq!(again["id"], job_id.as_str());
-        let done = finished(&app, &job_id).await;
+        let done = finished(app, &job_id).await;
         assert_eq!(done["done"], 10_000, "{done}");
         assert_eq!(done["changed"].as_i64().unwrap(), 10_000 - already, "{done}");
 
         // Exactly the list's contacts carry the tag now.
-        assert_eq!(ids(&app, "tag=wave").await, members);
+        assert_eq!(ids(app, "tag=wave").await, members);
         for id in &outside {
             let c = app.contact(id).await;
             assert_eq!(c["tags"], json!(["staff"]), "{c}");
@@ -271,9 +271,9 @@ both_backends! {
         assert_eq!(entry["kind"], "fields_updated", "{t}");
         assert_eq!(entry["actor"], "api");
         // Running it again changes nothing and writes nothing.
-        let (s, job2) = bulk(&app, Some("wave-2"), start).await;
+        let (s, job2) = bulk(app, Some("wave-2"), start).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{job2}");
-        let done2 = finished(&app, job2["id"].as_str().unwrap()).await;
+        let done2 = finished(app, job2["id"].as_str().unwrap()).await;
         assert_eq!(done2["changed"], 0, "{done2}");
         let (_, t2) = app.get(&format!("/api/v1/contacts/{sample}/timeline?limit=5")).await;
         assert_eq!(t2["items"][0]["id"], entry["id"]);
@@ -282,19 +282,19 @@ both_backends! {
         let (_, p) = app.admin(Method::POST, "/api/v1/bulk-actions/preview",
             Some(json!({"filter": {"tags": {"all": ["wave"]}}, "action": "remove_tags", "tags": ["WAVE"]}))).await;
         assert_eq!(p["count"], 10_000);
-        let (s, job3) = bulk(&app, None, json!({"filter": {"tags": {"all": ["wave"]}}, "action": "remove_tags", "tags": ["WAVE"], "expected_count": 10_000})).await;
+        let (s, job3) = bulk(app, None, json!({"filter": {"tags": {"all": ["wave"]}}, "action": "remove_tags", "tags": ["WAVE"], "expected_count": 10_000})).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{job3}");
-        finished(&app, job3["id"].as_str().unwrap()).await;
-        assert_eq!(total(&app, "tag=wave").await, 0);
-        let (s, job4) = bulk(&app, None, json!({"filter": {"tags": {"all": ["staff"]}}, "action": "delete", "expected_count": 3})).await;
+        finished(app, job3["id"].as_str().unwrap()).await;
+        assert_eq!(total(app, "tag=wave").await, 0);
+        let (s, job4) = bulk(app, None, json!({"filter": {"tags": {"all": ["staff"]}}, "action": "delete", "expected_count": 3})).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{job4}");
-        let done4 = finished(&app, job4["id"].as_str().unwrap()).await;
+        let done4 = finished(app, job4["id"].as_str().unwrap()).await;
         assert_eq!(done4["changed"], 3);
         for id in &outside {
             let (s, _) = app.get(&format!("/api/v1/contacts/{id}")).await;
             assert_eq!(s, StatusCode::NOT_FOUND);
         }
-        assert_eq!(total(&app, "").await, 10_000);
+        assert_eq!(total(app, "").await, 10_000);
         let (_, recent) = app.get("/api/v1/bulk-actions").await;
         assert_eq!(recent["items"].as_array().unwrap().len(), 4);
         assert_eq!(recent["items"][0]["action"], "delete");
@@ -310,16 +310,16 @@ both_backends! {
             (json!({"action": "delete", "expected_count": 0, "filter": {"status": "martian"}}), StatusCode::UNPROCESSABLE_ENTITY, "filter.status"),
         ];
         for (body, status, field) in cases {
-            let (s, e) = bulk(&app, None, body.clone()).await;
+            let (s, e) = bulk(app, None, body.clone()).await;
             assert_eq!(s, status, "{body}: {e}");
             assert_eq!(e["error"]["field"], field, "{body}: {e}");
         }
-        let (s, e) = bulk(&app, None, json!({"list": "nope", "action": "delete", "expected_count": 0})).await;
+        let (s, e) = bulk(app, None, json!({"list": "nope", "action": "delete", "expected_count": 0})).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
         let (s, e) = app.get("/api/v1/bulk-actions/nope").await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
         // An empty selection is a job that is done at once.
-        let (s, job) = bulk(&app, None, json!({"action": "delete", "expected_count": 0})).await;
+        let (s, job) = bulk(app, None, json!({"action": "delete", "expected_count": 0})).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{job}");
         assert_eq!(job["status"], "done");
     }
