@@ -60,13 +60,21 @@ pub struct BulkBody {
     /// An ad-hoc filter in the lists' filter shape.
     #[schema(value_type = Option<Object>)]
     pub filter: Option<Value>,
-    /// `add_tags`, `remove_tags` or `delete`.
-    pub action: String,
-    /// The tags to add or remove (1 to 100).
+    pub action: ActionName,
+    /// The tags to add or remove (1 to 100); none for `delete`.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Starting only: the count the preview showed, which the selection must still have.
     pub expected_count: Option<i64>,
+}
+
+/// What to do with every selected contact.
+#[derive(Deserialize, ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionName {
+    AddTags,
+    RemoveTags,
+    Delete,
 }
 
 /// How many contacts an action would touch.
@@ -89,30 +97,25 @@ async fn selection(
     admin: &Admin,
     body: &BulkBody,
 ) -> ApiResult<(ListFilter, Value, BulkAction)> {
-    let action = match body.action.trim() {
-        "add_tags" | "remove_tags" => {
+    let action = match body.action {
+        ActionName::AddTags | ActionName::RemoveTags => {
             if body.tags.is_empty() {
                 return Err(ValidationError::new("tags", "name at least one tag").into());
             }
             // The domain's own tag parsing: limits, trimming, case-insensitive duplicates.
             let tags = kith_core::contact::Tags::parse("tags", &json!(body.tags))?;
             let tags = tags.as_slice().to_vec();
-            if body.action.trim() == "add_tags" {
+            if body.action == ActionName::AddTags {
                 BulkAction::AddTags(tags)
             } else {
                 BulkAction::RemoveTags(tags)
             }
         }
-        "delete" => {
+        ActionName::Delete => {
             if !body.tags.is_empty() {
                 return Err(ValidationError::new("tags", "delete takes no tags").into());
             }
             BulkAction::Delete
-        }
-        _ => {
-            return Err(
-                ValidationError::new("action", "must be add_tags, remove_tags or delete").into(),
-            )
         }
     };
     let mut filter = match &body.list {
