@@ -26,7 +26,11 @@ pub struct Page<T> {
 }
 
 /// Why a contact id does not resolve: gone by merge, or never here.
-async fn missing<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<StoreError, StoreError> {
+pub(crate) async fn missing<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    id: &str,
+) -> Result<StoreError, StoreError> {
     let merged: Option<(String,)> = c
         .fetch_optional(
             "SELECT merged_into FROM contact_merges WHERE org_id = $1 AND absorbed_id = $2",
