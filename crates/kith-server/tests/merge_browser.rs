@@ -7,7 +7,7 @@ mod browser;
 #[macro_use]
 mod common;
 
-use browser::{alert, button, heading, text, Browser};
+use browser::{alert, button, heading, searchbox, text, Browser};
 use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -60,7 +60,7 @@ both_backends! {
         assert!(b.absent(&text(&format!("Note: {hostile}"))).await);
 
         // Merge…: search, preview, confirm.
-        b.fill("Find a contact to merge into this one", "duplicate").await;
+        b.fill_in(&searchbox("Find a contact to merge into this one"), "duplicate").await;
         b.click(&button("Preview merging Ada Duplicate")).await;
         b.find(&heading("Merge Ada Duplicate into this contact")).await;
         b.find(&text("ada@dup.test")).await;

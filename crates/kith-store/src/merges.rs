@@ -536,11 +536,15 @@ async fn what_changed<C: Conn>(
             h.conversations != after.conversations,
         ),
         ("survivor.notes", h.notes != after.notes),
-        ("survivor.timeline", h.events != after.events),
     ] {
         if differs {
             changed.push(name.into());
         }
+    }
+    // New timeline entries follow from the changes above (an edit, a conversation, a note);
+    // named on their own only when nothing else explains them.
+    if changed.is_empty() && h.events != after.events {
+        changed.push("survivor.timeline".into());
     }
     let absorbed = &snap.absorbed;
     if let Some(email) = &absorbed.email {
