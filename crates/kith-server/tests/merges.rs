@@ -180,6 +180,16 @@ both_backends! {
         let b = contact(app, json!({"email": "grace@example.com", "name": "G. Hopper",
             "phone": "+14155550100", "tags": ["trial"], "metadata": {"seats": 2, "plan": "free"}})).await;
         add_note(app, &a, "survivor's own note").await;
+        // An anonymous contact with a note, merged into B automatically (rule 3) by its
+        // visitor giving B's email: its note and its `merged` redirect go with B.
+        let x_visitor = app.visitor().await;
+        let (_, x) = x_visitor.say("anonymous first").await;
+        add_note(app, &x, "anonymous contact's note").await;
+        let (s, v) = x_visitor.identify(json!({"email": "grace@example.com"})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["contact_id"], b.as_str());
+        let (s, v) = app.get(&format!("/api/v1/contacts/{x}")).await;
+        assert_error(s, &v, StatusCode::NOT_FOUND, "merged");
         add_note(app, &b, "absorbed's note").await;
         let before_a = everything(app, &a).await;
         let before_b = everything(app, &b).await;
@@ -188,6 +198,10 @@ both_backends! {
         assert_eq!(s, StatusCode::OK, "{done}");
         let merge_id = done["merge_id"].as_str().unwrap().to_string();
         assert_eq!(done["survivor"]["email"], "grace@example.com");
+        assert_eq!(done["moves"]["notes"], 2, "{done}");
+        // What was merged into B now answers with where it all went: one hop.
+        let (_, v) = app.get(&format!("/api/v1/contacts/{x}")).await;
+        assert_eq!(v["error"]["merged_into"], a.as_str(), "{v}");
 
         let (s, undone) = undo(app, &merge_id).await;
         assert_eq!(s, StatusCode::OK, "{undone}");
@@ -210,6 +224,9 @@ both_backends! {
             assert_eq!(&t[2..], &was[..]);
         }
         assert_eq!(after_b["timeline"][1]["data"]["merged_into"], a.as_str());
+        let (_, v) = app.get(&format!("/api/v1/contacts/{x}")).await;
+        assert_eq!(v["error"]["merged_into"], b.as_str(), "{v}");
+        assert_eq!(after_b["notes"]["items"].as_array().unwrap().len(), 2);
         let record = get_ok(app, &format!("/api/v1/merges/{merge_id}")).await;
         assert!(record["undone_at"].is_string(), "{record}");
 
