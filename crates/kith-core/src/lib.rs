@@ -10,6 +10,7 @@ pub mod identity;
 pub mod identity_token;
 pub mod ids;
 pub mod limits;
+pub mod merge;
 pub mod time;
 pub mod timeline;
 pub mod validate;

@@ -10,6 +10,10 @@ pub enum EventKind {
     FieldsUpdated,
     Promoted,
     Merged,
+    /// A manual merge was undone (both contacts exist again).
+    MergeUndone,
+    /// An admin's or API client's note; the entry shows the note as it now is.
+    Note,
 }
 
 impl EventKind {
@@ -21,6 +25,8 @@ impl EventKind {
             EventKind::FieldsUpdated => "fields_updated",
             EventKind::Promoted => "promoted",
             EventKind::Merged => "merged",
+            EventKind::MergeUndone => "merge_undone",
+            EventKind::Note => "note",
         }
     }
 }

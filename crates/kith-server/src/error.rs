@@ -28,6 +28,9 @@ pub enum ApiError {
         /// The field whose value another contact holds, and that contact.
         holder: Option<(String, String)>,
     },
+    /// An undo refused because a contact changed since the merge; `changed` names what.
+    #[error("the contacts changed since the merge ({}); it can no longer be undone", changed.join(", "))]
+    MergeChanged { changed: Vec<String> },
     #[error("this method is not allowed on this route; see /api/openapi.json")]
     MethodNotAllowed,
     #[error("the request body is larger than {0} bytes")]
@@ -67,6 +70,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Merged { .. } => (StatusCode::NOT_FOUND, "merged"),
             ApiError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::MergeChanged { .. } => (StatusCode::CONFLICT, "merge_changed"),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
@@ -95,6 +99,27 @@ impl From<StoreError> for ApiError {
                 holder: Some((field.to_string(), contact_id)),
             },
             StoreError::Invalid(v) => ApiError::Invalid(v),
+            StoreError::MergeRefused(kith_core::merge::MergeRefusal::SameContact) => {
+                ApiError::Invalid(ValidationError::new(
+                    "other_id",
+                    "must be another contact than the one merged into",
+                ))
+            }
+            StoreError::MergeRefused(kith_core::merge::MergeRefusal::UserIdConflict) => {
+                ApiError::Conflict {
+                    code: "user_id_conflict",
+                    message: "both contacts have a user_id and they differ: two people are \
+                              never merged"
+                        .into(),
+                    holder: None,
+                }
+            }
+            StoreError::MergeChanged { changed } => ApiError::MergeChanged { changed },
+            StoreError::AlreadyUndone => ApiError::Conflict {
+                code: "already_undone",
+                message: "this merge was already undone".into(),
+                holder: None,
+            },
             StoreError::Builtin => ApiError::Conflict {
                 code: "builtin_list",
                 message: "built-in lists cannot be changed or deleted".into(),
@@ -143,6 +168,10 @@ pub struct ErrorDetail {
     /// `conflict`: the contact holding the value.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
+    /// `merge_changed`: what changed since the merge, e.g. `survivor.fields`,
+    /// `survivor.conversations`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Vec<String>>,
 }
 
 impl IntoResponse for ApiError {
@@ -154,6 +183,7 @@ impl IntoResponse for ApiError {
             field: None,
             merged_into: None,
             contact_id: None,
+            changed: None,
         };
         match &self {
             ApiError::Internal(cause) => {
@@ -173,6 +203,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::Merged { merged_into } => {
                 detail.merged_into = Some(merged_into.clone());
+            }
+            ApiError::MergeChanged { changed } => {
+                detail.changed = Some(changed.clone());
             }
             ApiError::Conflict {
                 holder: Some((field, contact_id)),

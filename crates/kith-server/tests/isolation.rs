@@ -89,6 +89,21 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
     ),
     ("get", "/api/v1/audit", Probe::Collection),
     ("get", "/api/v1/events", Probe::Stream),
+    ("post", "/api/v1/contacts/{id}/merge", Probe::ForeignId),
+    ("get", "/api/v1/merges/{id}", Probe::ForeignId),
+    ("post", "/api/v1/merges/{id}/undo", Probe::ForeignId),
+    ("get", "/api/v1/contacts/{id}/notes", Probe::ForeignId),
+    ("post", "/api/v1/contacts/{id}/notes", Probe::ForeignId),
+    (
+        "patch",
+        "/api/v1/contacts/{id}/notes/{note_id}",
+        Probe::ForeignId,
+    ),
+    (
+        "delete",
+        "/api/v1/contacts/{id}/notes/{note_id}",
+        Probe::ForeignId,
+    ),
 ];
 
 /// Every widget operation (method, path as OpenAPI names it).
@@ -122,6 +137,9 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         }
         ("post", "/api/widget/v1/identify") => Some(json!({"name": "Mallory"})),
         ("post", "/api/widget/v1/messages") => Some(json!({"body": "pwned"})),
+        ("post", "/api/v1/contacts/{id}/merge") => Some(json!({"other_id": "x"})),
+        ("post", "/api/v1/contacts/{id}/notes")
+        | ("patch", "/api/v1/contacts/{id}/notes/{note_id}") => Some(json!({"body": "pwned"})),
         ("post" | "patch", _) => Some(json!({})),
         _ => None,
     }
@@ -140,6 +158,9 @@ struct Tenant {
     list: String,
     website: String,
     website_key: String,
+    /// A note on `contact`, and a manual merge into it.
+    note: String,
+    manual_merge: String,
 }
 
 impl Tenant {
@@ -156,6 +177,8 @@ impl Tenant {
             &self.list
         } else if kind.starts_with("websites/") {
             &self.website
+        } else if kind.starts_with("merges/") {
+            &self.manual_merge
         } else {
             panic!(
                 "the isolation matrix does not know what {{id}} is in {path}; teach Tenant::id_for"
@@ -247,6 +270,27 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    let website = v["id"].as_str().unwrap().to_string();
+    let website_key = v["website_key"].as_str().unwrap().to_string();
+    let (s, note) = admin_call(
+        app,
+        &token,
+        "post",
+        &format!("/api/v1/contacts/{contact}/notes"),
+        Some(json!({"body": "a private note"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{note}");
+    let (_, duplicate) = site.visitor().await.say("a duplicate").await;
+    let (s, merge) = admin_call(
+        app,
+        &token,
+        "post",
+        &format!("/api/v1/contacts/{contact}/merge"),
+        Some(json!({"other_id": duplicate})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{merge}");
     Tenant {
         org_id,
         token,
@@ -256,8 +300,10 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
         merged,
         conversation,
         list,
-        website: v["id"].as_str().unwrap().to_string(),
-        website_key: v["website_key"].as_str().unwrap().to_string(),
+        website,
+        website_key,
+        note: note["id"].as_str().unwrap().to_string(),
+        manual_merge: merge["merge_id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -328,6 +374,7 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
             "timeline": get(format!("/api/v1/contacts/{id}/timeline?limit=200")).await,
             "conversations": convs,
             "threads": threads,
+            "notes": get(format!("/api/v1/contacts/{id}/notes?limit=200")).await,
         }));
     }
     json!({
@@ -338,6 +385,7 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
         "list": get(format!("/api/v1/lists/{}", t.list)).await,
         "websites": get("/api/v1/websites".into()).await,
         "audit": get("/api/v1/audit".into()).await,
+        "manual_merge": get(format!("/api/v1/merges/{}", t.manual_merge)).await,
     })
 }
 
@@ -367,6 +415,8 @@ async fn probe_foreign_ids(app: &TestApp, attacker: &Tenant, victim: &Tenant) {
             &victim.website,
             &victim.website_key,
             &victim.org_id.to_string(),
+            &victim.note,
+            &victim.manual_merge,
         ] {
             assert!(
                 !text.contains(id.as_str()),
@@ -378,7 +428,9 @@ async fn probe_foreign_ids(app: &TestApp, attacker: &Tenant, victim: &Tenant) {
         let what = format!("{method} {path} with the other organization's ids");
         match probe {
             Probe::ForeignId => {
-                let url = path.replace("{id}", victim.id_for(path));
+                let url = path
+                    .replace("{id}", victim.id_for(path))
+                    .replace("{note_id}", &victim.note);
                 let (s, v) =
                     admin_call(app, &attacker.token, method, &url, valid_body(method, path)).await;
                 assert_error(s, &v, StatusCode::NOT_FOUND, &what);

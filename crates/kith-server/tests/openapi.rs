@@ -127,6 +127,17 @@ async fn every_documented_request_body_is_accepted() {
         let list_id = list["id"].as_str().unwrap().to_string();
         let (_, websites) = app.get("/api/v1/websites").await;
         let website_id = websites["items"][0]["id"].as_str().unwrap().to_string();
+        // A contact to merge into the fixture contact, and a note on it to edit.
+        let (_, other_contact_id) = app.visitor().await.say("hello too").await;
+        let (status, note) = app
+            .admin(
+                Method::POST,
+                &format!("/api/v1/contacts/{contact_id}/notes"),
+                Some(json!({"body": "Fixture"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{note}");
+        let note_id = note["id"].as_str().unwrap().to_string();
         let mut checked = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
@@ -152,6 +163,8 @@ async fn every_documented_request_body_is_accepted() {
                         assert_eq!(s, StatusCode::OK, "{preview}");
                         body["expected_count"] = preview["count"].clone();
                     }
+                } else if path.ends_with("/merge") {
+                    body["other_id"] = json!(other_contact_id);
                 }
                 let id = if path.starts_with("/api/v1/contacts/") {
                     &contact_id
@@ -162,7 +175,11 @@ async fn every_documented_request_body_is_accepted() {
                 } else {
                     &conversation_id
                 };
-                let url = format!("{}{}", app.base, path.replace("{id}", id));
+                let url = format!(
+                    "{}{}",
+                    app.base,
+                    path.replace("{id}", id).replace("{note_id}", &note_id)
+                );
                 let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
                 let mut request = app.http.request(method.clone(), &url).json(&body);
                 if path.starts_with("/api/widget/") {

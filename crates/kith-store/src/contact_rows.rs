@@ -31,6 +31,7 @@ pub(crate) async fn contact_by<C: Conn>(
     Ok(c.fetch_optional(&sql, args![org_id, value]).await?)
 }
 
+/// Adds a timeline entry; answers its id (a note keeps it, to rewrite its entry).
 pub(crate) async fn insert_event<C: Conn>(
     c: &mut C,
     org_id: &str,
@@ -39,10 +40,11 @@ pub(crate) async fn insert_event<C: Conn>(
     actor: &Actor,
     data: Value,
     now: i64,
-) -> Result<(), StoreError> {
-    let (sql, args) = event_statement(org_id, contact_id, kind, actor, data, now);
+) -> Result<String, StoreError> {
+    let id = new_id();
+    let (sql, args) = event_statement_as(org_id, &id, contact_id, kind, actor, data, now);
     c.execute(sql, args).await?;
-    Ok(())
+    Ok(id)
 }
 
 /// The statement `insert_event` runs, for a caller that runs it with others
@@ -55,12 +57,24 @@ pub(crate) fn event_statement(
     data: Value,
     now: i64,
 ) -> (&'static str, Vec<Arg>) {
+    event_statement_as(org_id, &new_id(), contact_id, kind, actor, data, now)
+}
+
+fn event_statement_as(
+    org_id: &str,
+    id: &str,
+    contact_id: &str,
+    kind: EventKind,
+    actor: &Actor,
+    data: Value,
+    now: i64,
+) -> (&'static str, Vec<Arg>) {
     (
         "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
         args![
             org_id,
-            new_id(),
+            id,
             contact_id,
             kind.as_str(),
             actor.to_string(),
@@ -199,6 +213,48 @@ pub(crate) async fn create_contact<C: Conn>(
     )
     .await?;
     Ok(id)
+}
+
+/// Inserts a contact again exactly as `row` held it (undo of a manual merge): same id,
+/// profile, stats and times; a new search-index number. Writes no timeline entry.
+pub(crate) async fn restore_contact<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    row: &ContactRow,
+) -> Result<(), StoreError> {
+    let p = row.profile()?;
+    let values: Vec<String> = (3..3 + PROFILE_COLUMNS.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    let n = 3 + PROFILE_COLUMNS.len();
+    let sql = format!(
+        "INSERT INTO contacts (org_id, id, {}, conversation_count, message_count, last_seen_at, \
+         created_at, rid) VALUES ($1, $2, {}, ${}, ${}, ${}, ${}, {})",
+        PROFILE_COLUMNS.join(", "),
+        values.join(", "),
+        n,
+        n + 1,
+        n + 2,
+        n + 3,
+        next_rid(c.dialect())
+    );
+    let stats = args![
+        row.conversation_count,
+        row.message_count,
+        row.last_seen_at,
+        row.created_at
+    ];
+    c.execute(
+        &sql,
+        [
+            args![org_id, &row.id],
+            profile_args(&p, row.updated_at),
+            stats,
+        ]
+        .concat(),
+    )
+    .await?;
+    write_tags(c, org_id, &row.id, &p).await
 }
 
 /// Records the timeline entries of a profile change: `fields_updated` with each changed

@@ -155,7 +155,8 @@ pub(crate) async fn escalate<C: Conn>(
         json!({"conversation_id": conv.id, "website_id": conv.website_id}),
         now,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// The order of message pages: by id (ids are time-ordered ULIDs), newest first.

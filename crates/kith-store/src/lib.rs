@@ -20,7 +20,9 @@ mod dialect;
 mod ids;
 mod index;
 mod lists;
+mod merges;
 mod model;
+mod notes;
 mod orgs;
 mod query;
 mod realtime;
@@ -42,7 +44,9 @@ pub use contacts::{Page, TagEdit};
 pub use conversations::PostedMessage;
 pub use ids::{new_id, now_ms};
 pub use lists::ContactList;
+pub use merges::{MergeOutcome, MergeRecord, MoveCounts, UndoOutcome};
 pub use model::*;
+pub use notes::{Note, NoteAuthor};
 pub use orgs::{Credentials, NewOrg};
 pub use realtime::{Announcement, MessageListener};
 pub use removal::{ContactExport, Deleted, VisitorRecord};
@@ -69,6 +73,14 @@ pub enum StoreError {
     Conflict { field: String, contact_id: String },
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// An admin's merge that may not happen: the same contact twice, or two user ids.
+    #[error("these contacts cannot be merged: {0:?}")]
+    MergeRefused(kith_core::merge::MergeRefusal),
+    /// An undo refused because a contact changed since the merge; names what changed.
+    #[error("the contacts changed since the merge: {}", changed.join(", "))]
+    MergeChanged { changed: Vec<String> },
+    #[error("this merge was already undone")]
+    AlreadyUndone,
     #[error("built-in lists cannot be changed or deleted")]
     Builtin,
     #[error("the cursor is not one this server handed out")]

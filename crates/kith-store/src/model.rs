@@ -17,7 +17,8 @@ pub(crate) const CONTACT_COLUMNS: &str =
     "id, user_id, email, name, phone, company, tags, metadata, \
      conversation_count, message_count, last_seen_at, created_at, updated_at, email_verified";
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+// Serde: a manual merge keeps the rows it changed in its snapshot, to undo it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ContactRow {
     pub id: String,
     pub user_id: Option<String>,
@@ -257,6 +258,8 @@ fn parse_event_kind(s: &str) -> Option<EventKind> {
         EventKind::FieldsUpdated,
         EventKind::Promoted,
         EventKind::Merged,
+        EventKind::MergeUndone,
+        EventKind::Note,
     ]
     .into_iter()
     .find(|k| k.as_str() == s)

@@ -9,8 +9,9 @@ use crate::contact_rows::{
 };
 use crate::model::ContactRow;
 use crate::StoreError;
-use kith_core::contact::{NewKeys, Stats, WriteMode};
+use kith_core::contact::{NewKeys, WriteMode};
 use kith_core::identity::{resolve, Candidate, Claim, Found, MergeKey, Target, VisitorFacts};
+use kith_core::merge::{plan_merge, MergePlan};
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::Profile;
 use serde_json::json;
@@ -47,10 +48,12 @@ pub(crate) async fn merge_contacts<C: Conn>(
     let holder = contact_by(c, org_id, "id", holder_id)
         .await?
         .ok_or(StoreError::NotFound)?;
-    let mut profile = holder.profile()?;
-    profile.absorb(&absorbed.profile()?);
-    let mut stats: Stats = holder.stats();
-    stats.absorb(&absorbed.stats());
+    let plan = plan_merge(
+        &holder.profile()?,
+        &holder.stats(),
+        &absorbed.profile()?,
+        &absorbed.stats(),
+    );
 
     if proof == MergeProof::Unproven {
         c.execute(
@@ -64,18 +67,71 @@ pub(crate) async fn merge_contacts<C: Conn>(
         )
         .await?;
     }
-    for table in ["visitors", "conversations", "contact_events"] {
-        let sql =
-            format!("UPDATE {table} SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2");
-        c.execute(&sql, args![org_id, absorbed_id, holder_id])
-            .await?;
-    }
-    // Earlier merges into the absorbed contact now point at the holder: one hop always.
-    c.execute(
-        "UPDATE contact_merges SET merged_into = $3 WHERE org_id = $1 AND merged_into = $2",
-        args![org_id, absorbed_id, holder_id],
+    absorb_into(c, org_id, &absorbed, holder_id, &plan, now).await?;
+    insert_event(
+        c,
+        org_id,
+        holder_id,
+        EventKind::Merged,
+        actor,
+        // The absorbed contact is deleted: its name and email stay here, so the timeline
+        // can say whom the contact merged with.
+        json!({"absorbed_contact_id": absorbed_id, "by": by.as_str(),
+               "absorbed_name": absorbed.name, "absorbed_email": absorbed.email}),
+        now,
     )
     .await?;
+    Ok(())
+}
+
+/// What a merge moved from the absorbed contact to the holder, by id: what an undo moves
+/// back. `merge_records` are earlier merges into the absorbed contact, now pointing at the
+/// holder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Moved {
+    pub visitors: Vec<String>,
+    pub conversations: Vec<String>,
+    pub events: Vec<String>,
+    pub notes: Vec<String>,
+    pub merge_records: Vec<String>,
+}
+
+/// The writes of every merge, automatic or manual: moves what `absorbed` has to the holder,
+/// deletes `absorbed` (its id now answers `merged`) and writes the holder as `plan` says.
+/// Writes no timeline entry: the caller says why the merge happened.
+pub(crate) async fn absorb_into<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    absorbed: &ContactRow,
+    holder_id: &str,
+    plan: &MergePlan,
+    now: i64,
+) -> Result<Moved, StoreError> {
+    let absorbed_id = absorbed.id.as_str();
+    let mut moved = Moved::default();
+    for (table, ids) in [
+        ("visitors", &mut moved.visitors),
+        ("conversations", &mut moved.conversations),
+        ("contact_events", &mut moved.events),
+        ("contact_notes", &mut moved.notes),
+    ] {
+        let sql = format!(
+            "UPDATE {table} SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2 RETURNING id"
+        );
+        let rows: Vec<(String,)> = c
+            .fetch_all(&sql, args![org_id, absorbed_id, holder_id])
+            .await?;
+        *ids = rows.into_iter().map(|(id,)| id).collect();
+    }
+    // Earlier merges into the absorbed contact now point at the holder: one hop always.
+    let rows: Vec<(String,)> = c
+        .fetch_all(
+            "UPDATE contact_merges SET merged_into = $3 WHERE org_id = $1 AND merged_into = $2 \
+             RETURNING absorbed_id",
+            args![org_id, absorbed_id, holder_id],
+        )
+        .await?;
+    moved.merge_records = rows.into_iter().map(|(id,)| id).collect();
     // Delete before writing the holder, so the absorbed email or user id is free to move.
     c.execute(
         "DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2",
@@ -93,7 +149,8 @@ pub(crate) async fn merge_contacts<C: Conn>(
         args![org_id, absorbed_id, holder_id, now],
     )
     .await?;
-    write_profile(c, org_id, holder_id, &profile, now).await?;
+    write_profile(c, org_id, holder_id, &plan.profile, now).await?;
+    let stats = &plan.stats;
     c.execute(
         "UPDATE contacts SET conversation_count = $3, message_count = $4, last_seen_at = $5, \
          created_at = $6 WHERE org_id = $1 AND id = $2",
@@ -107,20 +164,7 @@ pub(crate) async fn merge_contacts<C: Conn>(
         ],
     )
     .await?;
-    insert_event(
-        c,
-        org_id,
-        holder_id,
-        EventKind::Merged,
-        actor,
-        // The absorbed contact is deleted: its name and email stay here, so the timeline
-        // can say whom the contact merged with.
-        json!({"absorbed_contact_id": absorbed_id, "by": by.as_str(),
-               "absorbed_name": absorbed.name, "absorbed_email": absorbed.email}),
-        now,
-    )
-    .await?;
-    Ok(())
+    Ok(moved)
 }
 
 fn candidate(row: &Option<ContactRow>) -> Option<Candidate> {

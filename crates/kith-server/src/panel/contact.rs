@@ -244,6 +244,8 @@ pub struct EventLine {
     pub at: String,
     /// A conversation the entry is about, linked.
     pub conversation_id: Option<String>,
+    /// A manual merge into this contact that may still be undone: its id.
+    pub undo: Option<String>,
 }
 
 pub struct TimelineView {
@@ -277,6 +279,7 @@ struct ContactPage {
     m: MetadataView,
     tl: TimelineView,
     cl: ConversationsView,
+    n: super::contact_crm::NotesView,
 }
 
 #[derive(Template)]
@@ -372,6 +375,10 @@ async fn show(
         Ok(t) => t,
         Err(e) => return gone(e, &headers),
     };
+    let n = match super::contact_crm::notes_view(&state, &session, &id).await {
+        Ok(n) => n,
+        Err(e) => return gone(e, &headers),
+    };
     let page = ContactPage {
         chrome: Chrome::new(&session, "contacts"),
         s: SummaryView::new(&c),
@@ -388,6 +395,7 @@ async fn show(
         m: MetadataView::new(&c),
         tl,
         cl,
+        n,
     };
     render(StatusCode::OK, &page)
 }
@@ -846,6 +854,7 @@ fn event_line(e: &TimelineEvent, me: &str, admins: &[(String, String)]) -> Event
     let str_of = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_owned);
     let mut sentences = vec![];
     let mut conversation_id = None;
+    let mut undo = None;
     match e.kind {
         EventKind::Created => sentences.push(match str_of("status").as_deref() {
             Some("customer") => "Created as a customer".to_string(),
@@ -866,14 +875,32 @@ fn event_line(e: &TimelineEvent, me: &str, admins: &[(String, String)]) -> Event
         EventKind::Merged => {
             let by = match str_of("by").as_deref() {
                 Some("user_id") => " (by user ID)".to_string(),
+                // A manual merge: the actor says who.
+                Some("admin") => String::new(),
                 Some(k) => format!(" (by {k})"),
                 None => String::new(),
             };
-            // Anonymous (or merged before the name and email were kept in the event).
-            let who = str_of("absorbed_name")
-                .or_else(|| str_of("absorbed_email"))
-                .unwrap_or_else(|| "an anonymous contact".into());
-            sentences.push(format!("Merged with {who}{by}"));
+            if let Some(into) = str_of("merged_into") {
+                // The restored side of an undone manual merge.
+                let who = str_of("survivor_name")
+                    .or_else(|| str_of("survivor_email"))
+                    .unwrap_or(into);
+                sentences.push(format!("Merged into {who}"));
+            } else {
+                // Anonymous (or merged before the name and email were kept in the event).
+                let who = str_of("absorbed_name")
+                    .or_else(|| str_of("absorbed_email"))
+                    .unwrap_or_else(|| "an anonymous contact".into());
+                sentences.push(format!("Merged with {who}{by}"));
+                undo = str_of("merge_id");
+            }
+        }
+        EventKind::MergeUndone => sentences.push(match str_of("absorbed_contact_id") {
+            Some(_) => "Merge undone: the merged contact is separate again".to_string(),
+            None => "Merge undone".to_string(),
+        }),
+        EventKind::Note => {
+            sentences.push(format!("Note: {}", str_of("body").unwrap_or_default()));
         }
         EventKind::FieldsUpdated => {
             if let Some(changes) = d.get("changes").and_then(Value::as_object) {
@@ -908,6 +935,7 @@ fn event_line(e: &TimelineEvent, me: &str, admins: &[(String, String)]) -> Event
         by,
         at: when(e.at),
         conversation_id,
+        undo,
     }
 }
 
@@ -932,12 +960,26 @@ async fn timeline_view(
     } else {
         vec![]
     };
+    // A merge undone is no longer offered for undo (its undo entry is newer, so on this
+    // page or an earlier one; an older page may still offer it, and the undo then says so).
+    let undone: Vec<&str> = page
+        .items
+        .iter()
+        .filter(|e| e.kind == EventKind::MergeUndone)
+        .filter_map(|e| e.data.get("merge_id").and_then(Value::as_str))
+        .collect();
     Ok(TimelineView {
         contact_id: id.to_string(),
         items: page
             .items
             .iter()
-            .map(|e| event_line(e, &s.admin_id, &admins))
+            .map(|e| {
+                let mut line = event_line(e, &s.admin_id, &admins);
+                if line.undo.as_deref().is_some_and(|m| undone.contains(&m)) {
+                    line.undo = None;
+                }
+                line
+            })
             .collect(),
         next_cursor: page.next_cursor,
     })

@@ -4,6 +4,7 @@
 //! - `assets.rs`   embedded, fingerprinted static files (`/assets/...`)
 //! - `contact.rs`  `/contacts/{id}`: a contact's fields edited in place, tags, metadata,
 //!   timeline, conversations
+//! - `contact_crm.rs` the contact page's notes and manual merge (preview, confirm, undo)
 //! - `conversation.rs` `/conversations/{id}`: transcript, agent reply, escalate, resolve
 //! - `auth.rs`     sign-in and sign-out, `PanelSession` and `CsrfForm` extractors, the session
 //!   cookie as an admin-API credential
@@ -22,6 +23,7 @@ pub mod assets;
 pub mod auth;
 pub mod bulk;
 pub mod contact;
+pub mod contact_crm;
 pub mod contacts;
 pub mod conversation;
 pub mod cookies;
@@ -56,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/settings/password", post(settings::change_password))
         .route("/assets/{file}", get(assets::serve))
         .merge(contact::router())
+        .merge(contact_crm::router())
         .merge(conversation::router())
         // Pages and htmx partials travel gzipped (a contacts page is ~5x smaller); assets
         // arrive already gzipped and pass through (a response with a Content-Encoding is

@@ -54,6 +54,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
                 field: None,
                 merged_into: None,
                 contact_id: None,
+                changed: None,
             };
             (StatusCode::SERVICE_UNAVAILABLE, Json(ErrorBody { error })).into_response()
         }

@@ -6,6 +6,8 @@ pub mod contacts;
 pub mod conversations;
 pub mod events;
 pub mod lists;
+pub mod merges;
+pub mod notes;
 pub mod websites;
 
 use crate::state::AppState;
@@ -22,4 +24,6 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(websites::router())
         .merge(events::router())
+        .merge(merges::router())
+        .merge(notes::router())
 }
