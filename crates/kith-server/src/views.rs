@@ -403,6 +403,8 @@ pub struct ContactExport {
     pub timeline: Vec<TimelineEvent>,
     pub conversations: Vec<ExportedConversation>,
     pub visitors: Vec<ExportedVisitor>,
+    /// Notes written on the contact, oldest first.
+    pub notes: Vec<crate::routes::admin::notes::NoteView>,
     /// Ids of contacts merged into this one.
     pub merged_ids: Vec<String>,
 }
@@ -432,6 +434,11 @@ impl From<&kith_store::ContactExport> for ContactExport {
                     created_at: Timestamp(v.created_at),
                     last_seen_at: Timestamp(v.last_seen_at),
                 })
+                .collect(),
+            notes: e
+                .notes
+                .iter()
+                .map(crate::routes::admin::notes::NoteView::from)
                 .collect(),
             merged_ids: e.merged_ids.clone(),
         }

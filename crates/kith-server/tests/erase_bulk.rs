@@ -82,6 +82,17 @@ both_backends! {
             .admin(Method::POST, &format!("/api/v1/conversations/{conv}/messages"), Some(json!({"body": "agent reply"})))
             .await;
         assert_eq!(s, StatusCode::CREATED);
+        // A note on it, and a contact merged into it by an admin.
+        let (s, note) = app
+            .admin(Method::POST, &format!("/api/v1/contacts/{id}/notes"), Some(json!({"body": "called about zanzibar"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{note}");
+        let twin = app.visitor().await;
+        let (_, twin_id) = twin.say("me again, zanzibar").await;
+        let (s, merge) = app
+            .admin(Method::POST, &format!("/api/v1/contacts/{id}/merge"), Some(json!({"other_id": twin_id})))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{merge}");
         // Someone who stays.
         let other = app.visitor().await;
         let (_, keep) = other.say("hello").await;
@@ -90,8 +101,8 @@ both_backends! {
         let (s, d) = app.admin(Method::DELETE, &format!("/api/v1/contacts/{id}?erase=true"), None).await;
         assert_eq!(s, StatusCode::OK, "{d}");
         assert_eq!(d["erased"], true);
-        assert_eq!(d["conversations"], 1);
-        assert_eq!(d["messages"], 2);
+        assert_eq!(d["conversations"], 2);
+        assert_eq!(d["messages"], 3);
 
         for path in [
             format!("/api/v1/contacts/{id}"),
@@ -116,6 +127,14 @@ both_backends! {
         assert_eq!(app.sql_count(&format!("SELECT count(*) FROM contact_events WHERE contact_id = '{id}'")).await, 0);
         assert_eq!(app.sql_count(&format!("SELECT count(*) FROM visitors WHERE contact_id = '{id}'")).await, 0);
         assert_eq!(app.sql_count("SELECT count(*) FROM contact_tags WHERE tag = 'gone-soon'").await, 0);
+        assert_eq!(app.sql_count("SELECT count(*) FROM contact_notes").await, 0);
+        assert_eq!(app.sql_count("SELECT count(*) FROM merges").await, 0);
+        let merge_id = merge["merge_id"].as_str().unwrap();
+        let (s, body) = app.admin(Method::POST, &format!("/api/v1/merges/{merge_id}/undo"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        let (s, body) = app.get(&format!("/api/v1/contacts/{twin_id}")).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(body["error"]["code"], "not_found", "the merged-in id leads nowhere: {body}");
         let (s, audit) = app.get("/api/v1/audit").await;
         assert_eq!(s, StatusCode::OK, "{audit}");
         let tomb = audit["items"].as_array().unwrap().iter()
@@ -172,6 +191,10 @@ both_backends! {
         v.identify_verified("u-export", json!({"email": "ex@port.test", "name": "Ex Port"})).await;
         let (s, _) = app.patch(&id, json!({"tags": ["vip"], "metadata": {"plan": "pro"}})).await;
         assert_eq!(s, StatusCode::OK);
+        let (s, note) = app
+            .admin(Method::POST, &format!("/api/v1/contacts/{id}/notes"), Some(json!({"body": "prefers email"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{note}");
         let (s, _) = app
             .admin(Method::POST, &format!("/api/v1/conversations/{c1}/messages"), Some(json!({"body": "we're on it"})))
             .await;
@@ -202,6 +225,8 @@ both_backends! {
         assert_eq!(bodies, vec!["first question", "we're on it"]);
         assert_eq!(first["website"]["name"], "Acme shop");
         assert_eq!(export["visitors"].as_array().unwrap().len(), 1);
+        assert_eq!(export["notes"].as_array().unwrap().len(), 1, "{export}");
+        assert_eq!(export["notes"][0]["body"], "prefers email");
         assert_eq!(export["visitors"][0]["verified"], true);
         // A contact merged in is named.
         let w = app.visitor().await;

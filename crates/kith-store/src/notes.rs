@@ -108,6 +108,19 @@ async fn note_row<C: Conn>(
         .ok_or(StoreError::NotFound)
 }
 
+/// Every note of a contact, oldest first (an export reads them all).
+pub(crate) async fn contact_notes_all<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    contact_id: &str,
+) -> Result<Vec<Note>, StoreError> {
+    let sql = format!(
+        "SELECT {NOTE_COLUMNS} FROM contact_notes WHERE org_id = $1 AND contact_id = $2 ORDER BY id"
+    );
+    let rows: Vec<NoteRow> = c.fetch_all(&sql, args![org_id, contact_id]).await?;
+    Ok(rows.iter().map(NoteRow::view).collect())
+}
+
 impl OrgStore<'_> {
     /// Adds a note (`body` already checked: `kith_core::contact::parse_message_body`) and its
     /// timeline entry. An admin author is named with the email it has now.

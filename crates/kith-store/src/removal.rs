@@ -1,8 +1,9 @@
 //! Deleting a contact (with everything that belongs to it) and exporting one contact's data:
 //! the two halves of what a person may ask of an organization under the GDPR.
 //!
-//! A delete removes, in one transaction: the contact, its tags, timeline, conversations with
-//! their messages, the idempotency keys that answered those messages, the ids merged into it,
+//! A delete removes, in one transaction: the contact, its tags, notes, timeline,
+//! conversations with their messages, the idempotency keys that answered those messages, the
+//! ids merged into it and the snapshots of the manual merges it took part in,
 //! and its visitors (a visitor that still started a conversation of another contact, after a
 //! log-out and log-in on a shared browser, is kept but unlinked and forgotten). The counts and
 //! the contact index follow at commit, as for every write. What is left is one audit-log entry
@@ -52,6 +53,8 @@ pub struct ContactExport {
     /// Each conversation with all of its messages, oldest first.
     pub conversations: Vec<(Conversation, Vec<Message>)>,
     pub visitors: Vec<VisitorRecord>,
+    /// Oldest first.
+    pub notes: Vec<crate::notes::Note>,
     /// Ids of contacts merged into this one (they answer 404 `merged`).
     pub merged_ids: Vec<String>,
 }
@@ -125,6 +128,20 @@ pub(crate) async fn delete_contact_rows<C: Conn>(
             args![org_id, id],
         )
         .await? as i64;
+    // Notes first (they name the contact), and the manual merges it took part in: their
+    // snapshots hold the personal data of both sides, and no undo can apply once it is gone.
+    c.execute(
+        "DELETE FROM contact_notes WHERE org_id = $1 AND contact_id = $2",
+        args![org_id, id],
+    )
+    .await?;
+    c.execute(
+        "DELETE FROM merges WHERE org_id = $1 AND (survivor_id = $2 OR absorbed_id = $2 \
+         OR survivor_id IN (SELECT absorbed_id FROM contact_merges WHERE org_id = $1 AND merged_into = $2) \
+         OR absorbed_id IN (SELECT absorbed_id FROM contact_merges WHERE org_id = $1 AND merged_into = $2))",
+        args![org_id, id],
+    )
+    .await?;
     let timeline_entries = c
         .execute(
             "DELETE FROM contact_events WHERE org_id = $1 AND contact_id = $2",
@@ -265,7 +282,9 @@ impl OrgStore<'_> {
                     args![org_id, id],
                 )
                 .await?;
+            let notes = crate::notes::contact_notes_all(c, org_id, id).await?;
             Ok::<_, StoreError>(ContactExport {
+                notes,
                 contact: row.view()?,
                 timeline: events
                     .iter()

@@ -26,7 +26,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Who wrote a note.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NoteAuthorView {
     /// `admin` (the panel) or `api` (a bearer token).
     pub kind: String,
@@ -37,7 +37,7 @@ pub struct NoteAuthorView {
     pub email: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NoteView {
     pub id: String,
     pub body: String,
