@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod filter;
 pub mod identity;
 pub mod identity_token;
+pub mod import;
 pub mod ids;
 pub mod limits;
 pub mod time;

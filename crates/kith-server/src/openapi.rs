@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         admin::websites::update_website, admin::websites::rotate_secret,
         admin::websites::retire_previous_secret, admin::websites::audit,
         admin::events::events,
+        admin::contacts::export_contacts,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

@@ -11,6 +11,7 @@
 //! - `csrf.rs`     CSRF tokens: the session's, and the sign-in form's double-submit token
 //! - `contacts.rs` `/`: lists with counts, the filtered, sorted, paged table; saving,
 //!   renaming and deleting lists
+//! - `import.rs`   `/contacts/import`: the CSV upload and its summary
 //! - `settings.rs` `/settings`: add an admin, change one's own password
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
@@ -24,6 +25,7 @@ pub mod contacts;
 pub mod conversation;
 pub mod cookies;
 pub mod csrf;
+pub mod import;
 pub mod settings;
 
 use crate::error::ApiError;
@@ -50,6 +52,12 @@ pub fn router() -> Router<AppState> {
         .route("/settings/admins", post(settings::add_admin))
         .route("/settings/password", post(settings::change_password))
         .route("/assets/{file}", get(assets::serve))
+        .route(
+            "/contacts/import",
+            get(import::show)
+                .post(import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(import::UPLOAD_MAX_BYTES)),
+        )
         .merge(contact::router())
         .merge(conversation::router())
         // Pages and htmx partials travel gzipped (a contacts page is ~5x smaller); assets
