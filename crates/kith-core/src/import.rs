@@ -91,7 +91,11 @@ impl ColumnMap {
         let identifies = columns.iter().any(|c| {
             matches!(
                 c,
-                Column::UserId | Column::Email | Column::Name | Column::FirstName | Column::LastName
+                Column::UserId
+                    | Column::Email
+                    | Column::Name
+                    | Column::FirstName
+                    | Column::LastName
             )
         });
         if !identifies {
@@ -133,7 +137,10 @@ pub fn split_tags(cell: &str) -> Result<Vec<String>, ValidationError> {
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
-                    _ => Err(ValidationError::new("tags", "a JSON array of tags holds only strings")),
+                    _ => Err(ValidationError::new(
+                        "tags",
+                        "a JSON array of tags holds only strings",
+                    )),
                 })
                 .collect();
         }
@@ -148,7 +155,10 @@ pub fn split_tags(cell: &str) -> Result<Vec<String>, ValidationError> {
 impl ImportRow {
     /// Validates one row's cells (as many as the header; a ragged row is refused before
     /// this). Any invalid value refuses the whole row, naming the column.
-    pub fn parse<S: AsRef<str>>(map: &ColumnMap, cells: &[S]) -> Result<ImportRow, ValidationError> {
+    pub fn parse<S: AsRef<str>>(
+        map: &ColumnMap,
+        cells: &[S],
+    ) -> Result<ImportRow, ValidationError> {
         let mut row = ImportRow::default();
         let (mut first, mut last, mut full) = (None, None, None);
         for (col, cell) in map.columns.iter().zip(cells) {
@@ -172,7 +182,10 @@ impl ImportRow {
                 }
                 Column::MetadataJson => {
                     let v: Value = serde_json::from_str(cell.trim()).map_err(|_| {
-                        ValidationError::new("metadata", "must be a JSON object like {\"plan\": \"pro\"}")
+                        ValidationError::new(
+                            "metadata",
+                            "must be a JSON object like {\"plan\": \"pro\"}",
+                        )
                     })?;
                     for (k, v) in Metadata::parse_patch("metadata", &v)? {
                         row.metadata.insert(k, v);
@@ -180,14 +193,17 @@ impl ImportRow {
                 }
                 Column::Metadata(key) => {
                     let one = serde_json::json!({ key.as_str(): cell.trim() });
-                    row.metadata.extend(Metadata::parse_patch("metadata", &one)?);
+                    row.metadata
+                        .extend(Metadata::parse_patch("metadata", &one)?);
                 }
                 Column::Ignored => {}
             }
         }
         row.name = match (full, first, last) {
             (Some(n), _, _) => Some(n),
-            (None, Some(f), Some(l)) => Text::parse("name", &format!("{} {}", f.as_str(), l.as_str()))?,
+            (None, Some(f), Some(l)) => {
+                Text::parse("name", &format!("{} {}", f.as_str(), l.as_str()))?
+            }
             (None, Some(n), None) | (None, None, Some(n)) => Some(n),
             (None, None, None) => None,
         };
@@ -268,7 +284,10 @@ pub const EXPORT_COLUMNS: [&str; 14] = [
 /// The tags cell: joined by ", " unless a tag holds a separator, then a JSON array (which
 /// `split_tags` reads back exactly).
 pub fn tags_cell(tags: &[String]) -> String {
-    if tags.iter().any(|t| t.contains([',', ';']) || t.starts_with('[')) {
+    if tags
+        .iter()
+        .any(|t| t.contains([',', ';']) || t.starts_with('['))
+    {
         serde_json::to_string(tags).unwrap_or_default()
     } else {
         tags.join(", ")

@@ -35,7 +35,13 @@ fn cookie(resp: &reqwest::Response, name: &str) -> String {
         .find(|v| v.starts_with(&format!("{name}=")))
         .expect("cookie")
         .to_string();
-    line.split(';').next().unwrap().split_once('=').unwrap().1.to_string()
+    line.split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string()
 }
 
 fn token_in(html: &str) -> String {
@@ -46,7 +52,11 @@ fn token_in(html: &str) -> String {
 
 /// Signs in as the organization's admin: the session cookie and the CSRF token.
 async fn sign_in(app: &TestApp) -> (String, String) {
-    let form = client().get(format!("{}/signin", app.base)).send().await.unwrap();
+    let form = client()
+        .get(format!("{}/signin", app.base))
+        .send()
+        .await
+        .unwrap();
     let signin_cookie = cookie(&form, "kith_signin");
     let token = token_in(&form.text().await.unwrap());
     let resp = client()
@@ -71,12 +81,20 @@ async fn sign_in(app: &TestApp) -> (String, String) {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    assert!(html.contains("<label for=\"import-file\">CSV file</label>"), "{html}");
+    assert!(
+        html.contains("<label for=\"import-file\">CSV file</label>"),
+        "{html}"
+    );
     (session.clone(), token_in(&html))
 }
 
 /// A multipart upload of `file` (and `csrf_token` when given) to the panel.
-async fn upload(app: &TestApp, session: &str, csrf: Option<&str>, file: &[u8]) -> (StatusCode, String) {
+async fn upload(
+    app: &TestApp,
+    session: &str,
+    csrf: Option<&str>,
+    file: &[u8],
+) -> (StatusCode, String) {
     let boundary = "kith-test-boundary-7d1c";
     let mut body = Vec::new();
     if let Some(t) = csrf {
@@ -88,7 +106,10 @@ async fn upload(app: &TestApp, session: &str, csrf: Option<&str>, file: &[u8]) -
     let resp = client()
         .post(format!("{}/contacts/import", app.base))
         .header("cookie", format!("kith_session={session}"))
-        .header(CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(body)
         .send()
         .await

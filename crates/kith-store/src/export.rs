@@ -22,7 +22,10 @@ fn write_row(w: &mut csv::Writer<Vec<u8>>, cells: Vec<String>) {
 /// The header line.
 pub fn export_header() -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
-    write_row(&mut w, EXPORT_COLUMNS.iter().map(|s| s.to_string()).collect());
+    write_row(
+        &mut w,
+        EXPORT_COLUMNS.iter().map(|s| s.to_string()).collect(),
+    );
     w.into_inner().unwrap_or_default()
 }
 

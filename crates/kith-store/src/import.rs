@@ -161,10 +161,7 @@ fn reader(path: &Path) -> Result<CsvReader, ImportError> {
 }
 
 /// Reads one record; `None` at the end. The error names the line.
-fn next_record(
-    rdr: &mut CsvReader,
-    rec: &mut csv::ByteRecord,
-) -> Result<bool, String> {
+fn next_record(rdr: &mut CsvReader, rec: &mut csv::ByteRecord) -> Result<bool, String> {
     rdr.read_byte_record(rec).map_err(|e| match e.kind() {
         csv::ErrorKind::Io(io) => format!("reading the file failed: {io}"),
         _ => format!("the file is not valid CSV: {e}"),
@@ -343,7 +340,9 @@ impl OrgStore<'_> {
             for (p, outcome) in batch.iter().zip(outcomes) {
                 let outcome = match (&p.parsed, outcome) {
                     (Err(reason), _) => Outcome::Rejected(reason.clone()),
-                    (Ok(_), Outcome::Rejected(r)) => Outcome::Rejected(format!("line {}: {r}", p.line)),
+                    (Ok(_), Outcome::Rejected(r)) => {
+                        Outcome::Rejected(format!("line {}: {r}", p.line))
+                    }
                     (Ok(_), o) => o,
                 };
                 summary.rows_read += 1;
@@ -383,7 +382,14 @@ impl OrgStore<'_> {
         actor: &Actor,
     ) -> Result<Vec<Outcome>, StoreError> {
         let org_id = self.org_id();
-        transact!(self.store, |c| import_rows(c, org_id, rows, actor, now_ms()).await)
+        transact!(self.store, |c| import_rows(
+            c,
+            org_id,
+            rows,
+            actor,
+            now_ms()
+        )
+        .await)
     }
 }
 
@@ -448,7 +454,10 @@ async fn import_rows<C: Conn>(
         if let Some(e) = &profile.email {
             by_email.insert(e.key(), i);
         }
-        seen.push(Seen { id: row.id, profile });
+        seen.push(Seen {
+            id: row.id,
+            profile,
+        });
     }
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
@@ -457,8 +466,14 @@ async fn import_rows<C: Conn>(
             out.push(Outcome::Rejected(String::new()));
             continue;
         };
-        let by_u = row.user_id.as_ref().and_then(|u| by_user.get(u.as_str()).copied());
-        let by_e = row.email.as_ref().and_then(|e| by_email.get(&e.key()).copied());
+        let by_u = row
+            .user_id
+            .as_ref()
+            .and_then(|u| by_user.get(u.as_str()).copied());
+        let by_e = row
+            .email
+            .as_ref()
+            .and_then(|e| by_email.get(&e.key()).copied());
         let target = match (by_u, by_e) {
             (Some(a), Some(b)) if a != b => {
                 out.push(Outcome::Rejected(format!(
@@ -505,8 +520,16 @@ async fn import_rows<C: Conn>(
                 }
                 let id = seen[i].id.clone();
                 write_profile(c, org_id, &id, &profile, now).await?;
-                record_changes(c, org_id, &id, (before, profile.status()), &changes, actor, now)
-                    .await?;
+                record_changes(
+                    c,
+                    org_id,
+                    &id,
+                    (before, profile.status()),
+                    &changes,
+                    actor,
+                    now,
+                )
+                .await?;
                 // The keys it held before no longer lead to it.
                 if let Some(u) = &seen[i].profile.user_id {
                     by_user.remove(u.as_str());
@@ -579,7 +602,11 @@ mod tests {
     fn crlf_becomes_lf_across_chunk_edges_and_lone_crs_stay() {
         let data = b"a,b\r\n1,\"x\r\ny\"\r\n\r\r\nlast\r";
         for n in 2..9 {
-            assert_eq!(through(data, n), b"a,b\n1,\"x\ny\"\n\r\nlast\r", "chunks of {n}");
+            assert_eq!(
+                through(data, n),
+                b"a,b\n1,\"x\ny\"\n\r\nlast\r",
+                "chunks of {n}"
+            );
         }
     }
 }

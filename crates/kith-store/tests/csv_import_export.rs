@@ -112,7 +112,13 @@ fn counts(s: &ImportSummary) -> (u64, u64, u64, u64, u64) {
 }
 
 /// Every contact of the organization, paged through the listing.
-async fn all(store: &Store, org: &OrgId, filter: &ListFilter, sort: &Sort, limit: i64) -> Vec<Contact> {
+async fn all(
+    store: &Store,
+    org: &OrgId,
+    filter: &ListFilter,
+    sort: &Sort,
+    limit: i64,
+) -> Vec<Contact> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -140,8 +146,15 @@ async fn by_email(store: &Store, org: &OrgId, email: &str) -> Contact {
 }
 
 async fn kinds(store: &Store, org: &OrgId, id: &ContactId) -> Vec<String> {
-    let page = store.org(org).timeline(id, None, 50).await.expect("timeline");
-    page.items.iter().map(|e| e.kind.as_str().to_string()).collect()
+    let page = store
+        .org(org)
+        .timeline(id, None, 50)
+        .await
+        .expect("timeline");
+    page.items
+        .iter()
+        .map(|e| e.kind.as_str().to_string())
+        .collect()
 }
 
 async fn with_base(store: &Store) -> OrgId {

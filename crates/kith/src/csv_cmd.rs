@@ -169,7 +169,10 @@ pub async fn bench_import(rows: u64, json: bool) -> anyhow::Result<()> {
     let file = dir.join("contacts.csv");
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file)?);
-        writeln!(w, "user_id,email,first name,last name,phone,company,tags,plan,city")?;
+        writeln!(
+            w,
+            "user_id,email,first name,last name,phone,company,tags,plan,city"
+        )?;
         for i in 0..rows {
             writeln!(
                 w,

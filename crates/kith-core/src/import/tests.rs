@@ -6,7 +6,16 @@ fn map(h: &[&str]) -> ColumnMap {
 
 #[test]
 fn peer_header_names_mean_the_same_fields() {
-    let m = map(&["First_Name", " last name ", "E-mail", "Phone Number", "Company Name", "Labels", "External ID", "Plan"]);
+    let m = map(&[
+        "First_Name",
+        " last name ",
+        "E-mail",
+        "Phone Number",
+        "Company Name",
+        "Labels",
+        "External ID",
+        "Plan",
+    ]);
     assert_eq!(
         m.columns,
         vec![
@@ -20,7 +29,10 @@ fn peer_header_names_mean_the_same_fields() {
             Column::Metadata("Plan".into())
         ]
     );
-    assert_eq!(map(&["identifier", "Mobile"]).columns, vec![Column::UserId, Column::Phone]);
+    assert_eq!(
+        map(&["identifier", "Mobile"]).columns,
+        vec![Column::UserId, Column::Phone]
+    );
 }
 
 #[test]
@@ -34,19 +46,51 @@ fn a_header_that_names_nobody_or_a_field_twice_is_refused() {
 #[test]
 fn first_and_last_name_join_and_a_full_name_wins() {
     let m = map(&["first name", "last name"]);
-    assert_eq!(ImportRow::parse(&m, &["Ada", "Lovelace"]).unwrap().name.unwrap().as_str(), "Ada Lovelace");
-    assert_eq!(ImportRow::parse(&m, &["", "Lovelace"]).unwrap().name.unwrap().as_str(), "Lovelace");
+    assert_eq!(
+        ImportRow::parse(&m, &["Ada", "Lovelace"])
+            .unwrap()
+            .name
+            .unwrap()
+            .as_str(),
+        "Ada Lovelace"
+    );
+    assert_eq!(
+        ImportRow::parse(&m, &["", "Lovelace"])
+            .unwrap()
+            .name
+            .unwrap()
+            .as_str(),
+        "Lovelace"
+    );
     let m = map(&["name", "first name"]);
-    assert_eq!(ImportRow::parse(&m, &["A. Lovelace", "Ada"]).unwrap().name.unwrap().as_str(), "A. Lovelace");
+    assert_eq!(
+        ImportRow::parse(&m, &["A. Lovelace", "Ada"])
+            .unwrap()
+            .name
+            .unwrap()
+            .as_str(),
+        "A. Lovelace"
+    );
 }
 
 #[test]
 fn an_invalid_value_refuses_the_row_naming_the_column() {
     let m = map(&["email", "phone"]);
-    assert_eq!(ImportRow::parse(&m, &["not-an-email", ""]).unwrap_err().field, "email");
-    assert_eq!(ImportRow::parse(&m, &["a@b.co", "12"]).unwrap_err().field, "phone");
+    assert_eq!(
+        ImportRow::parse(&m, &["not-an-email", ""])
+            .unwrap_err()
+            .field,
+        "email"
+    );
+    assert_eq!(
+        ImportRow::parse(&m, &["a@b.co", "12"]).unwrap_err().field,
+        "phone"
+    );
     let m = map(&["email", "metadata"]);
-    assert_eq!(ImportRow::parse(&m, &["a@b.co", "[1]"]).unwrap_err().field, "metadata");
+    assert_eq!(
+        ImportRow::parse(&m, &["a@b.co", "[1]"]).unwrap_err().field,
+        "metadata"
+    );
     let long_key = "k".repeat(65);
     let m = map(&["email", &long_key]);
     assert!(ImportRow::parse(&m, &["a@b.co", "x"]).is_err());
@@ -56,7 +100,10 @@ fn an_invalid_value_refuses_the_row_naming_the_column() {
 
 #[test]
 fn tags_split_on_commas_and_semicolons_or_read_a_json_array() {
-    assert_eq!(split_tags("vip, trial;beta ,").unwrap(), vec!["vip", "trial", "beta"]);
+    assert_eq!(
+        split_tags("vip, trial;beta ,").unwrap(),
+        vec!["vip", "trial", "beta"]
+    );
     assert_eq!(split_tags(r#"["a,b", "c"]"#).unwrap(), vec!["a,b", "c"]);
     let tags = vec!["a,b".to_string(), "c".to_string()];
     assert_eq!(split_tags(&tags_cell(&tags)).unwrap(), tags);

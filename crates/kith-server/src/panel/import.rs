@@ -234,7 +234,11 @@ fn read_rejects(path: &std::path::Path, total: u64) -> (Vec<Reject>, u64) {
         .map(|rec| {
             let n = rec.len();
             Reject {
-                cells: rec.iter().take(n.saturating_sub(1)).collect::<Vec<_>>().join(", "),
+                cells: rec
+                    .iter()
+                    .take(n.saturating_sub(1))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 reason: rec.get(n.saturating_sub(1)).unwrap_or_default().to_string(),
             }
         })

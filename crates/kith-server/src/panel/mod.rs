@@ -56,7 +56,9 @@ pub fn router() -> Router<AppState> {
             "/contacts/import",
             get(import::show)
                 .post(import::upload)
-                .layer(axum::extract::DefaultBodyLimit::max(import::UPLOAD_MAX_BYTES)),
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    import::UPLOAD_MAX_BYTES,
+                )),
         )
         .merge(contact::router())
         .merge(conversation::router())

@@ -205,7 +205,8 @@ impl OrgStore<'_> {
                 .list_contacts_indexed(filter, sort, after, limit as usize)
                 .await;
         }
-        self.list_contacts_sql(filter, sort, after, limit, true).await
+        self.list_contacts_sql(filter, sort, after, limit, true)
+            .await
     }
 
     /// One page of `limit` (any size) for an export: the same order and cursor as
@@ -320,7 +321,8 @@ impl OrgStore<'_> {
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        self.list_contacts_sql(filter, sort, after, limit, true).await
+        self.list_contacts_sql(filter, sort, after, limit, true)
+            .await
     }
 
     async fn list_contacts_sql(
