@@ -314,17 +314,19 @@ both_backends! {
 
     async fn the_export_of_a_list_equals_paging_it_and_imports_back(store) {
         let org = new_org(store).await;
-        let mut text = String::from("user_id,email,name,phone,company,tags,plan,seats\n");
+        let mut text = String::from("user_id,email,name,phone,company,tags,plan,seats,metadata\n");
         for i in 0..320 {
             let user = if i % 3 == 0 { format!("u{i}") } else { String::new() };
             let tags = match i % 4 { 0 => "vip, trial", 1 => "trial", 2 => r#"["a,b", "c"]"#, _ => "" };
             let name = if i % 7 == 0 { String::new() } else { format!("=Name {i}") };
             text.push_str(&format!(
-                "{user},p{i}@example.com,{name},+1415555{i:04},Co {},\"{}\",{},{}\n",
+                "{user},p{i}@example.com,{name},+1415555{i:04},Co {},\"{}\",{},{},\"{{\"\"score\"\": {}, \"\"beta\"\": {}}}\"\n",
                 i % 5,
                 tags.replace('"', "\"\""),
                 ["free", "pro"][i % 2],
-                i
+                i,
+                i as f64 / 2.0,
+                i % 2 == 0
             ));
         }
         let run = import_text(store, &org, text.as_bytes()).await;
@@ -369,6 +371,7 @@ both_backends! {
         b.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(a, b);
         // Metadata values came back as the strings they were, the JSON cell read as JSON.
-        assert_eq!(a[0].6["plan"].as_str().is_some(), true);
+        assert!(a.iter().all(|c| c.6["plan"].is_string() && c.6["seats"].is_string()));
+        assert!(a.iter().all(|c| c.6["score"].is_number() && c.6["beta"].is_boolean()));
     }
 }
