@@ -65,9 +65,9 @@ pub struct ColumnMap {
 }
 
 impl ColumnMap {
-    /// Reads a header row. Refuses a header without a single column naming who a row is
-    /// (user id, email or a name), which is almost always a file without a header row, and a
-    /// field named by two columns (which one would win is a guess).
+    /// Reads a header row. Refuses a header without a user_id or email column (rows could not
+    /// be matched, and a file without a header row looks like that), and a field named by two
+    /// columns (which one would win is a guess).
     pub fn parse<S: AsRef<str>>(headers: &[S]) -> Result<ColumnMap, ValidationError> {
         let mut columns = Vec::with_capacity(headers.len());
         for h in headers {
@@ -88,21 +88,14 @@ impl ColumnMap {
             }
             columns.push(col);
         }
-        let identifies = columns.iter().any(|c| {
-            matches!(
-                c,
-                Column::UserId
-                    | Column::Email
-                    | Column::Name
-                    | Column::FirstName
-                    | Column::LastName
-            )
-        });
+        let identifies = columns
+            .iter()
+            .any(|c| matches!(c, Column::UserId | Column::Email));
         if !identifies {
             return Err(ValidationError::new(
                 "header",
-                "the first row must be a header naming the columns, with at least one of \
-                 user_id, email or name (see docs/import-export.md for the names understood)",
+                "the first row must be a header naming the columns, with a user_id or an email \
+                 column to match contacts by (see docs/import-export.md for the names understood)",
             ));
         }
         Ok(ColumnMap { columns })
@@ -207,6 +200,13 @@ impl ImportRow {
             (None, Some(n), None) | (None, None, Some(n)) => Some(n),
             (None, None, None) => None,
         };
+        if row.user_id.is_none() && row.email.is_none() {
+            // Nothing to match it by: importing the file again would add the person again.
+            return Err(ValidationError::new(
+                "row",
+                "has neither a user_id nor an email, so it cannot be matched to a contact",
+            ));
+        }
         if row.metadata.len() > crate::limits::METADATA_MAX_KEYS {
             return Err(ValidationError::new(
                 "metadata",

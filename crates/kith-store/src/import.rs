@@ -294,7 +294,7 @@ impl OrgStore<'_> {
         let stopped = |reason: String, summary: &ImportSummary| ImportError::Stopped {
             reason,
             summary: summary.clone(),
-            resume_line: summary.committed_through_line + 1,
+            resume_line: (summary.committed_through_line + 1).max(opts.start_line),
         };
         loop {
             let mut batch: Vec<Pending> = Vec::with_capacity(BATCH_ROWS);

@@ -33,6 +33,11 @@ fn peer_header_names_mean_the_same_fields() {
         map(&["identifier", "Mobile"]).columns,
         vec![Column::UserId, Column::Phone]
     );
+    // A name alone cannot match anybody.
+    assert_eq!(
+        ColumnMap::parse(&["name", "phone"]).unwrap_err().field,
+        "header"
+    );
 }
 
 #[test]
@@ -45,32 +50,19 @@ fn a_header_that_names_nobody_or_a_field_twice_is_refused() {
 
 #[test]
 fn first_and_last_name_join_and_a_full_name_wins() {
-    let m = map(&["first name", "last name"]);
+    let m = map(&["first name", "last name", "email"]);
+    let name = |cells: &[&str]| ImportRow::parse(&m, cells).unwrap().name.unwrap();
     assert_eq!(
-        ImportRow::parse(&m, &["Ada", "Lovelace"])
-            .unwrap()
-            .name
-            .unwrap()
-            .as_str(),
+        name(&["Ada", "Lovelace", "a@b.co"]).as_str(),
         "Ada Lovelace"
     );
-    assert_eq!(
-        ImportRow::parse(&m, &["", "Lovelace"])
-            .unwrap()
-            .name
-            .unwrap()
-            .as_str(),
-        "Lovelace"
-    );
-    let m = map(&["name", "first name"]);
-    assert_eq!(
-        ImportRow::parse(&m, &["A. Lovelace", "Ada"])
-            .unwrap()
-            .name
-            .unwrap()
-            .as_str(),
-        "A. Lovelace"
-    );
+    assert_eq!(name(&["", "Lovelace", "a@b.co"]).as_str(), "Lovelace");
+    let m = map(&["name", "first name", "user_id"]);
+    let row = ImportRow::parse(&m, &["A. Lovelace", "Ada", "u1"]).unwrap();
+    assert_eq!(row.name.unwrap().as_str(), "A. Lovelace");
+    // A row with neither key cannot be matched, so it is refused.
+    let e = ImportRow::parse(&m, &["A. Lovelace", "Ada", ""]).unwrap_err();
+    assert_eq!(e.field, "row");
 }
 
 #[test]
