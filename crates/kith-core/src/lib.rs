@@ -9,6 +9,7 @@ pub mod filter;
 pub mod identity;
 pub mod identity_token;
 pub mod ids;
+pub mod import;
 pub mod limits;
 pub mod merge;
 pub mod time;

@@ -37,6 +37,7 @@ use utoipa::{Modify, OpenApi};
         admin::merges::merge_contact, admin::merges::get_merge, admin::merges::undo_merge,
         admin::notes::list_notes, admin::notes::add_note, admin::notes::edit_note,
         admin::notes::delete_note,
+        admin::contacts::export_contacts,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail)),

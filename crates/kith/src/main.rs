@@ -5,6 +5,7 @@ mod backup;
 mod bench;
 mod bench_ingest;
 mod bench_panel;
+mod csv_cmd;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -71,6 +72,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import contacts from a CSV file (see docs/import-export.md).
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Export contacts as CSV (the columns import reads back).
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -79,7 +90,70 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum ImportCommand {
+    /// Create or update contacts from a CSV file: matched by user_id, then email; rejected rows
+    /// go, with the reason, to the errors file.
+    Contacts {
+        /// The CSV file (UTF-8, a header row first).
+        file: std::path::PathBuf,
+        /// The organization to import into.
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Where rejected rows go (default: FILE.errors.csv beside the file).
+        #[arg(long)]
+        errors: Option<std::path::PathBuf>,
+        /// Skip the rows before this line of the file (to resume a stopped import).
+        #[arg(long, default_value_t = 0)]
+        start_line: u64,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Write the contacts of a list and/or filter as CSV.
+    Contacts {
+        /// The organization.
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// A list id: all, leads, customers or a custom list's id.
+        #[arg(long)]
+        list: Option<String>,
+        /// lead or customer.
+        #[arg(long)]
+        status: Option<String>,
+        /// Contacts with this tag (may repeat: all of them).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// A case-insensitive substring of name, email, phone, company, user_id or metadata.
+        #[arg(long)]
+        q: Option<String>,
+        /// last_seen_at, created_at or name; a leading - for descending (default -last_seen_at).
+        #[arg(long)]
+        sort: Option<String>,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// Import a generated CSV of `--rows` contacts into a fresh SQLite database; prints rows/s.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Time a fixed mix of list queries (page + exact count) against a seeded organization.
     Lists {
         #[arg(long)]
@@ -271,6 +345,65 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Import {
+            command:
+                ImportCommand::Contacts {
+                    file,
+                    org,
+                    db,
+                    errors,
+                    start_line,
+                    json,
+                },
+        } => {
+            // Bulk: on SQLite this process owns the database while it writes many contacts
+            // (a running server's contact index would not see them; use the panel's upload).
+            let store = open(&db.url, 4, Access::Bulk).await?;
+            let errors = errors.unwrap_or_else(|| csv_cmd::default_errors_path(&file));
+            let outcome =
+                csv_cmd::import(&store, &OrgId::new(&org), &file, errors, start_line, true).await;
+            store.close().await;
+            csv_cmd::report(outcome, json)
+        }
+        Command::Export {
+            command:
+                ExportCommand::Contacts {
+                    org,
+                    db,
+                    list,
+                    status,
+                    tag,
+                    q,
+                    sort,
+                    out,
+                },
+        } => {
+            // Shared: an export only reads, so it may run beside a server.
+            let store = open(&db.url, 2, Access::Shared).await?;
+            let to_file = out.is_some();
+            let written = csv_cmd::export(
+                &store,
+                &OrgId::new(&org),
+                csv_cmd::ExportArgs {
+                    list,
+                    status,
+                    tags: tag,
+                    q,
+                    sort,
+                    out,
+                },
+            )
+            .await;
+            store.close().await;
+            let rows = written?;
+            if to_file {
+                eprintln!("Exported {rows} contacts.");
+            }
+            Ok(())
+        }
+        Command::Bench {
+            command: BenchCommand::Import { rows, json },
+        } => csv_cmd::bench_import(rows.max(1), json).await,
         Command::Bench {
             command:
                 BenchCommand::Lists {

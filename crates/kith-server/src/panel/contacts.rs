@@ -328,6 +328,8 @@ struct ContactsPage {
     extra_keys: [&'static str; 9],
     save_error: Option<String>,
     rename_error: Option<String>,
+    /// The CSV export of the list and filters shown (the admin API, with the session cookie).
+    export_href: String,
 }
 
 #[derive(Template)]
@@ -530,6 +532,7 @@ async fn page(
         .iter()
         .map(|w| (w.id.to_string(), w.name.clone()))
         .collect();
+    let export_href = export_href(&view);
     let base_url = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -550,8 +553,23 @@ async fn page(
             extra_keys: EXTRA,
             save_error: notes.save_error,
             rename_error: notes.rename_error,
+            export_href,
         },
     )
+}
+
+/// `GET /api/v1/contacts/export` for what the page shows: the list, the form's filter as
+/// the API's JSON filter, and the order.
+fn export_href(view: &View) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("list", &view.list);
+    if let Ok(f) = view.filter() {
+        if f != ListFilter::default() {
+            q.append_pair("filter", &f.to_json().to_string());
+        }
+    }
+    q.append_pair("sort", &view.sort);
+    format!("/api/v1/contacts/export?{}", q.finish())
 }
 
 /// `GET /`

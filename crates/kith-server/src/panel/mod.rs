@@ -13,6 +13,7 @@
 //! - `contacts.rs` `/`: lists with counts, the filtered, sorted, paged table; saving,
 //!   renaming and deleting lists
 //! - `bulk.rs`     bulk actions over the list and filter shown: preview, confirm, progress
+//! - `import.rs`   `/contacts/import`: the CSV upload and its summary
 //! - `settings.rs` `/settings`: add an admin, change one's own password
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
@@ -28,6 +29,7 @@ pub mod contacts;
 pub mod conversation;
 pub mod cookies;
 pub mod csrf;
+pub mod import;
 pub mod settings;
 
 use crate::error::ApiError;
@@ -57,6 +59,14 @@ pub fn router() -> Router<AppState> {
         .route("/settings/admins", post(settings::add_admin))
         .route("/settings/password", post(settings::change_password))
         .route("/assets/{file}", get(assets::serve))
+        .route(
+            "/contacts/import",
+            get(import::show)
+                .post(import::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    import::UPLOAD_MAX_BYTES,
+                )),
+        )
         .merge(contact::router())
         .merge(contact_crm::router())
         .merge(conversation::router())

@@ -12,14 +12,15 @@ use kith_core::limits::PAGE_LIMIT_MAX;
 use kith_core::ValidationError;
 use serde_json::Value;
 
-/// One page (`limit + 1` rows, to know whether more follow) and the exact count.
+/// One page (`limit + 1` rows, to know whether more follow) and the exact count (0 when
+/// `with_count` is false: an export pages without it).
 async fn page_and_count<C: Conn>(
     c: &mut C,
     org_id: &str,
     filter: &ListFilter,
     sort: &Sort,
     after: Option<&Cursor>,
-    limit: i64,
+    (limit, with_count): (i64, bool),
 ) -> Result<(Vec<ContactRow>, i64), StoreError> {
     let d = c.dialect();
     let col = sort_column(sort.field);
@@ -65,7 +66,11 @@ async fn page_and_count<C: Conn>(
         let more: Vec<ContactRow> = c.fetch_all(&sql, q.args).await?;
         rows.extend(more);
     }
-    let total = count(c, org_id, filter).await?;
+    let total = if with_count {
+        count(c, org_id, filter).await?
+    } else {
+        0
+    };
     Ok((rows, total))
 }
 
@@ -200,7 +205,29 @@ impl OrgStore<'_> {
                 .list_contacts_indexed(filter, sort, after, limit as usize)
                 .await;
         }
-        self.list_contacts_sql(filter, sort, after, limit).await
+        self.list_contacts_sql(filter, sort, after, limit, true)
+            .await
+    }
+
+    /// One page of `limit` (any size) for an export: the same order and cursor as
+    /// `list_contacts`, without the count (`total` is `None`).
+    pub(crate) async fn export_page(
+        self,
+        filter: &ListFilter,
+        sort: &Sort,
+        cursor: Option<&str>,
+        limit: i64,
+    ) -> Result<Page<Contact>, StoreError> {
+        let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
+        let mut page = if self.store.inner.index.is_some() {
+            self.list_contacts_indexed(filter, sort, after, limit as usize)
+                .await?
+        } else {
+            self.list_contacts_sql(filter, sort, after, limit, false)
+                .await?
+        };
+        page.total = None;
+        Ok(page)
     }
 
     /// `list_contacts` from the in-memory index: the page's ids and the count from bitmaps,
@@ -294,7 +321,8 @@ impl OrgStore<'_> {
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        self.list_contacts_sql(filter, sort, after, limit).await
+        self.list_contacts_sql(filter, sort, after, limit, true)
+            .await
     }
 
     async fn list_contacts_sql(
@@ -303,6 +331,7 @@ impl OrgStore<'_> {
         sort: &Sort,
         after: Option<Cursor>,
         limit: i64,
+        with_count: bool,
     ) -> Result<Page<Contact>, StoreError> {
         let org_id = self.org_id();
         let (rows, total) = read!(self.store, |c| page_and_count(
@@ -311,7 +340,7 @@ impl OrgStore<'_> {
             filter,
             sort,
             after.as_ref(),
-            limit
+            (limit, with_count)
         )
         .await)?;
         let more = rows.len() as i64 > limit;
