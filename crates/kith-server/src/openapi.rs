@@ -32,6 +32,10 @@ use utoipa::{Modify, OpenApi};
         admin::websites::update_website, admin::websites::rotate_secret,
         admin::websites::retire_previous_secret, admin::websites::audit,
         admin::events::events,
+        admin::webhooks::list_webhooks, admin::webhooks::create_webhook,
+        admin::webhooks::get_webhook, admin::webhooks::update_webhook,
+        admin::webhooks::delete_webhook, admin::webhooks::deliveries,
+        admin::webhooks::retry_delivery,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -39,7 +43,9 @@ use utoipa::{Modify, OpenApi};
     tags((name = "widget", description = "Called by the chat widget: `X-Kith-Website` always, `X-Kith-Visitor` after `session`."),
          (name = "contacts", description = "Admin API: `Authorization: Bearer <api token>`."),
          (name = "lists", description = "Saved segments with exact counts."),
-         (name = "conversations"), (name = "websites"), (name = "operations"))
+         (name = "conversations"), (name = "websites"),
+         (name = "webhooks", description = "Signed event deliveries to your endpoints, with a delivery log (docs/webhooks.md)."),
+         (name = "operations"))
 )]
 pub struct ApiDoc;
 

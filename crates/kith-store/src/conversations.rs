@@ -1,14 +1,16 @@
 //! Conversations and messages, shared by the widget (visitor side) and the admin API.
 
 use crate::conn::{args, Arg, Conn};
-use crate::contact_rows::insert_event;
+use crate::contact_rows::{contact_by, insert_event};
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
+use crate::webhooks;
 use crate::{read, transact, Conversation, OrgStore, Page, StoreError};
 use kith_core::contact::preview;
 use kith_core::conversation::AuthorKind;
 use kith_core::timeline::{Actor, EventKind};
+use kith_core::webhook::EventType;
 use kith_core::{ContactId, ConversationId, VisitorId};
 use serde_json::{json, Value};
 
@@ -58,15 +60,22 @@ pub(crate) async fn load_posted<C: Conn>(
 pub(crate) async fn append_message<C: Conn>(
     c: &mut C,
     org_id: &str,
-    conversation_id: &str,
+    (conversation_id, contact_id): (&str, &str),
     author: AuthorKind,
     author_id: Option<&str>,
     body: &str,
     now: i64,
 ) -> Result<PostedMessage, StoreError> {
     let message = (author, author_id, body);
-    let (posted, _) =
-        append_message_after(c, Vec::new(), org_id, conversation_id, message, now).await?;
+    let (posted, _) = append_message_after(
+        c,
+        Vec::new(),
+        org_id,
+        (conversation_id, contact_id),
+        message,
+        now,
+    )
+    .await?;
     Ok(posted)
 }
 
@@ -76,7 +85,7 @@ pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,
     before: Vec<(&str, Vec<Arg>)>,
     org_id: &str,
-    conversation_id: &str,
+    (conversation_id, contact_id): (&str, &str),
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
     now: i64,
 ) -> Result<(PostedMessage, Vec<u64>), StoreError> {
@@ -97,6 +106,27 @@ pub(crate) async fn append_message_after<C: Conn>(
             now
         ],
     ));
+    // `message.created`, ordered after the contact's row lock (the visitor path updates its
+    // counters first; an agent reply locks it in `agent_reply`).
+    let hook = statements.len();
+    statements.push(webhooks::enqueue_statement(
+        c.dialect(),
+        org_id,
+        &id,
+        EventType::MessageCreated,
+        contact_id,
+        json!({
+            "contact_id": contact_id,
+            "conversation_id": conversation_id,
+            "message": {
+                "id": &id,
+                "author": author.as_str(),
+                "body": body,
+                "created_at": kith_core::Timestamp(now),
+            },
+        }),
+        now,
+    ));
     statements.push((
         "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
          last_message_at = $4, updated_at = $4, \
@@ -105,6 +135,7 @@ pub(crate) async fn append_message_after<C: Conn>(
         args![org_id, conversation_id, preview(body), now, reopen],
     ));
     let mut touched = c.execute_many(statements).await?;
+    webhooks::note_enqueued(touched[hook]);
     touched.truncate(own);
     let conv = conversation_row(c, org_id, conversation_id).await?;
     Ok((
@@ -146,6 +177,8 @@ pub(crate) async fn escalate<C: Conn>(
     if changed == 0 {
         return Ok(());
     }
+    // Orders the webhook event among the contact's others (see `dialect::next_delivery_seq`).
+    contact_by(c, org_id, "id", &conv.contact_id).await?;
     insert_event(
         c,
         org_id,
@@ -321,11 +354,14 @@ impl OrgStore<'_> {
     ) -> Result<PostedMessage, StoreError> {
         let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
         transact!(self.store, |c| async {
-            conversation_row(c, org_id, conversation_id).await?;
+            let conv = conversation_row(c, org_id, conversation_id).await?;
+            // The contact's row lock orders this reply's webhook event among the contact's
+            // others (see `dialect::next_delivery_seq`).
+            contact_by(c, org_id, "id", &conv.contact_id).await?;
             append_message(
                 c,
                 org_id,
-                conversation_id,
+                (conversation_id, &conv.contact_id),
                 AuthorKind::Agent,
                 Some(author_id),
                 body,

@@ -26,6 +26,7 @@ mod realtime;
 mod resolution;
 mod scope;
 mod seed;
+pub(crate) mod webhooks;
 mod widget;
 
 pub use admins::{
@@ -44,6 +45,10 @@ pub use orgs::{Credentials, NewOrg};
 pub use realtime::{Announcement, MessageListener};
 pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;
+pub use webhooks::{
+    webhook_wakeups, AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint,
+};
 pub use widget::{IdentifyOutcome, Visitor};
 
 /// Internals exposed for the fuzz targets in `fuzz/` only; not an API.

@@ -107,6 +107,7 @@ pub(crate) async fn merge_contacts<C: Conn>(
         ],
     )
     .await?;
+    crate::webhooks::move_pending(c, org_id, absorbed_id, holder_id).await?;
     insert_event(
         c,
         org_id,

@@ -12,6 +12,7 @@
 //! - `contacts.rs` `/`: lists with counts, the filtered, sorted, paged table; saving,
 //!   renaming and deleting lists
 //! - `settings.rs` `/settings`: add an admin, change one's own password
+//! - `webhooks.rs` `/webhooks`: webhook endpoints and each one's delivery log
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
 //! CSRF token and organization data); the CSP and other browser headers come from
@@ -25,6 +26,7 @@ pub mod conversation;
 pub mod cookies;
 pub mod csrf;
 pub mod settings;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -52,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .route("/assets/{file}", get(assets::serve))
         .merge(contact::router())
         .merge(conversation::router())
+        .merge(webhooks::router())
         // Pages and htmx partials travel gzipped (a contacts page is ~5x smaller); assets
         // arrive already gzipped and pass through (a response with a Content-Encoding is
         // left alone), and event streams are never buffered (the default predicate).
@@ -70,7 +73,7 @@ pub struct Chrome {
     pub org_name: String,
     pub email: String,
     pub csrf_token: String,
-    /// Which nav entry is current: `contacts` or `settings`.
+    /// Which nav entry is current: `contacts`, `webhooks` or `settings`.
     pub section: &'static str,
     pub assets: AssetUrls,
 }

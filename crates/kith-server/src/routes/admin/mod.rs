@@ -5,6 +5,7 @@ pub mod contacts;
 pub mod conversations;
 pub mod events;
 pub mod lists;
+pub mod webhooks;
 pub mod websites;
 
 use crate::state::AppState;
@@ -20,4 +21,5 @@ pub fn router() -> Router<AppState> {
         .merge(conversations::router())
         .merge(websites::router())
         .merge(events::router())
+        .merge(webhooks::router())
 }
