@@ -596,7 +596,7 @@ async fn panel_page(app: &TestApp) {
     assert_eq!(s, StatusCode::OK, "{page}");
     assert!(page.contains("Endpoint added"), "{page}");
     assert!(!page.contains("<script>alert(1)"), "escaped");
-    assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
     assert!(page.contains("contact.created, message.created"), "{page}");
     let (s, page) = post(
         "/webhooks".into(),
@@ -626,7 +626,7 @@ async fn panel_page(app: &TestApp) {
     );
     let (s, page) = get(format!("/webhooks/{id}")).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+    assert!(page.contains("&#60;script&#62;alert(1)"), "{page}");
     assert!(!page.contains("<script>alert(1)"), "escaped");
     let (s, _) = get("/webhooks/nope".into()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
