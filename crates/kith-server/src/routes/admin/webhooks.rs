@@ -143,18 +143,38 @@ pub struct WebhookDeliveryPage {
     pub next_cursor: Option<String>,
 }
 
+/// An event type an endpoint subscribes to (schema only; parsed by `EventType::parse`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum WebhookEventType {
+    #[serde(rename = "contact.created")]
+    ContactCreated,
+    #[serde(rename = "contact.updated")]
+    ContactUpdated,
+    #[serde(rename = "contact.merged")]
+    ContactMerged,
+    #[serde(rename = "contact.promoted")]
+    ContactPromoted,
+    #[serde(rename = "contact.deleted")]
+    ContactDeleted,
+    #[serde(rename = "conversation.started")]
+    ConversationStarted,
+    #[serde(rename = "conversation.escalated")]
+    ConversationEscalated,
+    #[serde(rename = "message.created")]
+    MessageCreated,
+}
+
 /// A new endpoint.
 #[derive(Deserialize, ToSchema)]
 pub struct CreateWebhookRequest {
     /// An absolute `http://` or `https://` URL.
     #[serde(default)]
-    #[schema(value_type = String, required = true)]
+    #[schema(value_type = String, required = true, format = "uri")]
     pub url: Option<String>,
-    /// One or more of `contact.created`, `contact.updated`, `contact.merged`,
-    /// `contact.promoted`, `contact.deleted`, `conversation.started`,
-    /// `conversation.escalated`, `message.created`.
+    /// One or more event types (an unknown one answers 422 naming `events`).
     #[serde(default)]
-    #[schema(value_type = Vec<String>, required = true)]
+    #[schema(value_type = Vec<WebhookEventType>, required = true, min_items = 1)]
     pub events: Option<Vec<String>>,
     /// Default true.
     #[serde(default)]
@@ -165,8 +185,10 @@ pub struct CreateWebhookRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct WebhookPatchRequest {
     #[serde(default)]
+    #[schema(format = "uri")]
     pub url: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<WebhookEventType>>, min_items = 1)]
     pub events: Option<Vec<String>>,
     /// A disabled endpoint gets no new events, and its pending deliveries wait.
     #[serde(default)]
