@@ -88,6 +88,17 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
         Probe::ForeignId,
     ),
     ("get", "/api/v1/audit", Probe::Collection),
+    ("get", "/api/v1/webhooks", Probe::Collection),
+    ("post", "/api/v1/webhooks", Probe::Collection),
+    ("get", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("patch", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("delete", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("get", "/api/v1/webhooks/{id}/deliveries", Probe::ForeignId),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        Probe::ForeignId,
+    ),
     ("get", "/api/v1/events", Probe::Stream),
 ];
 
@@ -120,6 +131,13 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("patch", "/api/v1/websites/{id}") => {
             Some(json!({"name": "pwned", "identity_verification_mode": "off"}))
         }
+        // Disabled: nothing is delivered, so the victim's state stays still between snapshots.
+        ("post", "/api/v1/webhooks") => Some(
+            json!({"url": "https://probe.example.test/", "events": ["message.created"], "enabled": false}),
+        ),
+        ("patch", "/api/v1/webhooks/{id}") => Some(
+            json!({"url": "https://evil.example.test/", "enabled": true, "rotate_secret": true}),
+        ),
         ("post", "/api/widget/v1/identify") => Some(json!({"name": "Mallory"})),
         ("post", "/api/widget/v1/messages") => Some(json!({"body": "pwned"})),
         ("post" | "patch", _) => Some(json!({})),
@@ -140,6 +158,8 @@ struct Tenant {
     list: String,
     website: String,
     website_key: String,
+    /// A disabled webhook endpoint.
+    webhook: String,
 }
 
 impl Tenant {
@@ -156,6 +176,8 @@ impl Tenant {
             &self.list
         } else if kind.starts_with("websites/") {
             &self.website
+        } else if kind.starts_with("webhooks/") {
+            &self.webhook
         } else {
             panic!(
                 "the isolation matrix does not know what {{id}} is in {path}; teach Tenant::id_for"
@@ -247,6 +269,15 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, hook) = admin_call(
+        app,
+        &token,
+        "post",
+        "/api/v1/webhooks",
+        Some(json!({"url": "https://hooks.example.test/in", "events": ["message.created"], "enabled": false})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
     Tenant {
         org_id,
         token,
@@ -258,6 +289,7 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
         list,
         website: v["id"].as_str().unwrap().to_string(),
         website_key: v["website_key"].as_str().unwrap().to_string(),
+        webhook: hook["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -338,6 +370,8 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
         "list": get(format!("/api/v1/lists/{}", t.list)).await,
         "websites": get("/api/v1/websites".into()).await,
         "audit": get("/api/v1/audit".into()).await,
+        "webhooks": get("/api/v1/webhooks".into()).await,
+        "webhook_log": get(format!("/api/v1/webhooks/{}/deliveries", t.webhook)).await,
     })
 }
 
