@@ -23,11 +23,12 @@ pub struct WebhookConfig {
     pub poll: Duration,
     /// Connect and total time allowed for one attempt.
     pub timeout: Duration,
-    /// How long a claim lasts; a crashed process's claims return after it.
+    /// How long a claim lasts (at least `timeout` + 1 s); a crashed process's claims return
+    /// after it.
     pub lease: Duration,
     /// Delivered rows are pruned after this long (0: never).
     pub keep_delivered: Duration,
-    /// Deliveries claimed (and sent concurrently) at once.
+    /// Deliveries sent concurrently at most (each contact's one at a time).
     pub batch: i64,
 }
 
@@ -72,6 +73,13 @@ async fn run(store: Store, config: WebhookConfig) {
     let http = client(&config);
     let wake = kith_store::webhook_wakeups();
     let mut last_prune: Option<Instant> = None;
+    // Deliveries being sent: up to `batch` at once, each its own task, so one slow receiver
+    // holds one slot, not the whole deliverer.
+    let mut sending = tokio::task::JoinSet::new();
+    let slots = config.batch.max(1) as usize;
+    // A claim outlives the attempt it covers (timeout, then recording the result), so a live
+    // deliverer never loses a delivery to another one mid-send.
+    let lease = config.lease.max(config.timeout + Duration::from_secs(1));
     loop {
         let now = kith_store::now_ms();
         if !config.keep_delivered.is_zero()
@@ -85,37 +93,42 @@ async fn run(store: Store, config: WebhookConfig) {
                 Err(e) => tracing::warn!(error = %e, "pruning webhook deliveries failed"),
             }
         }
-        // Claims are writes: made only when something is due (or this process just
-        // enqueued), so an idle deliverer only reads.
+        // Claims are writes: made only when something is due, so an idle deliverer only
+        // reads. (What this process just enqueued is due at once.)
         let due = store.next_webhook_due().await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "reading the webhook outbox failed");
             None
         });
-        if due.is_some_and(|d| d <= now) {
+        let free = slots.saturating_sub(sending.len());
+        if free > 0 && due.is_some_and(|d| d <= now) {
             let claimed = store
-                .claim_webhook_deliveries(now, config.lease.as_millis() as i64, config.batch)
+                .claim_webhook_deliveries(now, lease.as_millis() as i64, free as i64)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "claiming webhook deliveries failed");
                     Vec::new()
                 });
-            if !claimed.is_empty() {
-                futures::future::join_all(
-                    claimed
-                        .iter()
-                        .map(|d| deliver_one(&store, &http, &config, d)),
-                )
-                .await;
-                continue;
+            let got = claimed.len();
+            for d in claimed {
+                let (store, http, config) = (store.clone(), http.clone(), config.clone());
+                sending.spawn(async move { deliver_one(&store, &http, &config, &d).await });
+            }
+            if got == free {
+                // Perhaps more are due: claim again once a slot frees.
+                if sending.join_next().await.is_some() {
+                    continue;
+                }
             }
         }
-        // Nothing to send now: sleep until woken, the next delivery is due, or the poll.
+        // Nothing more to send now: sleep until a delivery ends (its contact's next one may
+        // be due), this process enqueues, the next retry or claim expiry, or the poll.
         let pause = match due {
             Some(d) => Duration::from_millis((d - kith_store::now_ms()).max(0) as u64)
                 .clamp(Duration::from_millis(10).min(config.poll), config.poll),
             None => config.poll,
         };
         tokio::select! {
+            Some(_) = sending.join_next(), if !sending.is_empty() => {}
             _ = wake.notified() => {}
             _ = tokio::time::sleep(pause) => {}
         }

@@ -215,8 +215,9 @@ struct ServeArgs {
     /// Days delivered webhook deliveries stay in the delivery log (0: kept forever).
     #[arg(long, env = "KITH_WEBHOOK_KEEP_DAYS", default_value_t = 7)]
     webhook_keep_days: u64,
-    /// How long a deliverer's claim on a webhook delivery lasts, in milliseconds: after a
-    /// crash, the deliveries it was sending go out again once their claims expire.
+    /// How long a deliverer's claim on a webhook delivery lasts, in milliseconds (at least the
+    /// timeout + 1 s): after a crash, the deliveries it was sending go out again once their
+    /// claims expire.
     #[arg(long, env = "KITH_WEBHOOK_LEASE_MS", default_value_t = 60_000)]
     webhook_lease_ms: u64,
     /// How often the webhook outbox is polled for deliveries other processes enqueued, in

@@ -17,9 +17,11 @@ use support::{http, org_create, Server, Widget};
 const CLIENTS: usize = 12;
 const ACKED_BEFORE_KILL: usize = 300;
 /// The deliverer's flags: a short lease, so the killed process's claims come back quickly.
-const SERVE_ARGS: [&str; 6] = [
+const SERVE_ARGS: [&str; 8] = [
     "--webhook-lease-ms",
     "1500",
+    "--webhook-timeout-ms",
+    "500",
     "--webhook-poll-ms",
     "100",
     "--webhook-retry-base-ms",
