@@ -10,7 +10,6 @@ use crate::{read, transact, Conversation, OrgStore, Page, StoreError};
 use kith_core::contact::preview;
 use kith_core::conversation::AuthorKind;
 use kith_core::timeline::{Actor, EventKind};
-use kith_core::webhook::EventType;
 use kith_core::{ContactId, ConversationId, VisitorId};
 use serde_json::{json, Value};
 
@@ -93,40 +92,28 @@ pub(crate) async fn append_message_after<C: Conn>(
     let reopen = author == AuthorKind::Visitor;
     let mut statements = before;
     let own = statements.len();
-    statements.push((
-        "INSERT INTO messages (org_id, id, conversation_id, author, author_id, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        args![
-            org_id,
-            &id,
-            conversation_id,
-            author.as_str(),
-            author_id,
-            body,
-            now
-        ],
-    ));
-    // `message.created`, ordered after the contact's row lock (the visitor path updates its
-    // counters first; an agent reply locks it in `agent_reply`).
-    let hook = statements.len();
-    statements.push(webhooks::enqueue_statement(
+    // The message and its `message.created`, ordered after the contact's row lock (the
+    // visitor path updates its counters first; an agent reply locks it in `agent_reply`).
+    let data = json!({
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "message": {
+            "id": &id,
+            "author": author.as_str(),
+            "body": body,
+            "created_at": kith_core::Timestamp(now),
+        },
+    });
+    let (written, hook) = webhooks::message_statements(
         c.dialect(),
         org_id,
-        &id,
-        EventType::MessageCreated,
+        (&id, conversation_id, author.as_str(), author_id, body),
         contact_id,
-        json!({
-            "contact_id": contact_id,
-            "conversation_id": conversation_id,
-            "message": {
-                "id": &id,
-                "author": author.as_str(),
-                "body": body,
-                "created_at": kith_core::Timestamp(now),
-            },
-        }),
+        data,
         now,
-    ));
+    );
+    let hook = statements.len() + hook;
+    statements.extend(written);
     statements.push((
         "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
          last_message_at = $4, updated_at = $4, \

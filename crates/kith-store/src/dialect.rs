@@ -36,6 +36,17 @@ pub(crate) fn next_delivery_seq(d: Dialect) -> &'static str {
     }
 }
 
+/// Whether a write and the statement that depends on it are sent as one, the write as a
+/// data-modifying CTE (`WITH w AS (INSERT …) INSERT …`). PostgreSQL: each statement is a
+/// round trip, and it takes such CTEs. SQLite: `Conn::execute_many` sends the statements in
+/// one round trip already, and it has no data-modifying CTEs.
+pub(crate) fn fold_into_cte(d: Dialect) -> bool {
+    match d {
+        Dialect::Sqlite => false,
+        Dialect::Postgres => true,
+    }
+}
+
 /// The tail of a claim's row selection: PostgreSQL skips rows another deliverer is claiming
 /// right now instead of waiting for it; SQLite has one writer and no such clause.
 pub(crate) fn skip_locked(d: Dialect) -> &'static str {

@@ -10,7 +10,7 @@
 use crate::conn::{args, Arg, Conn, Dialect};
 use crate::contact_rows::contact_by;
 use crate::cursor;
-use crate::dialect::{next_delivery_seq, skip_locked};
+use crate::dialect::{fold_into_cte, next_delivery_seq, skip_locked};
 use crate::ids::{new_id, now_ms, random_hex};
 use crate::{read, transact, OrgStore, Page, Store, StoreError};
 use kith_core::webhook::{events_column, events_from_column, EventType};
@@ -103,6 +103,50 @@ pub(crate) fn enqueue_statement(
             format!("%,{},%", ty.as_str())
         ],
     )
+}
+
+/// A message's insert and its `message.created` enqueue, and which of the statements
+/// answers the deliveries written. Where each statement is a round trip (PostgreSQL) the two
+/// are one statement, the insert as a data-modifying CTE of the enqueue, so a message costs
+/// no extra round trip for webhooks; SQLite runs them as two (in one round trip anyway).
+pub(crate) fn message_statements(
+    d: Dialect,
+    org_id: &str,
+    (id, conversation_id, author, author_id, body): (&str, &str, &str, Option<&str>, &str),
+    contact_id: &str,
+    data: Value,
+    now: i64,
+) -> (Vec<(&'static str, Vec<Arg>)>, usize) {
+    const INSERT: &str = "INSERT INTO messages (org_id, id, conversation_id, author, author_id, \
+         body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let (enqueue, mut enqueue_args) = enqueue_statement(
+        d,
+        org_id,
+        id,
+        EventType::MessageCreated,
+        contact_id,
+        data,
+        now,
+    );
+    if fold_into_cte(d) {
+        // The enqueue binds $1 org, $2 event id (the message's), $6 now; the insert's own
+        // values follow as $8 to $11.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH inserted_message AS (INSERT INTO messages (org_id, id, conversation_id, \
+                 author, author_id, body, created_at) VALUES ($1, $2, $8, $9, $10, $11, $6)) {}",
+                enqueue_sql(Dialect::Postgres)
+            )
+        });
+        enqueue_args.extend(args![conversation_id, author, author_id, body]);
+        (vec![(SQL.as_str(), enqueue_args)], 0)
+    } else {
+        let insert = (
+            INSERT,
+            args![org_id, id, conversation_id, author, author_id, body, now],
+        );
+        (vec![insert, (enqueue, enqueue_args)], 1)
+    }
 }
 
 /// Enqueues `ty` with its complete `data` (e.g. `contact.deleted`, whose contact is gone):
