@@ -95,6 +95,7 @@ impl Store {
                 url_redacted: redact(url),
             }),
         };
+        crate::webhooks::load_orgs_with_endpoints(&store).await?;
         if store.inner.index.is_some() {
             let task = tokio::spawn(build_index(store.inner.clone()));
             *store

@@ -45,7 +45,8 @@ pub(crate) async fn insert_event<C: Conn>(
 ) -> Result<(), StoreError> {
     let id = new_id();
     let actor = actor.to_string();
-    let hook = EventType::for_timeline(kind);
+    let hook =
+        EventType::for_timeline(kind).filter(|_| webhooks::may_have_endpoints(c.dialect(), org_id));
     let details = hook.map(|_| data.clone());
     c.execute(
         EVENT_SQL,
@@ -87,7 +88,8 @@ pub(crate) fn event_statements(
     let id = new_id();
     let actor = actor.to_string();
     let mut out = Vec::with_capacity(2);
-    if let Some(ty) = EventType::for_timeline(kind) {
+    let hook = EventType::for_timeline(kind).filter(|_| webhooks::may_have_endpoints(d, org_id));
+    if let Some(ty) = hook {
         debug_assert!(!ty.carries_contact(), "use insert_event for {kind:?}");
         let details = json!({"contact_id": contact_id, "actor": &actor, "details": &data});
         out.push(webhooks::enqueue_statement(

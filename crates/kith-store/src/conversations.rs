@@ -112,7 +112,7 @@ pub(crate) async fn append_message_after<C: Conn>(
         data,
         now,
     );
-    let hook = statements.len() + hook;
+    let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
     statements.push((
         "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
@@ -122,7 +122,9 @@ pub(crate) async fn append_message_after<C: Conn>(
         args![org_id, conversation_id, preview(body), now, reopen],
     ));
     let mut touched = c.execute_many(statements).await?;
-    webhooks::note_enqueued(touched[hook]);
+    if let Some(i) = hook {
+        webhooks::note_enqueued(touched[i]);
+    }
     touched.truncate(own);
     let conv = conversation_row(c, org_id, conversation_id).await?;
     Ok((

@@ -47,6 +47,17 @@ pub(crate) fn fold_into_cte(d: Dialect) -> bool {
     }
 }
 
+/// Whether this process sees every change of the webhook endpoints, so it may remember which
+/// organizations have any (`webhooks::may_have_endpoints`). SQLite: one process serves a
+/// database (the lock file) and endpoints change only through its API. PostgreSQL: several
+/// processes share the database.
+pub(crate) fn endpoints_known_in_process(d: Dialect) -> bool {
+    match d {
+        Dialect::Sqlite => true,
+        Dialect::Postgres => false,
+    }
+}
+
 /// The tail of a claim's row selection: PostgreSQL skips rows another deliverer is claiming
 /// right now instead of waiting for it; SQLite has one writer and no such clause.
 pub(crate) fn skip_locked(d: Dialect) -> &'static str {

@@ -10,7 +10,7 @@
 use crate::conn::{args, Arg, Conn, Dialect};
 use crate::contact_rows::contact_by;
 use crate::cursor;
-use crate::dialect::{fold_into_cte, next_delivery_seq, skip_locked};
+use crate::dialect::{endpoints_known_in_process, fold_into_cte, next_delivery_seq, skip_locked};
 use crate::ids::{new_id, now_ms, random_hex};
 use crate::{read, transact, OrgStore, Page, Store, StoreError};
 use kith_core::webhook::{events_column, events_from_column, EventType};
@@ -47,6 +47,46 @@ pub(crate) fn wake_if_enqueued_since(before: u64) {
 /// The deliverer waits on this (and polls, for rows other processes enqueued).
 pub fn webhook_wakeups() -> &'static Notify {
     &WAKE
+}
+
+/// Organizations that have (or had, since this process opened the database) a webhook
+/// endpoint, where `dialect::endpoints_known_in_process` says the process sees every change:
+/// one SQLite database is served by one process, and endpoints change only through it. Other
+/// organizations' writes then skip the enqueue statement, which costs SQLite far more than the
+/// row it would not insert (an INSERT opens a cursor on every index of the outbox). Never
+/// shrinks (removing an organization could race with an endpoint being added): an
+/// organization that deleted its endpoints pays the statement until the next start.
+static ORGS_WITH_ENDPOINTS: LazyLock<std::sync::RwLock<std::collections::HashSet<String>>> =
+    LazyLock::new(Default::default);
+
+/// Whether a write of `org_id` must run the enqueue statement.
+pub(crate) fn may_have_endpoints(d: Dialect, org_id: &str) -> bool {
+    !endpoints_known_in_process(d)
+        || ORGS_WITH_ENDPOINTS
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(org_id)
+}
+
+fn remember_org(org_id: &str) {
+    ORGS_WITH_ENDPOINTS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(org_id.to_string());
+}
+
+/// At open: the organizations that have endpoints (see `ORGS_WITH_ENDPOINTS`).
+pub(crate) async fn load_orgs_with_endpoints(store: &Store) -> Result<(), StoreError> {
+    if !endpoints_known_in_process(store.dialect()) {
+        return Ok(());
+    }
+    let rows: Vec<(String,)> = read!(store, |c| c
+        .fetch_all("SELECT DISTINCT org_id FROM webhook_endpoints", vec![])
+        .await)?;
+    for (org_id,) in rows {
+        remember_org(&org_id);
+    }
+    Ok(())
 }
 
 fn enqueue_sql(d: Dialect) -> &'static str {
@@ -106,7 +146,7 @@ pub(crate) fn enqueue_statement(
 }
 
 /// A message's insert and its `message.created` enqueue, and which of the statements
-/// answers the deliveries written. Where each statement is a round trip (PostgreSQL) the two
+/// answers the deliveries written (none when the organization has no endpoints). Where each statement is a round trip (PostgreSQL) the two
 /// are one statement, the insert as a data-modifying CTE of the enqueue, so a message costs
 /// no extra round trip for webhooks; SQLite runs them as two (in one round trip anyway).
 pub(crate) fn message_statements(
@@ -116,9 +156,18 @@ pub(crate) fn message_statements(
     contact_id: &str,
     data: Value,
     now: i64,
-) -> (Vec<(&'static str, Vec<Arg>)>, usize) {
+) -> (Vec<(&'static str, Vec<Arg>)>, Option<usize>) {
     const INSERT: &str = "INSERT INTO messages (org_id, id, conversation_id, author, author_id, \
          body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let insert = || {
+        (
+            INSERT,
+            args![org_id, id, conversation_id, author, author_id, body, now],
+        )
+    };
+    if !may_have_endpoints(d, org_id) {
+        return (vec![insert()], None);
+    }
     let (enqueue, mut enqueue_args) = enqueue_statement(
         d,
         org_id,
@@ -139,13 +188,9 @@ pub(crate) fn message_statements(
             )
         });
         enqueue_args.extend(args![conversation_id, author, author_id, body]);
-        (vec![(SQL.as_str(), enqueue_args)], 0)
+        (vec![(SQL.as_str(), enqueue_args)], Some(0))
     } else {
-        let insert = (
-            INSERT,
-            args![org_id, id, conversation_id, author, author_id, body, now],
-        );
-        (vec![insert, (enqueue, enqueue_args)], 1)
+        (vec![insert(), (enqueue, enqueue_args)], Some(1))
     }
 }
 
@@ -162,6 +207,9 @@ pub(crate) async fn enqueue<C: Conn>(
     data: Value,
     now: i64,
 ) -> Result<u64, StoreError> {
+    if !may_have_endpoints(c.dialect(), org_id) {
+        return Ok(0);
+    }
     let event_id = new_id();
     let (sql, args) = enqueue_statement(c.dialect(), org_id, &event_id, ty, contact_id, data, now);
     let n = c.execute(sql, args).await?;
@@ -441,6 +489,8 @@ impl OrgStore<'_> {
         let org_id = self.org_id();
         let (id, secret, now) = (new_id(), secret(), now_ms());
         let column = events_column(events);
+        // Before the endpoint can commit, so no write after it skips the enqueue.
+        remember_org(org_id);
         transact!(self.store, |c| c
             .execute(
                 "INSERT INTO webhook_endpoints (org_id, id, url, secret, events, enabled, \

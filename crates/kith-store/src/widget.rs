@@ -329,7 +329,7 @@ impl WebsiteStore<'_> {
                          WHERE org_id = $1 AND id = $2",
                         args![org_id, &contact_id],
                     ));
-                    hook_statement = Some(writes.len() + 1);
+                    let before = writes.len();
                     writes.extend(event_statements(
                         c.dialect(),
                         org_id,
@@ -339,6 +339,9 @@ impl WebsiteStore<'_> {
                         json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
                         now,
                     ));
+                    if writes.len() == before + 2 {
+                        hook_statement = Some(before + 1);
+                    }
                     (id, true)
                 }
             };

@@ -127,6 +127,14 @@ async fn webhooks_survive_a_crash(db_url: &str) {
 
     // After a restart every acknowledged message's event arrives.
     let server = Server::start_with(db_url, &SERVE_ARGS);
+    // A message after the restart raises its event too (the new process knows the endpoint).
+    let after = Widget::session(&http(), &server.base, &key).await.unwrap();
+    let (status, v) = after
+        .post("/messages", json!({"body": "after the restart"}))
+        .await
+        .unwrap();
+    assert_eq!(status, 201, "{v}");
+    messages.insert(v["message_id"].as_str().unwrap().to_string());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let seen: HashSet<String> = got
