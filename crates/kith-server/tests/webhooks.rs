@@ -38,6 +38,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     /// Answer 500 to the first attempt of every delivery.
     fail_first: bool,
+    /// Answer 500 to every body containing this.
+    refuse: Arc<Mutex<Option<String>>>,
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> AxumStatus {
@@ -54,10 +56,16 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
         signature: h("kith-signature"),
         body,
     };
+    let refused = r
+        .refuse
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|text| got.body.contains(text.as_str()));
     let mut all = r.got.lock().unwrap();
     let seen_before = all.iter().any(|g| g.webhook_id == got.webhook_id);
     all.push(got);
-    if r.fail_first && !seen_before {
+    if refused || (r.fail_first && !seen_before) {
         AxumStatus::INTERNAL_SERVER_ERROR
     } else {
         AxumStatus::OK
@@ -70,6 +78,7 @@ impl Receiver {
         let r = Receiver {
             got: Arc::default(),
             fail_first,
+            refuse: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/hook", post(receive))
@@ -129,6 +138,7 @@ fn fast() -> Config {
             retry_base: Duration::from_millis(20),
             retry_cap: Duration::from_millis(200),
             poll: Duration::from_millis(100),
+            max_attempts: 3,
             ..WebhookConfig::default()
         },
         ..Config::default()
@@ -372,6 +382,66 @@ async fn retried_after_a_500(app: &TestApp) {
             .unwrap()
             .contains("500"));
     }
+}
+
+/// After the last attempt a delivery is `failed` and the contact's later events go on; a
+/// manual retry sends it once more, with the same `Kith-Webhook-Id`.
+async fn gives_up_then_later_events_proceed(app: &TestApp) {
+    let (receiver, url) = Receiver::start(false).await;
+    *receiver.refuse.lock().unwrap() = Some("\"poison\"".into());
+    let hook = subscribe(app, &url, json!(["message.created"])).await;
+    let hook_id = hook["id"].as_str().unwrap();
+    let v = app.visitor().await;
+    let (conv, _) = v.say("poison").await;
+    v.say_in(&conv, "fine").await;
+    let log = wait_for_log(app, hook_id, |items| {
+        items.len() == 2 && items.iter().all(|d| d["status"] != "pending")
+    })
+    .await;
+    // Newest first: "fine" went out after "poison" was given up on.
+    assert_eq!(log[1]["status"], "failed", "{log:#?}");
+    assert_eq!(log[1]["attempts"], 3);
+    assert_eq!(log[1]["attempt_log"].as_array().unwrap().len(), 3);
+    assert_eq!(log[0]["status"], "delivered");
+    let bodies: Vec<String> = receiver
+        .got()
+        .iter()
+        .map(|g| {
+            g.json()["data"]["message"]["body"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(bodies, ["poison", "poison", "poison", "fine"]);
+
+    // The receiver is fixed; an admin sends the failed one again.
+    *receiver.refuse.lock().unwrap() = None;
+    let failed_id = log[1]["id"].as_str().unwrap();
+    let (s, d) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/webhooks/{hook_id}/deliveries/{failed_id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let log = wait_for_log(app, hook_id, |items| items[1]["status"] == "delivered").await;
+    assert_eq!(log[1]["attempts"], 4);
+    let got = receiver.got();
+    assert_eq!(
+        got.last().unwrap().webhook_id,
+        failed_id,
+        "the same Kith-Webhook-Id"
+    );
+    let (s, _) = app
+        .admin(
+            Method::POST,
+            &format!("/api/v1/webhooks/{hook_id}/deliveries/nope/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 async fn wait_for_log(app: &TestApp, hook_id: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
@@ -657,6 +727,7 @@ macro_rules! both_fast {
 both_fast!(
     scripted_scenario,
     retried_after_a_500,
+    gives_up_then_later_events_proceed,
     endpoints_api,
     disabled_and_other_orgs,
     panel_page

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{id}", get(log))
         .route("/webhooks/{id}/toggle", post(toggle))
         .route("/webhooks/{id}/delete", post(delete))
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(retry))
 }
 
 /// An event type as a checkbox: its name and the form field that carries it.
@@ -229,6 +230,7 @@ async fn delete(State(state): State<AppState>, Path(id): Path<String>, form: Csr
 }
 
 pub struct DeliveryRow {
+    pub id: String,
     pub event_type: String,
     pub contact_id: String,
     pub status: String,
@@ -251,6 +253,7 @@ impl From<&WebhookDelivery> for DeliveryRow {
             (None, None) => String::new(),
         };
         DeliveryRow {
+            id: d.id.clone(),
             event_type: d.event_type.clone(),
             contact_id: d.contact_id.clone(),
             status: d.status.clone(),
@@ -267,6 +270,7 @@ impl From<&WebhookDelivery> for DeliveryRow {
 #[template(path = "webhook_log.html")]
 struct LogPage {
     chrome: Chrome,
+    ok: Option<String>,
     endpoint: EndpointRow,
     deliveries: Vec<DeliveryRow>,
     next_cursor: Option<String>,
@@ -279,13 +283,45 @@ async fn log(
     Path(id): Path<String>,
     q: QueryMap,
 ) -> Response {
+    log_page(&state, &session, &id, q.one("cursor"), None).await
+}
+
+/// `POST /webhooks/{id}/deliveries/{delivery_id}/retry`: sends a failed delivery again now.
+async fn retry(
+    State(state): State<AppState>,
+    Path((id, delivery_id)): Path<(String, String)>,
+    form: CsrfForm,
+) -> Response {
+    let s = &form.session;
+    match state
+        .store
+        .org(&s.org_id)
+        .retry_webhook_delivery(&id, &delivery_id)
+        .await
+    {
+        Ok(d) => {
+            let ok = format!("The {} delivery will be sent again now.", d.event_type);
+            log_page(&state, s, &id, None, Some(ok)).await
+        }
+        Err(StoreError::NotFound) => not_found_page(),
+        Err(e) => ErrorPage::from_api(e.into()).into_response(),
+    }
+}
+
+async fn log_page(
+    state: &AppState,
+    session: &AdminSession,
+    id: &str,
+    cursor: Option<&str>,
+    ok: Option<String>,
+) -> Response {
     let org = state.store.org(&session.org_id);
-    let endpoint = match org.webhook(&id).await {
+    let endpoint = match org.webhook(id).await {
         Ok(e) => e,
         Err(StoreError::NotFound) => return not_found_page(),
         Err(e) => return ErrorPage::from_api(e.into()).into_response(),
     };
-    let page = match org.webhook_deliveries(&id, q.one("cursor"), 50).await {
+    let page = match org.webhook_deliveries(id, cursor, 50).await {
         Ok(p) => p,
         Err(StoreError::BadCursor) => {
             return ErrorPage::new(
@@ -300,7 +336,8 @@ async fn log(
     render(
         StatusCode::OK,
         &LogPage {
-            chrome: Chrome::new(&session, "webhooks"),
+            chrome: Chrome::new(session, "webhooks"),
+            ok,
             endpoint: EndpointRow::from(&endpoint),
             deliveries: page.items.iter().map(DeliveryRow::from).collect(),
             next_cursor: page.next_cursor,
