@@ -16,6 +16,7 @@ pub mod time;
 pub mod timeline;
 pub mod validate;
 pub mod verify;
+pub mod webhook;
 
 pub use contact::{Email, Metadata, Phone, Profile, Status, Tags, Text};
 pub use ids::{ContactId, ConversationId, ListId, OrgId, VisitorId, WebsiteId};

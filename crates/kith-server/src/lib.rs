@@ -12,6 +12,7 @@ pub mod routes;
 pub mod state;
 pub mod token;
 pub mod views;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
@@ -239,6 +240,7 @@ pub async fn serve(
             limiters.limiters.shrink();
         }
     });
+    let deliverer = webhooks::spawn(state.store.clone(), state.config.webhooks.clone());
     let app = router(state);
     let result = axum::serve(
         listener,
@@ -248,6 +250,9 @@ pub async fn serve(
     .await;
     janitor.abort();
     bulk_sweeper.abort();
+    if let Some(d) = deliverer {
+        d.abort();
+    }
     if let Some(r) = relay {
         r.abort();
     }

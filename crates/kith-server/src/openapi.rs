@@ -38,6 +38,10 @@ use utoipa::{Modify, OpenApi};
         admin::notes::list_notes, admin::notes::add_note, admin::notes::edit_note,
         admin::notes::delete_note,
         admin::contacts::export_contacts,
+        admin::webhooks::list_webhooks, admin::webhooks::create_webhook,
+        admin::webhooks::get_webhook, admin::webhooks::update_webhook,
+        admin::webhooks::delete_webhook, admin::webhooks::deliveries,
+        admin::webhooks::retry_delivery,
         health::healthz, health::readyz, health::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -46,7 +50,9 @@ use utoipa::{Modify, OpenApi};
          (name = "contacts", description = "Admin API: `Authorization: Bearer <api token>`."),
          (name = "lists", description = "Saved segments with exact counts."),
          (name = "bulk", description = "Bulk actions over every contact of a list or filter: preview the count, confirm it, follow the progress."),
-         (name = "conversations"), (name = "websites"), (name = "operations"))
+         (name = "conversations"), (name = "websites"),
+         (name = "webhooks", description = "Signed event deliveries to your endpoints, with a delivery log (docs/webhooks.md)."),
+         (name = "operations"))
 )]
 pub struct ApiDoc;
 

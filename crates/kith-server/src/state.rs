@@ -57,6 +57,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     /// Turns off `/demo` (on by default: a new user sees the widget at once).
     pub disable_demo: bool,
+    /// Webhook delivery and retries.
+    pub webhooks: crate::webhooks::WebhookConfig,
 }
 
 /// A keyed token bucket; `None` when the limit is off.

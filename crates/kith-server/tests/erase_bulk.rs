@@ -73,6 +73,13 @@ async fn bulk(app: &TestApp, key: Option<&str>, body: Value) -> (StatusCode, Val
 
 both_backends! {
     async fn an_erased_contact_is_gone_from_every_answer_count_and_search(app) {
+        // A webhook endpoint that never answers: its deliveries stay in the log.
+        let (s, hook) = app
+            .admin(Method::POST, "/api/v1/webhooks", Some(json!({"url": "http://127.0.0.1:9/hook",
+                "events": ["contact.created", "contact.updated", "contact.deleted", "message.created"]})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{hook}");
+        let hook_id = hook["id"].as_str().unwrap().to_string();
         let v = app.visitor().await;
         let (conv, id) = v.say("my secret plan is zanzibar").await;
         v.identify(json!({"email": "ghost@erase.test", "name": "Gus Ghost"})).await;
@@ -127,6 +134,16 @@ both_backends! {
         assert_eq!(app.sql_count(&format!("SELECT count(*) FROM contact_events WHERE contact_id = '{id}'")).await, 0);
         assert_eq!(app.sql_count(&format!("SELECT count(*) FROM visitors WHERE contact_id = '{id}'")).await, 0);
         assert_eq!(app.sql_count("SELECT count(*) FROM contact_tags WHERE tag = 'gone-soon'").await, 0);
+        // The erasure is announced, by id only; what was queued about the person is gone.
+        let (s, log) = app.get(&format!("/api/v1/webhooks/{hook_id}/deliveries?limit=200")).await;
+        assert_eq!(s, StatusCode::OK, "{log}");
+        let about: Vec<&Value> = log["items"].as_array().unwrap().iter()
+            .filter(|d| d["contact_id"] == id.as_str()).collect();
+        assert_eq!(about.len(), 1, "{log}");
+        assert_eq!(about[0]["event_type"], "contact.deleted");
+        assert_eq!(about[0]["payload"]["data"]["erased"], true, "{log}");
+        let text = about[0].to_string();
+        assert!(!text.contains("ghost") && !text.contains("zanzibar"), "{text}");
         assert_eq!(app.sql_count("SELECT count(*) FROM contact_notes").await, 0);
         assert_eq!(app.sql_count("SELECT count(*) FROM merges").await, 0);
         let merge_id = merge["merge_id"].as_str().unwrap();

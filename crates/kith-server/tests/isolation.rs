@@ -88,6 +88,17 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
         Probe::ForeignId,
     ),
     ("get", "/api/v1/audit", Probe::Collection),
+    ("get", "/api/v1/webhooks", Probe::Collection),
+    ("post", "/api/v1/webhooks", Probe::Collection),
+    ("get", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("patch", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("delete", "/api/v1/webhooks/{id}", Probe::ForeignId),
+    ("get", "/api/v1/webhooks/{id}/deliveries", Probe::ForeignId),
+    (
+        "post",
+        "/api/v1/webhooks/{id}/deliveries/{delivery_id}/retry",
+        Probe::ForeignId,
+    ),
     ("get", "/api/v1/events", Probe::Stream),
     ("post", "/api/v1/contacts/{id}/merge", Probe::ForeignId),
     ("get", "/api/v1/merges/{id}", Probe::ForeignId),
@@ -135,6 +146,13 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         ("patch", "/api/v1/websites/{id}") => {
             Some(json!({"name": "pwned", "identity_verification_mode": "off"}))
         }
+        // Disabled: nothing is delivered, so the victim's state stays still between snapshots.
+        ("post", "/api/v1/webhooks") => Some(
+            json!({"url": "https://probe.example.test/", "events": ["message.created"], "enabled": false}),
+        ),
+        ("patch", "/api/v1/webhooks/{id}") => Some(
+            json!({"url": "https://evil.example.test/", "enabled": true, "rotate_secret": true}),
+        ),
         ("post", "/api/widget/v1/identify") => Some(json!({"name": "Mallory"})),
         ("post", "/api/widget/v1/messages") => Some(json!({"body": "pwned"})),
         ("post", "/api/v1/contacts/{id}/merge") => Some(json!({"other_id": "x"})),
@@ -161,6 +179,8 @@ struct Tenant {
     /// A note on `contact`, and a manual merge into it.
     note: String,
     manual_merge: String,
+    /// A disabled webhook endpoint.
+    webhook: String,
 }
 
 impl Tenant {
@@ -179,6 +199,8 @@ impl Tenant {
             &self.website
         } else if kind.starts_with("merges/") {
             &self.manual_merge
+        } else if kind.starts_with("webhooks/") {
+            &self.webhook
         } else {
             panic!(
                 "the isolation matrix does not know what {{id}} is in {path}; teach Tenant::id_for"
@@ -291,6 +313,15 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{merge}");
+    let (s, hook) = admin_call(
+        app,
+        &token,
+        "post",
+        "/api/v1/webhooks",
+        Some(json!({"url": "https://hooks.example.test/in", "events": ["message.created"], "enabled": false})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{hook}");
     Tenant {
         org_id,
         token,
@@ -304,6 +335,7 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
         website_key,
         note: note["id"].as_str().unwrap().to_string(),
         manual_merge: merge["merge_id"].as_str().unwrap().to_string(),
+        webhook: hook["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -386,6 +418,8 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
         "websites": get("/api/v1/websites".into()).await,
         "audit": get("/api/v1/audit".into()).await,
         "manual_merge": get(format!("/api/v1/merges/{}", t.manual_merge)).await,
+        "webhooks": get("/api/v1/webhooks".into()).await,
+        "webhook_log": get(format!("/api/v1/webhooks/{}/deliveries", t.webhook)).await,
     })
 }
 

@@ -88,12 +88,18 @@ fn minimal(doc: &Value, schema: &Value) -> Value {
             if schema["format"] == "email" {
                 return json!("someone@example.com");
             }
+            if schema["format"] == "uri" {
+                return json!("https://example.com/hook");
+            }
             let min = schema["minLength"].as_u64().unwrap_or(0).max(1) as usize;
             json!("a".repeat(min))
         }
         "integer" | "number" => json!(schema["minimum"].as_i64().unwrap_or(1)),
         "boolean" => json!(true),
-        "array" => json!([]),
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(0) as usize;
+            Value::Array(vec![minimal(doc, &schema["items"]); n])
+        }
         "null" => Value::Null,
         _ => {
             let mut object = Map::new();
@@ -138,6 +144,15 @@ async fn every_documented_request_body_is_accepted() {
             .await;
         assert_eq!(status, StatusCode::CREATED, "{note}");
         let note_id = note["id"].as_str().unwrap().to_string();
+        let (status, webhook) = app
+            .admin(
+                Method::POST,
+                "/api/v1/webhooks",
+                Some(json!({"url": "https://example.com/hook", "events": ["message.created"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{webhook}");
+        let webhook_id = webhook["id"].as_str().unwrap().to_string();
         let mut checked = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
@@ -172,6 +187,8 @@ async fn every_documented_request_body_is_accepted() {
                     &list_id
                 } else if path.starts_with("/api/v1/websites/") {
                     &website_id
+                } else if path.starts_with("/api/v1/webhooks/") {
+                    &webhook_id
                 } else {
                     &conversation_id
                 };

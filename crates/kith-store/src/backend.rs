@@ -95,6 +95,7 @@ impl Store {
                 url_redacted: redact(url),
             }),
         };
+        crate::webhooks::load_orgs_with_endpoints(&store).await?;
         if store.inner.index.is_some() {
             let task = tokio::spawn(build_index(store.inner.clone()));
             *store
@@ -530,6 +531,8 @@ macro_rules! transact {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
+            // Wakes the webhook deliverer after a commit that enqueued deliveries.
+            let hooks_before = $crate::webhooks::enqueued_count();
             let result: Result<_, $crate::StoreError> = match &store.inner.backend {
                 $crate::backend::Backend::Sqlite(pool) => {
                     // Group commit: the body runs in its own savepoint inside the open batch
@@ -567,6 +570,9 @@ macro_rules! transact {
                     .await
                 }
             };
+            if result.is_ok() {
+                $crate::webhooks::wake_if_enqueued_since(hooks_before);
+            }
             match result {
                 Err(e) if e.is_retryable() && attempt < $crate::backend::MAX_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "transaction lost a race, running it again");

@@ -3,13 +3,15 @@
 //! timeline. Resolution, merges, the admin API and the widget all go through these, so a
 //! contact is written one way.
 
-use crate::conn::{args, Arg, Conn};
+use crate::conn::{args, Arg, Conn, Dialect};
 use crate::dialect::{for_update, next_rid};
 use crate::ids::new_id;
 use crate::model::{ContactRow, CONTACT_COLUMNS};
+use crate::webhooks;
 use crate::StoreError;
 use kith_core::contact::Changes;
 use kith_core::timeline::{Actor, EventKind};
+use kith_core::webhook::EventType;
 use kith_core::{Profile, Status};
 use serde_json::{json, Value};
 use std::sync::LazyLock;
@@ -31,7 +33,8 @@ pub(crate) async fn contact_by<C: Conn>(
     Ok(c.fetch_optional(&sql, args![org_id, value]).await?)
 }
 
-/// Adds a timeline entry; answers its id (a note keeps it, to rewrite its entry).
+/// Writes a timeline entry and enqueues the webhook event it raises (same transaction);
+/// answers the entry's id (a note keeps it, to rewrite its entry).
 pub(crate) async fn insert_event<C: Conn>(
     c: &mut C,
     org_id: &str,
@@ -42,46 +45,74 @@ pub(crate) async fn insert_event<C: Conn>(
     now: i64,
 ) -> Result<String, StoreError> {
     let id = new_id();
-    let (sql, args) = event_statement_as(org_id, &id, contact_id, kind, actor, data, now);
-    c.execute(sql, args).await?;
-    Ok(id)
-}
-
-/// The statement `insert_event` runs, for a caller that runs it with others
-/// (`Conn::execute_many`).
-pub(crate) fn event_statement(
-    org_id: &str,
-    contact_id: &str,
-    kind: EventKind,
-    actor: &Actor,
-    data: Value,
-    now: i64,
-) -> (&'static str, Vec<Arg>) {
-    event_statement_as(org_id, &new_id(), contact_id, kind, actor, data, now)
-}
-
-fn event_statement_as(
-    org_id: &str,
-    id: &str,
-    contact_id: &str,
-    kind: EventKind,
-    actor: &Actor,
-    data: Value,
-    now: i64,
-) -> (&'static str, Vec<Arg>) {
-    (
-        "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    let actor = actor.to_string();
+    let hook =
+        EventType::for_timeline(kind).filter(|_| webhooks::may_have_endpoints(c.dialect(), org_id));
+    let details = hook.map(|_| data.clone());
+    c.execute(
+        EVENT_SQL,
         args![
             org_id,
-            id,
+            &id,
             contact_id,
             kind.as_str(),
-            actor.to_string(),
+            &actor,
             data.to_string(),
             now
         ],
     )
+    .await?;
+    if let (Some(ty), Some(details)) = (hook, details) {
+        let data = json!({"contact_id": contact_id, "actor": &actor, "details": details});
+        webhooks::enqueue_timeline(c, org_id, (&id, ty), contact_id, data, now).await?;
+    }
+    Ok(id)
+}
+
+const EVENT_SQL: &str =
+    "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+/// The statements `insert_event` runs, for a caller that runs them with others
+/// (`Conn::execute_many`): the entry, then (if the kind raises one) the webhook enqueue, whose
+/// touched rows the caller passes to `webhooks::note_enqueued`. Only for kinds whose event
+/// does not carry the contact (that needs a read after the enqueue).
+pub(crate) fn event_statements(
+    d: Dialect,
+    org_id: &str,
+    contact_id: &str,
+    kind: EventKind,
+    actor: &Actor,
+    data: Value,
+    now: i64,
+) -> Vec<(&'static str, Vec<Arg>)> {
+    let id = new_id();
+    let actor = actor.to_string();
+    let mut out = Vec::with_capacity(2);
+    let hook = EventType::for_timeline(kind).filter(|_| webhooks::may_have_endpoints(d, org_id));
+    if let Some(ty) = hook {
+        debug_assert!(!ty.carries_contact(), "use insert_event for {kind:?}");
+        let details = json!({"contact_id": contact_id, "actor": &actor, "details": &data});
+        out.push(webhooks::enqueue_statement(
+            d, org_id, &id, ty, contact_id, details, now,
+        ));
+    }
+    out.insert(
+        0,
+        (
+            EVENT_SQL,
+            args![
+                org_id,
+                &id,
+                contact_id,
+                kind.as_str(),
+                &actor,
+                data.to_string(),
+                now
+            ],
+        ),
+    );
+    out
 }
 
 fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {

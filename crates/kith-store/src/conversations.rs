@@ -1,10 +1,11 @@
 //! Conversations and messages, shared by the widget (visitor side) and the admin API.
 
 use crate::conn::{args, Arg, Conn};
-use crate::contact_rows::insert_event;
+use crate::contact_rows::{contact_by, insert_event};
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
+use crate::webhooks;
 use crate::{read, transact, Conversation, OrgStore, Page, StoreError};
 use kith_core::contact::preview;
 use kith_core::conversation::AuthorKind;
@@ -58,15 +59,22 @@ pub(crate) async fn load_posted<C: Conn>(
 pub(crate) async fn append_message<C: Conn>(
     c: &mut C,
     org_id: &str,
-    conversation_id: &str,
+    (conversation_id, contact_id): (&str, &str),
     author: AuthorKind,
     author_id: Option<&str>,
     body: &str,
     now: i64,
 ) -> Result<PostedMessage, StoreError> {
     let message = (author, author_id, body);
-    let (posted, _) =
-        append_message_after(c, Vec::new(), org_id, conversation_id, message, now).await?;
+    let (posted, _) = append_message_after(
+        c,
+        Vec::new(),
+        org_id,
+        (conversation_id, contact_id),
+        message,
+        now,
+    )
+    .await?;
     Ok(posted)
 }
 
@@ -76,7 +84,7 @@ pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,
     before: Vec<(&str, Vec<Arg>)>,
     org_id: &str,
-    conversation_id: &str,
+    (conversation_id, contact_id): (&str, &str),
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
     now: i64,
 ) -> Result<(PostedMessage, Vec<u64>), StoreError> {
@@ -84,19 +92,28 @@ pub(crate) async fn append_message_after<C: Conn>(
     let reopen = author == AuthorKind::Visitor;
     let mut statements = before;
     let own = statements.len();
-    statements.push((
-        "INSERT INTO messages (org_id, id, conversation_id, author, author_id, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        args![
-            org_id,
-            &id,
-            conversation_id,
-            author.as_str(),
-            author_id,
-            body,
-            now
-        ],
-    ));
+    // The message and its `message.created`, ordered after the contact's row lock (the
+    // visitor path updates its counters first; an agent reply locks it in `agent_reply`).
+    let data = json!({
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "message": {
+            "id": &id,
+            "author": author.as_str(),
+            "body": body,
+            "created_at": kith_core::Timestamp(now),
+        },
+    });
+    let (written, hook) = webhooks::message_statements(
+        c.dialect(),
+        org_id,
+        (&id, conversation_id, author.as_str(), author_id, body),
+        contact_id,
+        data,
+        now,
+    );
+    let hook = hook.map(|i| statements.len() + i);
+    statements.extend(written);
     statements.push((
         "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
          last_message_at = $4, updated_at = $4, \
@@ -105,6 +122,9 @@ pub(crate) async fn append_message_after<C: Conn>(
         args![org_id, conversation_id, preview(body), now, reopen],
     ));
     let mut touched = c.execute_many(statements).await?;
+    if let Some(i) = hook {
+        webhooks::note_enqueued(touched[i]);
+    }
     touched.truncate(own);
     let conv = conversation_row(c, org_id, conversation_id).await?;
     Ok((
@@ -146,6 +166,8 @@ pub(crate) async fn escalate<C: Conn>(
     if changed == 0 {
         return Ok(());
     }
+    // Orders the webhook event among the contact's others (see `dialect::next_delivery_seq`).
+    contact_by(c, org_id, "id", &conv.contact_id).await?;
     insert_event(
         c,
         org_id,
@@ -336,11 +358,14 @@ impl OrgStore<'_> {
     ) -> Result<PostedMessage, StoreError> {
         let (org_id, conversation_id) = (self.org_id(), conversation_id.as_str());
         transact!(self.store, |c| async {
-            conversation_row(c, org_id, conversation_id).await?;
+            let conv = conversation_row(c, org_id, conversation_id).await?;
+            // The contact's row lock orders this reply's webhook event among the contact's
+            // others (see `dialect::next_delivery_seq`).
+            contact_by(c, org_id, "id", &conv.contact_id).await?;
             append_message(
                 c,
                 org_id,
-                conversation_id,
+                (conversation_id, &conv.contact_id),
                 AuthorKind::Agent,
                 Some(author_id),
                 body,

@@ -22,6 +22,51 @@ pub(crate) fn next_rid(d: Dialect) -> &'static str {
     }
 }
 
+/// The order number of a new webhook delivery, for `INSERT … SELECT … FROM webhook_endpoints e`.
+/// SQLite writes one transaction at a time, so one past the endpoint's largest is commit
+/// order. PostgreSQL takes a sequence: every enqueue runs after its transaction locked the
+/// contact's row, so for one contact the numbers follow commit order too.
+pub(crate) fn next_delivery_seq(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => {
+            "(SELECT coalesce(max(s.seq), 0) + 1 FROM webhook_deliveries s \
+             WHERE s.org_id = e.org_id AND s.endpoint_id = e.id)"
+        }
+        Dialect::Postgres => "nextval('webhook_deliveries_seq')",
+    }
+}
+
+/// Whether a write and the statement that depends on it are sent as one, the write as a
+/// data-modifying CTE (`WITH w AS (INSERT …) INSERT …`). PostgreSQL: each statement is a
+/// round trip, and it takes such CTEs. SQLite: `Conn::execute_many` sends the statements in
+/// one round trip already, and it has no data-modifying CTEs.
+pub(crate) fn fold_into_cte(d: Dialect) -> bool {
+    match d {
+        Dialect::Sqlite => false,
+        Dialect::Postgres => true,
+    }
+}
+
+/// Whether this process sees every change of the webhook endpoints, so it may remember which
+/// organizations have any (`webhooks::may_have_endpoints`). SQLite: one process serves a
+/// database (the lock file) and endpoints change only through its API. PostgreSQL: several
+/// processes share the database.
+pub(crate) fn endpoints_known_in_process(d: Dialect) -> bool {
+    match d {
+        Dialect::Sqlite => true,
+        Dialect::Postgres => false,
+    }
+}
+
+/// The tail of a claim's row selection: PostgreSQL skips rows another deliverer is claiming
+/// right now instead of waiting for it; SQLite has one writer and no such clause.
+pub(crate) fn skip_locked(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+    }
+}
+
 /// After rows were inserted with explicit search-index numbers, the statement (if any) that
 /// moves the number generator past them.
 pub(crate) fn after_bulk_rid(d: Dialect) -> Option<&'static str> {

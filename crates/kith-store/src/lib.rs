@@ -32,6 +32,7 @@ mod removal;
 mod resolution;
 mod scope;
 mod seed;
+pub(crate) mod webhooks;
 mod widget;
 
 pub use admins::{
@@ -56,6 +57,10 @@ pub use realtime::{Announcement, MessageListener};
 pub use removal::{ContactExport, Deleted, VisitorRecord};
 pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;
+pub use webhooks::{
+    webhook_wakeups, AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery,
+    WebhookEndpoint,
+};
 pub use widget::{IdentifyOutcome, Visitor};
 
 /// Internals exposed for the fuzz targets in `fuzz/` only; not an API.

@@ -9,7 +9,8 @@
 //! the contact index follow at commit, as for every write. What is left is one audit-log entry
 //! without personal data: the contact's id (random, not derived from the person) and how many
 //! rows went. `erase` records the delete as an erasure and, beyond a plain delete, removes
-//! the records other features keep about the contact (see `erase_extras`).
+//! the records other features keep about the contact (see `erase_extras`). Both raise the
+//! `contact.deleted` webhook event in the same transaction.
 
 use crate::conn::{args, Conn};
 use crate::contact_rows::contact_by;
@@ -20,6 +21,7 @@ use crate::model::{
 };
 use crate::{read, transact, OrgStore, StoreError};
 use kith_core::timeline::Actor;
+use kith_core::webhook::EventType;
 use kith_core::ContactId;
 use serde_json::json;
 
@@ -161,6 +163,17 @@ pub(crate) async fn delete_contact_rows<C: Conn>(
     if erase {
         erase_extras(c, org_id, id).await?;
     }
+    // Subscribers learn of it (after anything still queued for the contact, in order); the
+    // event names the contact by id only.
+    crate::webhooks::enqueue(
+        c,
+        org_id,
+        EventType::ContactDeleted,
+        id,
+        json!({"contact_id": id, "erased": erase, "actor": actor.to_string()}),
+        now,
+    )
+    .await?;
     c.execute(
         "DELETE FROM contacts WHERE org_id = $1 AND id = $2",
         args![org_id, id],
@@ -203,8 +216,20 @@ pub(crate) async fn delete_contact_rows<C: Conn>(
 }
 
 /// What an erasure removes beyond a delete: earlier audit entries about the contact (their
-/// data may describe it; the new tombstone replaces them).
+/// data may describe it; the new tombstone replaces them), and its webhook deliveries, sent
+/// or not, with their attempts (their payloads hold the contact as it was).
 async fn erase_extras<C: Conn>(c: &mut C, org_id: &str, id: &str) -> Result<(), StoreError> {
+    c.execute(
+        "DELETE FROM webhook_attempts WHERE org_id = $1 AND delivery_id IN \
+         (SELECT id FROM webhook_deliveries WHERE org_id = $1 AND contact_id = $2)",
+        args![org_id, id],
+    )
+    .await?;
+    c.execute(
+        "DELETE FROM webhook_deliveries WHERE org_id = $1 AND contact_id = $2",
+        args![org_id, id],
+    )
+    .await?;
     c.execute(
         "DELETE FROM audit_log WHERE org_id = $1 AND subject = $2",
         args![org_id, format!("contact:{id}")],

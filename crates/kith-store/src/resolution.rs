@@ -164,6 +164,9 @@ pub(crate) async fn absorb_into<C: Conn>(
         ],
     )
     .await?;
+    // Events still waiting for the absorbed contact go out as the holder's, ahead of
+    // the merge's own.
+    crate::webhooks::move_pending(c, org_id, absorbed_id, holder_id).await?;
     Ok(moved)
 }
 

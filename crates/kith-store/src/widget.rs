@@ -6,7 +6,7 @@
 
 use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{
-    contact_by, event_statement, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
+    contact_by, event_statements, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
 use crate::conversations::{append_message_after, PostedMessage};
 use crate::dialect::for_update;
@@ -303,6 +303,8 @@ impl WebsiteStore<'_> {
             // The writes of the message go to the database in one round trip (SQLite; one
             // by one on PostgreSQL): a new conversation, its timeline entry, the counters.
             let mut writes: Vec<(&str, Vec<Arg>)> = Vec::new();
+            // Which of `writes` enqueues `conversation.started` (its rows wake the deliverer).
+            let mut hook_statement = None;
             let (conv_id, started) = match conversation_id {
                 Some(id) => (visible_conversation(c, website, &v, id).await?.id, false),
                 None => {
@@ -327,7 +329,9 @@ impl WebsiteStore<'_> {
                          WHERE org_id = $1 AND id = $2",
                         args![org_id, &contact_id],
                     ));
-                    writes.push(event_statement(
+                    let before = writes.len();
+                    writes.extend(event_statements(
+                        c.dialect(),
                         org_id,
                         &contact_id,
                         EventKind::ConversationStarted,
@@ -335,6 +339,9 @@ impl WebsiteStore<'_> {
                         json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
                         now,
                     ));
+                    if writes.len() == before + 2 {
+                        hook_statement = Some(before + 1);
+                    }
                     (id, true)
                 }
             };
@@ -357,13 +364,16 @@ impl WebsiteStore<'_> {
                 c,
                 writes,
                 org_id,
-                &conv_id,
+                (&conv_id, &contact_id),
                 (AuthorKind::Visitor, None, body),
                 now,
             )
             .await?;
             for i in counters {
                 expect_one(touched[i])?;
+            }
+            if let Some(i) = hook_statement {
+                crate::webhooks::note_enqueued(touched[i]);
             }
             posted.conversation_started = started;
             if let Some(key) = idempotency_key {

@@ -11,9 +11,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use kith_core::{OrgId, WebsiteId};
 use kith_server::state::AppState;
+use kith_server::webhooks::WebhookConfig;
 use kith_server::{realtime::Bus, Config, Limits};
 use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 use std::net::IpAddr;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -271,6 +273,34 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "KITH_DB_CONNECTIONS", default_value_t = DEFAULT_POOL_SIZE)]
     db_connections: u32,
+    /// Delay before a failed webhook delivery's first retry, in milliseconds; doubled per
+    /// failure (with jitter) up to --webhook-retry-cap-ms.
+    #[arg(long, env = "KITH_WEBHOOK_RETRY_BASE_MS", default_value_t = 10_000)]
+    webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts of a webhook delivery, in milliseconds.
+    #[arg(long, env = "KITH_WEBHOOK_RETRY_CAP_MS", default_value_t = 6 * 3600 * 1000)]
+    webhook_retry_cap_ms: u64,
+    /// Attempts before a webhook delivery is marked failed.
+    #[arg(long, env = "KITH_WEBHOOK_MAX_ATTEMPTS", default_value_t = 12)]
+    webhook_max_attempts: u32,
+    /// Connect and total timeout of one webhook attempt, in milliseconds.
+    #[arg(long, env = "KITH_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// Days delivered webhook deliveries stay in the delivery log (0: kept forever).
+    #[arg(long, env = "KITH_WEBHOOK_KEEP_DAYS", default_value_t = 7)]
+    webhook_keep_days: u64,
+    /// How long a deliverer's claim on a webhook delivery lasts, in milliseconds (at least the
+    /// timeout + 1 s): after a crash, the deliveries it was sending go out again once their
+    /// claims expire.
+    #[arg(long, env = "KITH_WEBHOOK_LEASE_MS", default_value_t = 60_000)]
+    webhook_lease_ms: u64,
+    /// How often the webhook outbox is polled for deliveries other processes enqueued, in
+    /// milliseconds (this process's own wake the deliverer at once).
+    #[arg(long, env = "KITH_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    webhook_poll_ms: u64,
+    /// Do not deliver webhooks from this process (others on the same database still do).
+    #[arg(long, env = "KITH_WEBHOOK_NO_DELIVERY")]
+    webhook_no_delivery: bool,
 }
 
 #[derive(Subcommand)]
@@ -607,6 +637,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         trusted_proxies: args.trusted_proxies.clone(),
         disable_demo: args.disable_demo,
+        webhooks: WebhookConfig {
+            deliver: !args.webhook_no_delivery,
+            retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+            retry_cap: Duration::from_millis(args.webhook_retry_cap_ms.max(1)),
+            max_attempts: args.webhook_max_attempts.max(1),
+            timeout: Duration::from_millis(args.webhook_timeout_ms.max(1)),
+            keep_delivered: Duration::from_secs(args.webhook_keep_days * 86_400),
+            lease: Duration::from_millis(args.webhook_lease_ms.max(1)),
+            poll: Duration::from_millis(args.webhook_poll_ms.max(1)),
+            ..WebhookConfig::default()
+        },
     };
     tracing::info!(
         database = store.url_redacted(),
@@ -621,6 +662,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_streams_per_ip = args.max_streams_per_ip,
         max_streams_per_token = args.max_streams_per_token,
         trusted_proxies = ?args.trusted_proxies,
+        webhook_retry_base_ms = args.webhook_retry_base_ms,
+        webhook_max_attempts = args.webhook_max_attempts,
+        webhook_delivery = !args.webhook_no_delivery,
         "starting kith"
     );
     let listener = tokio::net::TcpListener::bind(&args.listen)

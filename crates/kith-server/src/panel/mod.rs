@@ -15,6 +15,7 @@
 //! - `bulk.rs`     bulk actions over the list and filter shown: preview, confirm, progress
 //! - `import.rs`   `/contacts/import`: the CSV upload and its summary
 //! - `settings.rs` `/settings`: add an admin, change one's own password
+//! - `webhooks.rs` `/webhooks`: webhook endpoints and each one's delivery log
 //!
 //! Every page is rendered through [`render`] (`Cache-Control: no-store`: pages carry the
 //! CSRF token and organization data); the CSP and other browser headers come from
@@ -31,6 +32,7 @@ pub mod cookies;
 pub mod csrf;
 pub mod import;
 pub mod settings;
+pub mod webhooks;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -70,6 +72,7 @@ pub fn router() -> Router<AppState> {
         .merge(contact::router())
         .merge(contact_crm::router())
         .merge(conversation::router())
+        .merge(webhooks::router())
         // Pages and htmx partials travel gzipped (a contacts page is ~5x smaller); assets
         // arrive already gzipped and pass through (a response with a Content-Encoding is
         // left alone), and event streams are never buffered (the default predicate).
@@ -88,7 +91,7 @@ pub struct Chrome {
     pub org_name: String,
     pub email: String,
     pub csrf_token: String,
-    /// Which nav entry is current: `contacts` or `settings`.
+    /// Which nav entry is current: `contacts`, `webhooks` or `settings`.
     pub section: &'static str,
     pub assets: AssetUrls,
 }

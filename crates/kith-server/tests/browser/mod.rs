@@ -155,6 +155,19 @@ pub fn textbox(name: &str) -> Query {
     }
 }
 
+/// A checkbox labelled `name` by the `<label>` around it, a `<label for>` or `aria-label`.
+pub fn checkbox(name: &str) -> Query {
+    let n = lit(name);
+    Query {
+        role: "checkbox",
+        name: name.into(),
+        xpath: format!(
+            "//label[normalize-space(.)={n}]//input[@type='checkbox'] \
+             | //input[@type='checkbox' and (@id = //label[normalize-space(.)={n}]/@for or @aria-label={n})]"
+        ),
+    }
+}
+
 /// A search field (`<input type="search">`, role searchbox) labelled `name`.
 pub fn searchbox(name: &str) -> Query {
     let n = lit(name);

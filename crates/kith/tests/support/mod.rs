@@ -50,10 +50,16 @@ pub struct Server {
 impl Server {
     /// Starts `kith serve` on a random port over `db` with every rate limit off.
     pub fn start(db: &str) -> Server {
+        Server::start_with(db, &[])
+    }
+
+    /// `start`, with more `kith serve` arguments.
+    pub fn start_with(db: &str, extra: &[&str]) -> Server {
         let mut child = kith()
             .args(["serve", "--listen", "127.0.0.1:0", "--db", db])
             .args(["--rate-visitor", "0", "--rate-sessions-per-ip", "0"])
             .args(["--rate-admin", "0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

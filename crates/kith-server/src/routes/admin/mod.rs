@@ -8,6 +8,7 @@ pub mod events;
 pub mod lists;
 pub mod merges;
 pub mod notes;
+pub mod webhooks;
 pub mod websites;
 
 use crate::state::AppState;
@@ -26,4 +27,5 @@ pub fn router() -> Router<AppState> {
         .merge(events::router())
         .merge(merges::router())
         .merge(notes::router())
+        .merge(webhooks::router())
 }
