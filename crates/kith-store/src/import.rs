@@ -399,40 +399,46 @@ struct Seen {
     profile: Profile,
 }
 
-/// Every contact holding one of the batch's user_ids or emails.
+/// Every contact holding one of the batch's user_ids or emails. Two queries, one per unique
+/// key: an `OR` of both lists makes SQLite scan the organization's contacts instead of
+/// seeking each key (the batch then costs time in proportion to the table).
 async fn holders<C: Conn>(
     c: &mut C,
     org_id: &str,
     rows: &[Option<&ImportRow>],
 ) -> Result<Vec<ContactRow>, StoreError> {
-    let mut q = crate::query::Sql::default();
-    let org = q.arg(org_id);
-    let mut users = Vec::new();
-    let mut emails = Vec::new();
-    for r in rows.iter().flatten() {
-        if let Some(u) = &r.user_id {
-            users.push(q.arg(u.as_str()));
+    let users: Vec<String> = rows
+        .iter()
+        .flatten()
+        .filter_map(|r| r.user_id.as_ref().map(|u| u.as_str().to_string()))
+        .collect();
+    let emails: Vec<String> = rows
+        .iter()
+        .flatten()
+        .filter_map(|r| r.email.as_ref().map(|e| e.key()))
+        .collect();
+    let mut found: Vec<ContactRow> = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for (column, keys) in [("user_id", users), ("email_lower", emails)] {
+        if keys.is_empty() {
+            continue;
         }
-        if let Some(e) = &r.email {
-            emails.push(q.arg(e.key()));
+        let mut q = crate::query::Sql::default();
+        let org = q.arg(org_id);
+        let marks: Vec<String> = keys.into_iter().map(|k| q.arg(k)).collect();
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = {org} AND {column} IN ({}){}",
+            marks.join(", "),
+            for_update(c.dialect())
+        );
+        let rows: Vec<ContactRow> = c.fetch_all(&sql, q.args).await?;
+        for r in rows {
+            if ids.insert(r.id.clone()) {
+                found.push(r);
+            }
         }
     }
-    if users.is_empty() && emails.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut conds = Vec::new();
-    if !users.is_empty() {
-        conds.push(format!("user_id IN ({})", users.join(", ")));
-    }
-    if !emails.is_empty() {
-        conds.push(format!("email_lower IN ({})", emails.join(", ")));
-    }
-    let sql = format!(
-        "SELECT {CONTACT_COLUMNS} FROM contacts WHERE org_id = {org} AND ({}){}",
-        conds.join(" OR "),
-        for_update(c.dialect())
-    );
-    Ok(c.fetch_all(&sql, q.args).await?)
+    Ok(found)
 }
 
 async fn import_rows<C: Conn>(
