@@ -88,6 +88,13 @@ const ADMIN_ROUTES: &[(&str, &str, Probe)] = &[
         Probe::ForeignId,
     ),
     ("get", "/api/v1/audit", Probe::Collection),
+    ("delete", "/api/v1/contacts/{id}", Probe::ForeignId),
+    ("get", "/api/v1/contacts/{id}/export", Probe::ForeignId),
+    ("get", "/api/v1/contacts/export", Probe::Collection),
+    ("get", "/api/v1/bulk-actions", Probe::Collection),
+    ("post", "/api/v1/bulk-actions/preview", Probe::Collection),
+    ("post", "/api/v1/bulk-actions", Probe::Collection),
+    ("get", "/api/v1/bulk-actions/{id}", Probe::ForeignId),
     ("get", "/api/v1/webhooks", Probe::Collection),
     ("post", "/api/v1/webhooks", Probe::Collection),
     ("get", "/api/v1/webhooks/{id}", Probe::ForeignId),
@@ -141,6 +148,11 @@ fn valid_body(method: &str, path: &str) -> Option<Value> {
         }
         ("patch", "/api/v1/lists/{id}") => Some(json!({"name": "Renamed", "filter": {}})),
         ("post", "/api/v1/lists") => Some(json!({"name": "Probe", "filter": {}})),
+        // Bulk actions over nothing (no contact is on a website with this id): a job that is
+        // done at once, so the probes change no data.
+        ("post", "/api/v1/bulk-actions/preview") | ("post", "/api/v1/bulk-actions") => Some(
+            json!({"filter": {"website_id": "no-such-website"}, "action": "delete", "expected_count": 0}),
+        ),
         ("post", "/api/v1/conversations/{id}/messages") => Some(json!({"body": "pwned"})),
         ("post", "/api/v1/websites") => Some(json!({"name": "Probe site"})),
         ("patch", "/api/v1/websites/{id}") => {
@@ -181,6 +193,8 @@ struct Tenant {
     manual_merge: String,
     /// A disabled webhook endpoint.
     webhook: String,
+    /// A finished bulk action.
+    bulk: String,
 }
 
 impl Tenant {
@@ -201,6 +215,8 @@ impl Tenant {
             &self.manual_merge
         } else if kind.starts_with("webhooks/") {
             &self.webhook
+        } else if kind.starts_with("bulk-actions/") {
+            &self.bulk
         } else {
             panic!(
                 "the isolation matrix does not know what {{id}} is in {path}; teach Tenant::id_for"
@@ -322,6 +338,15 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
     )
     .await;
     assert_eq!(s, StatusCode::CREATED, "{hook}");
+    let (s, bulk) = admin_call(
+        app,
+        &token,
+        "post",
+        "/api/v1/bulk-actions",
+        valid_body("post", "/api/v1/bulk-actions"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{bulk}");
     Tenant {
         org_id,
         token,
@@ -336,6 +361,7 @@ async fn tenant(app: &TestApp, org_id: OrgId, token: String, site: Site) -> Tena
         note: note["id"].as_str().unwrap().to_string(),
         manual_merge: merge["merge_id"].as_str().unwrap().to_string(),
         webhook: hook["id"].as_str().unwrap().to_string(),
+        bulk: bulk["id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -418,6 +444,7 @@ async fn snapshot(app: &TestApp, t: &Tenant) -> Value {
         "websites": get("/api/v1/websites".into()).await,
         "audit": get("/api/v1/audit".into()).await,
         "manual_merge": get(format!("/api/v1/merges/{}", t.manual_merge)).await,
+        "bulk": get(format!("/api/v1/bulk-actions/{}", t.bulk)).await,
         "webhooks": get("/api/v1/webhooks".into()).await,
         "webhook_log": get(format!("/api/v1/webhooks/{}/deliveries", t.webhook)).await,
     })
@@ -518,6 +545,45 @@ async fn probe_foreign_ids(app: &TestApp, attacker: &Tenant, victim: &Tenant) {
                         )
                         .await;
                         assert_eq!(s, StatusCode::OK);
+                        (s, json!({}))
+                    }
+                    ("get", "/api/v1/contacts/export") => {
+                        // CSV, not JSON: read as text; the other organization's list is 404.
+                        let (s, v) = admin_call(
+                            app,
+                            &attacker.token,
+                            method,
+                            &format!("{path}?list={}", victim.list),
+                            None,
+                        )
+                        .await;
+                        assert_error(s, &v, StatusCode::NOT_FOUND, &format!("{what} (list)"));
+                        let resp = app
+                            .http
+                            .get(format!("{}{path}", app.base))
+                            .bearer_auth(&attacker.token)
+                            .send()
+                            .await
+                            .unwrap();
+                        let s = resp.status();
+                        (s, json!(resp.text().await.unwrap()))
+                    }
+                    ("post", "/api/v1/bulk-actions") | ("post", "/api/v1/bulk-actions/preview") => {
+                        // The other organization's list is not found; a filter naming its
+                        // website selects nothing.
+                        let body =
+                            json!({"list": victim.list, "action": "delete", "expected_count": 0});
+                        let (s, v) =
+                            admin_call(app, &attacker.token, method, path, Some(body)).await;
+                        assert_error(s, &v, StatusCode::NOT_FOUND, &format!("{what} (list)"));
+                        let body = json!({"filter": {"website_id": victim.website}, "action": "delete", "expected_count": 0});
+                        let (s, v) =
+                            admin_call(app, &attacker.token, method, path, Some(body)).await;
+                        assert!(s.is_success(), "{what}: {s} {v}");
+                        let n = v["count"].as_i64().or(v["total"].as_i64());
+                        assert_eq!(n, Some(0), "{what}: {v}");
+                        // A job echoes the selection the caller sent (its own text), so the
+                        // answer is checked by its count, not searched for foreign ids.
                         (s, json!({}))
                     }
                     ("post", "/api/v1/websites") => {
