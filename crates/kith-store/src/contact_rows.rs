@@ -173,7 +173,10 @@ async fn insert_tags<C: Conn>(
         rows.join(", ")
     );
     let mut a = args![org_id, id];
-    a.extend(tags.iter().map(|t| crate::conn::Arg::from(t.to_lowercase())));
+    a.extend(
+        tags.iter()
+            .map(|t| crate::conn::Arg::from(t.to_lowercase())),
+    );
     c.execute(&sql, a).await?;
     Ok(())
 }
