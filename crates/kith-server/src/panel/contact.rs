@@ -320,20 +320,33 @@ struct ConversationsPartial {
 
 /// Where a missing contact sends the browser: the contact it was merged into, or a 404 page.
 fn gone(e: StoreError, headers: &HeaderMap) -> Response {
-    match e {
-        StoreError::Merged { merged_into } => to(headers, &format!("/contacts/{merged_into}")),
-        StoreError::NotFound => ErrorPage::new(
-            StatusCode::NOT_FOUND,
+    gone_saying(
+        e,
+        headers,
+        (
             "Contact not found",
             "There is no such contact in this organization.",
-        )
-        .into_response(),
+        ),
+    )
+}
+
+/// `gone` with the 404 page's own (title, message), for pages about more than the contact.
+pub(super) fn gone_saying(
+    e: StoreError,
+    headers: &HeaderMap,
+    (title, message): (&str, &str),
+) -> Response {
+    match e {
+        StoreError::Merged { merged_into } => to(headers, &format!("/contacts/{merged_into}")),
+        StoreError::NotFound => {
+            ErrorPage::new(StatusCode::NOT_FOUND, title, message).into_response()
+        }
         e => ErrorPage::from_api(e.into()).into_response(),
     }
 }
 
 /// A redirect that works for plain navigation and for htmx (`HX-Redirect`: the whole page).
-fn to(headers: &HeaderMap, path: &str) -> Response {
+pub(super) fn to(headers: &HeaderMap, path: &str) -> Response {
     if is_htmx(headers) {
         let mut resp = StatusCode::OK.into_response();
         if let Ok(v) = HeaderValue::from_str(path) {

@@ -9,7 +9,7 @@
 //!   which answers a refusal (409) in words beside the button.
 
 use super::auth::{CsrfForm, PanelSession};
-use super::contact::when;
+use super::contact::{gone_saying, to, when};
 use super::{is_htmx, render, ErrorPage};
 use crate::state::AppState;
 use askama::Template;
@@ -111,31 +111,16 @@ pub async fn notes_view(
     })
 }
 
-/// A missing contact: the page it went to, or a 404 page.
+/// A missing contact or note: the page it went to, or a 404 page.
 fn gone(e: StoreError, headers: &HeaderMap) -> Response {
-    match e {
-        StoreError::Merged { merged_into } => to(headers, &format!("/contacts/{merged_into}")),
-        StoreError::NotFound => ErrorPage::new(
-            StatusCode::NOT_FOUND,
+    gone_saying(
+        e,
+        headers,
+        (
             "Not found",
             "There is no such contact or note in this organization.",
-        )
-        .into_response(),
-        e => ErrorPage::from_api(e.into()).into_response(),
-    }
-}
-
-/// A redirect for plain navigation and for htmx (`HX-Redirect`: the whole page).
-fn to(headers: &HeaderMap, path: &str) -> Response {
-    if is_htmx(headers) {
-        let mut resp = StatusCode::OK.into_response();
-        if let Ok(v) = HeaderValue::from_str(path) {
-            resp.headers_mut().insert("hx-redirect", v);
-        }
-        resp
-    } else {
-        Redirect::to(path).into_response()
-    }
+        ),
+    )
 }
 
 /// The notes section after a change; the timeline reloads on `contact-changed`.
