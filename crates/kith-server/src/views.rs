@@ -447,7 +447,7 @@ impl From<&kith_store::ContactExport> for ContactExport {
 
 /// What a delete removed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Deleted {
+pub struct DeletedContact {
     pub id: String,
     /// `true` when the delete was an erasure (`?erase=true`).
     pub erased: bool,
@@ -457,9 +457,9 @@ pub struct Deleted {
     pub timeline_entries: i64,
 }
 
-impl From<&kith_store::Deleted> for Deleted {
+impl From<&kith_store::Deleted> for DeletedContact {
     fn from(d: &kith_store::Deleted) -> Self {
-        Deleted {
+        DeletedContact {
             id: d.contact_id.to_string(),
             erased: d.erased,
             conversations: d.conversations,

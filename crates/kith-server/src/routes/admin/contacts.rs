@@ -325,7 +325,7 @@ async fn contact_conversations(
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts",
     params(("id" = String, Path),
            ("erase" = Option<bool>, Query, description = "true: an erasure (GDPR); default false")),
-    responses((status = 200, body = views::Deleted),
+    responses((status = 200, body = views::DeletedContact),
               (status = 404, description = "`not_found`, or `merged` with `merged_into`"),
               (status = 422, description = "`erase` is not true or false")),
     security(("bearer" = [])))]
@@ -334,7 +334,7 @@ async fn delete_contact(
     admin: Admin,
     Path(id): Path<ContactId>,
     q: QueryMap,
-) -> ApiResult<Json<views::Deleted>> {
+) -> ApiResult<Json<views::DeletedContact>> {
     let erase = match q.one("erase").map(str::trim) {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -345,7 +345,7 @@ async fn delete_contact(
         .delete_contact(&id, erase, &admin.actor)
         .await
         .map_err(ApiError::not_found_as("contact"))?;
-    Ok(Json(views::Deleted::from(&deleted)))
+    Ok(Json(views::DeletedContact::from(&deleted)))
 }
 
 /// Everything the organization holds about one contact, as one JSON document: the profile,
