@@ -22,11 +22,10 @@ use crate::model::parse_actor;
 use crate::query::{where_clause, Sql, TagPlan};
 use crate::removal::delete_contact_rows;
 use crate::{read, transact, OrgStore, Store, StoreError};
-use kith_core::contact::ProfilePatch;
 use kith_core::filter::ListFilter;
 use kith_core::timeline::Actor;
 use kith_core::OrgId;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Contacts one step handles in one transaction: large enough to amortize the commit, small
 /// enough that the writer is never held long (SQLite has one).
@@ -180,18 +179,11 @@ async fn retag<C: Conn>(
     };
     let mut profile = row.profile()?;
     let before = profile.status();
-    let mut tags: Vec<String> = profile.tags.as_slice().to_vec();
-    match action {
-        BulkAction::AddTags(add) => tags.extend(add.iter().cloned()),
-        BulkAction::RemoveTags(remove) => tags.retain(|t| {
-            let t = t.to_lowercase();
-            !remove.iter().any(|r| r.trim().to_lowercase() == t)
-        }),
+    let patch = match action {
+        BulkAction::AddTags(add) => profile.retag(add, &[])?,
+        BulkAction::RemoveTags(remove) => profile.retag(&[], remove)?,
         BulkAction::Delete => return Ok(false),
-    }
-    // The new set goes through the domain's parsing (limits, case-insensitive dedup) and
-    // diff, as an admin's edit of `tags` does.
-    let patch = ProfilePatch::parse(&json!({ "tags": tags }))?;
+    };
     let changes = profile.apply_patch(&patch);
     if changes.is_empty() {
         return Ok(false);
@@ -237,12 +229,13 @@ impl OrgStore<'_> {
     }
 
     /// Starts a bulk job over every contact matching the request's filter, or answers the
-    /// job an earlier request with the same idempotency key started.
-    pub async fn start_bulk(self, req: &BulkRequest) -> Result<BulkJob, StoreError> {
+    /// job an earlier request with the same idempotency key started; the flag says which
+    /// (only a job started now needs a runner).
+    pub async fn start_bulk(self, req: &BulkRequest) -> Result<(BulkJob, bool), StoreError> {
         let org_id = self.org_id();
         if let Some(key) = &req.idempotency_key {
             if let Some(job) = self.bulk_job_by_key(key).await? {
-                return Ok(job);
+                return Ok((job, false));
             }
         }
         let ids = self.matching_ids(&req.filter).await?;
@@ -318,12 +311,12 @@ impl OrgStore<'_> {
         if !inserted {
             if let Some(key) = &req.idempotency_key {
                 if let Some(job) = self.bulk_job_by_key(key).await? {
-                    return Ok(job);
+                    return Ok((job, false));
                 }
             }
             return Err(StoreError::Raced);
         }
-        self.bulk_job(&id).await
+        Ok((self.bulk_job(&id).await?, true))
     }
 
     /// The job started with this idempotency key, if any.

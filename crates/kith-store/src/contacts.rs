@@ -161,15 +161,10 @@ impl OrgStore<'_> {
             };
             let mut profile = row.profile()?;
             let before = profile.status();
-            let mut tags: Vec<String> = profile.tags.as_slice().to_vec();
-            match edit {
-                TagEdit::Add(t) => tags.push(t.to_string()),
-                TagEdit::Remove(t) => {
-                    let t = t.trim().to_lowercase();
-                    tags.retain(|x| x.to_lowercase() != t);
-                }
-            }
-            let patch = ProfilePatch::parse(&serde_json::json!({ "tags": tags }))?;
+            let patch = match edit {
+                TagEdit::Add(t) => profile.retag(&[t.to_string()], &[])?,
+                TagEdit::Remove(t) => profile.retag(&[], &[t.to_string()])?,
+            };
             let changes = profile.apply_patch(&patch);
             save_edit(c, (org_id, id), &profile, before, &changes, actor, now).await
         }

@@ -21,7 +21,7 @@ async fn resumes(backend: Backend) {
     org.seed(450, 3).await.expect("seed");
     let tagged = ListFilter::parse(&serde_json::json!({"tags": {"all": ["resumed"]}})).unwrap();
     assert_eq!(org.count_contacts(&tagged).await.unwrap(), 0);
-    let job = org
+    let (job, _) = org
         .start_bulk(&BulkRequest {
             filter: ListFilter::default(),
             selection: serde_json::json!({}),

@@ -146,6 +146,26 @@ fn write_field<T: Clone + AsRef<str>>(
 }
 
 impl Profile {
+    /// The patch that adds the tags `add` and removes the tags `remove` (case-insensitively):
+    /// the new set goes through the same parsing (limits, case-insensitive dedup) as an
+    /// admin's edit of `tags`. A contact page's tag edit and a bulk action both use it.
+    pub fn retag(
+        &self,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<ProfilePatch, ValidationError> {
+        let remove: Vec<String> = remove.iter().map(|r| r.trim().to_lowercase()).collect();
+        let tags: Vec<&str> = self
+            .tags
+            .as_slice()
+            .iter()
+            .filter(|t| !remove.contains(&t.to_lowercase()))
+            .map(String::as_str)
+            .chain(add.iter().map(String::as_str))
+            .collect();
+        ProfilePatch::parse(&serde_json::json!({ "tags": tags }))
+    }
+
     pub fn status(&self) -> Status {
         if self.user_id.is_some() {
             Status::Customer

@@ -43,8 +43,6 @@ pub struct Progress {
     pub id: String,
     pub done: i64,
     pub total: i64,
-    pub changed: i64,
-    pub failed: i64,
     pub finished: bool,
     pub summary: String,
 }
@@ -76,10 +74,6 @@ fn respond(
         ),
         Err(e) => crate::error::ApiError::Internal(format!("template: {e}")).into_response(),
     }
-}
-
-fn view_fields(view: &View) -> Vec<(&'static str, String)> {
-    view.pairs()
 }
 
 fn action_of(name: &str, tag: &str) -> Result<BulkAction, String> {
@@ -149,8 +143,6 @@ fn progress(job: &BulkJob) -> Progress {
         id: job.id.clone(),
         done: job.done,
         total: job.total,
-        changed: job.changed,
-        failed: job.failed,
         finished,
         summary,
     }
@@ -159,7 +151,7 @@ fn progress(job: &BulkJob) -> Progress {
 fn step(form: &CsrfForm, view: &View) -> BulkStep {
     BulkStep {
         csrf_token: form.session.csrf_token.clone(),
-        view_fields: view_fields(view),
+        view_fields: view.pairs(),
         action: form.field("action").to_string(),
         tag: form.field("tag").to_string(),
         question: None,
@@ -251,8 +243,8 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, form: Csrf
     }
     .await;
     let status = match started {
-        Ok(job) => {
-            if job.status == "running" {
+        Ok((job, started_now)) => {
+            if started_now && job.status == "running" {
                 crate::routes::admin::bulk::run_in_background(
                     state.store.clone(),
                     form.session.org_id.clone(),

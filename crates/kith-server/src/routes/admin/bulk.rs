@@ -189,11 +189,7 @@ async fn start(
             "confirm the count from POST /api/v1/bulk-actions/preview",
         )
     })?;
-    let started_before = match &key {
-        Some(k) => admin.org(&state).bulk_job_by_key(k).await?.is_some(),
-        None => false,
-    };
-    let job = admin
+    let (job, started_now) = admin
         .org(&state)
         .start_bulk(&BulkRequest {
             filter,
@@ -204,13 +200,14 @@ async fn start(
             actor: admin.actor.clone(),
         })
         .await?;
-    if job.status == "running" {
+    // A retry answers the job; its runner is the first request's (or the orphan sweep's).
+    if started_now && job.status == "running" {
         run_in_background(state.store.clone(), admin.org_id.clone(), job.id.clone());
     }
-    let status = if started_before {
-        StatusCode::OK
-    } else {
+    let status = if started_now {
         StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(BulkJob::from(&job))))
 }
