@@ -15,9 +15,9 @@
 //! rows were committed and from which line to resume (`start_line`).
 
 use crate::conn::Conn;
-use crate::contact_rows::{create_contact, record_changes, write_profile};
+use crate::contact_rows::{create_contacts, record_changes, write_profile};
 use crate::dialect::for_update;
-use crate::ids::now_ms;
+use crate::ids::{new_id, now_ms};
 use crate::model::{ContactRow, CONTACT_COLUMNS};
 use crate::{transact, OrgStore, StoreError};
 use kith_core::import::{unescape_cell, ColumnMap, ImportRow};
@@ -397,6 +397,28 @@ impl OrgStore<'_> {
 struct Seen {
     id: String,
     profile: Profile,
+    /// Created by the batch and not written yet (see `write_new`).
+    new: bool,
+}
+
+/// Writes the contacts the batch created so far, all at once (`create_contacts`).
+async fn write_new<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    seen: &mut [Seen],
+    actor: &Actor,
+    now: i64,
+) -> Result<(), StoreError> {
+    let new: Vec<(&str, &Profile)> = seen
+        .iter()
+        .filter(|s| s.new)
+        .map(|s| (s.id.as_str(), &s.profile))
+        .collect();
+    create_contacts(c, org_id, &new, actor, now).await?;
+    for s in seen.iter_mut() {
+        s.new = false;
+    }
+    Ok(())
 }
 
 /// Every contact holding one of the batch's user_ids or emails. Two queries, one per unique
@@ -423,7 +445,7 @@ async fn holders<C: Conn>(
         if keys.is_empty() {
             continue;
         }
-        let mut q = crate::query::Sql::default();
+        let mut q = crate::conn::Positional::new(c.dialect());
         let org = q.arg(org_id);
         let marks: Vec<String> = keys.into_iter().map(|k| q.arg(k)).collect();
         let sql = format!(
@@ -463,6 +485,7 @@ async fn import_rows<C: Conn>(
         seen.push(Seen {
             id: row.id,
             profile,
+            new: false,
         });
     }
     let mut out = Vec::with_capacity(rows.len());
@@ -510,6 +533,11 @@ async fn import_rows<C: Conn>(
         };
         match target {
             Some(i) => {
+                if seen[i].new {
+                    // A later row of the file updates a contact an earlier one created: the
+                    // creation is written first, so the timeline and rows read as one by one.
+                    write_new(c, org_id, &mut seen, actor, now).await?;
+                }
                 let patch = match row.patch_for(&seen[i].profile) {
                     Ok(p) => p,
                     Err(e) => {
@@ -557,14 +585,18 @@ async fn import_rows<C: Conn>(
                     }
                 };
                 profile.apply_patch(&patch);
-                let id = create_contact(c, org_id, &profile, actor, now).await?;
                 let i = seen.len();
                 index_keys(&mut by_user, &mut by_email, &profile, i);
-                seen.push(Seen { id, profile });
+                seen.push(Seen {
+                    id: new_id(),
+                    profile,
+                    new: true,
+                });
                 out.push(Outcome::Created);
             }
         }
     }
+    write_new(c, org_id, &mut seen, actor, now).await?;
     Ok(out)
 }
 

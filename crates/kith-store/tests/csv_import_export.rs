@@ -375,3 +375,70 @@ both_backends! {
         assert!(a.iter().all(|c| c.6["score"].is_number() && c.6["beta"].is_boolean()));
     }
 }
+
+/// A command-line export (no contact index: one streamed query) writes the same file, line
+/// for line, as the server's (pages of the index), in every order, with contacts that have
+/// no value to sort by (no name) placed as the listing places them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_export_streams_the_file_the_server_pages() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let served = Store::open(&db.url).await.expect("open");
+    let org = new_org(&served).await;
+    let mut text = String::from("user_id,email,name,tags,company\n");
+    for i in 0..2_345 {
+        let name = if i % 5 == 0 {
+            String::new()
+        } else {
+            format!("Name {:04}", (i * 7919) % 2_345)
+        };
+        let user = if i % 3 == 0 {
+            format!("u{i}")
+        } else {
+            String::new()
+        };
+        text.push_str(&format!(
+            "{user},p{i}@example.com,{name},{},Co {}\n",
+            ["vip", "trial", ""][i % 3],
+            i % 4
+        ));
+    }
+    let run = import_text(&served, &org, text.as_bytes()).await;
+    assert_eq!(counts(run.ok()), (2_345, 2_345, 0, 0, 0));
+    let cli = Store::open_with(&db.url, 2, kith_store::Access::Shared)
+        .await
+        .expect("open shared");
+    let shapes = [
+        (ListFilter::default(), Sort::default()),
+        (ListFilter::default(), Sort::parse("name").unwrap()),
+        (ListFilter::default(), Sort::parse("-name").unwrap()),
+        (
+            ListFilter {
+                tags_all: vec!["vip".into()],
+                ..ListFilter::default()
+            },
+            Sort::parse("-created_at").unwrap(),
+        ),
+        (
+            ListFilter {
+                q: vec!["co 3".into()],
+                ..ListFilter::default()
+            },
+            Sort::parse("created_at").unwrap(),
+        ),
+    ];
+    for (filter, sort) in shapes {
+        let paged = export(&served, &org, filter.clone(), sort).await;
+        let streamed = export(&cli, &org, filter.clone(), sort).await;
+        assert!(
+            paged.len() > 1 + EXPORT_PAGE_USIZE.min(400),
+            "{filter:?}: {} lines",
+            paged.len()
+        );
+        assert_eq!(streamed.len(), paged.len(), "{filter:?} {sort:?}");
+        assert!(streamed == paged, "{filter:?} {sort:?}: the files differ");
+    }
+    cli.close().await;
+    served.close().await;
+}
+
+const EXPORT_PAGE_USIZE: usize = kith_store::EXPORT_PAGE as usize;

@@ -74,6 +74,26 @@ async fn page_and_count<C: Conn>(
     Ok((rows, total))
 }
 
+/// One query for every contact matching `filter` in `sort` order: the order of
+/// `page_and_count`'s pages (those with the sort value, then those without by id) in one
+/// statement, for an export that streams it (`Store::export_csv` without an index).
+pub(crate) fn export_query(
+    d: crate::conn::Dialect,
+    org_id: &str,
+    filter: &ListFilter,
+    sort: &Sort,
+) -> (String, Vec<crate::conn::Arg>) {
+    let col = sort_column(sort.field);
+    let dir = if sort.descending { "DESC" } else { "ASC" };
+    let mut q = Sql::default();
+    let w = where_clause(d, org_id, filter, TagPlan::Probe, &mut q);
+    let sql = format!(
+        "SELECT {cols} FROM contacts c WHERE {w} ORDER BY ({col} IS NULL), {col} {dir}, c.id {dir}",
+        cols = prefixed_columns()
+    );
+    (sql, q.args)
+}
+
 /// The exact number of contacts matching `filter`. Shapes that a small table or one index
 /// range answers are counted there; the rest by the general query.
 pub(super) async fn count<C: Conn>(

@@ -9,4 +9,5 @@ mod cursor;
 mod listing;
 mod saved;
 
+pub(crate) use listing::export_query;
 pub use saved::ContactList;
