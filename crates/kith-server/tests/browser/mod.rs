@@ -168,6 +168,19 @@ pub fn checkbox(name: &str) -> Query {
     }
 }
 
+/// A file chooser (`<input type="file">`, which Chromium exposes as a button) labelled
+/// `name` by a `<label for>` or `aria-label`; a test "chooses" a file by typing its path.
+pub fn file_input(name: &str) -> Query {
+    let n = lit(name);
+    Query {
+        role: "button",
+        name: name.into(),
+        xpath: format!(
+            "//input[@type='file' and (@id = //label[normalize-space(.)={n}]/@for or @aria-label={n})]"
+        ),
+    }
+}
+
 /// A search field (`<input type="search">`, role searchbox) labelled `name`.
 pub fn searchbox(name: &str) -> Query {
     let n = lit(name);
