@@ -61,6 +61,20 @@ pub const DEFAULT_POOL_SIZE: u32 = 16;
 const SQLITE_MAX_CONNECTIONS: u32 = 16;
 
 impl Store {
+    /// Whether lists, counts and bulk selections are answered by the contact index: it
+    /// exists (SQLite in a serving process) and its initial build is over. While it builds
+    /// they are answered by SQL (slower, as exact), so a restart is no list outage. A failed
+    /// build counts as over: its reads fail, naming why.
+    pub(crate) fn lists_from_index(&self) -> bool {
+        self.inner.index.as_ref().is_some_and(|i| {
+            let building = i.is_building();
+            if building {
+                metrics::counter!("kith_lists_by_sql_while_index_builds_total").increment(1);
+            }
+            !building
+        })
+    }
+
     /// Opens `url` (`sqlite://relative.db`, `sqlite:///abs/path.db`, `postgres://…`) and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -73,6 +87,26 @@ impl Store {
         url: &str,
         max_connections: u32,
         access: Access,
+    ) -> Result<Store, StoreError> {
+        Self::open_gated(url, max_connections, access, None).await
+    }
+
+    /// `open` whose contact index build starts only when the answered sender is used or
+    /// dropped: for tests of what a store answers while its index builds.
+    #[doc(hidden)]
+    pub async fn open_holding_index_build(
+        url: &str,
+    ) -> Result<(Store, tokio::sync::oneshot::Sender<()>), StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let store = Self::open_gated(url, DEFAULT_POOL_SIZE, Access::Serve, Some(rx)).await?;
+        Ok((store, tx))
+    }
+
+    async fn open_gated(
+        url: &str,
+        max_connections: u32,
+        access: Access,
+        gate: Option<tokio::sync::oneshot::Receiver<()>>,
     ) -> Result<Store, StoreError> {
         let (backend, index, lock) = if url.starts_with("sqlite:") {
             open_sqlite(url, max_connections, access).await?
@@ -97,7 +131,13 @@ impl Store {
         };
         crate::webhooks::load_orgs_with_endpoints(&store).await?;
         if store.inner.index.is_some() {
-            let task = tokio::spawn(build_index(store.inner.clone()));
+            let inner = store.inner.clone();
+            let task = tokio::spawn(async move {
+                if let Some(gate) = gate {
+                    let _ = gate.await;
+                }
+                build_index(inner).await
+            });
             *store
                 .inner
                 .index_build

@@ -205,7 +205,7 @@ async fn retag<C: Conn>(
 impl OrgStore<'_> {
     /// The ids of every contact matching `filter`, now.
     async fn matching_ids(self, filter: &ListFilter) -> Result<Vec<String>, StoreError> {
-        if self.store.inner.index.is_some() {
+        if self.store.lists_from_index() {
             let filter = filter.clone();
             return self
                 .with_index(move |o| {

@@ -2,9 +2,10 @@
 //!
 //! With the contact index (a serving process), the file is produced page by page with the
 //! listing's own keyset cursor (pages of [`EXPORT_PAGE`], no count), so an export of a list is
-//! exactly that list paged through the API. Without it (`kith export` from the command line),
-//! each keyset page would be a scan and a sort of the whole organization on SQLite, so the
-//! export is one query in the same order, streamed: the database sorts once (SQLite spilling
+//! exactly that list paged through the API. Without it (`kith export` from the command line,
+//! or a server whose index is still being built), each keyset page would be a scan and a
+//! sort of the whole organization on SQLite, so the export is one query in the same order,
+//! streamed: the database sorts once (SQLite spilling
 //! to temporary files, PostgreSQL to `work_mem` files) and rows arrive in chunks through a
 //! bounded channel. Either way memory stays flat whatever the number of contacts. The
 //! columns are what import reads back (`kith_core::import::EXPORT_COLUMNS`).
@@ -85,7 +86,7 @@ impl Store {
         filter: ListFilter,
         sort: Sort,
     ) -> impl Stream<Item = Result<Vec<u8>, StoreError>> + Send + 'static {
-        if self.inner.index.is_none() {
+        if !self.lists_from_index() {
             return self.export_csv_streamed(org, filter, sort).boxed();
         }
         self.export_csv_paged(org, filter, sort).boxed()

@@ -89,6 +89,12 @@ impl Default for ContactIndex {
 }
 
 impl ContactIndex {
+    /// Whether the initial build is still running: lists are then answered by SQL instead of
+    /// waiting (a million contacts take tens of seconds to load).
+    pub fn is_building(&self) -> bool {
+        matches!(*self.ready.borrow(), Readiness::Building)
+    }
+
     /// Waits until the initial build is done.
     pub async fn wait_ready(&self) -> Result<(), StoreError> {
         let mut rx = self.ready.subscribe();

@@ -220,7 +220,7 @@ impl OrgStore<'_> {
             .into());
         }
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        if self.store.inner.index.is_some() {
+        if self.store.lists_from_index() {
             return self
                 .list_contacts_indexed(filter, sort, after, limit as usize)
                 .await;
@@ -239,7 +239,7 @@ impl OrgStore<'_> {
         limit: i64,
     ) -> Result<Page<Contact>, StoreError> {
         let after = cursor.map(|c| decode_cursor(c, sort)).transpose()?;
-        let mut page = if self.store.inner.index.is_some() {
+        let mut page = if self.store.lists_from_index() {
             self.list_contacts_indexed(filter, sort, after, limit as usize)
                 .await?
         } else {
@@ -384,7 +384,7 @@ impl OrgStore<'_> {
     /// The exact number of contacts matching `filter`.
     pub async fn count_contacts(self, filter: &ListFilter) -> Result<i64, StoreError> {
         let org_id = self.org_id();
-        if self.store.inner.index.is_some() {
+        if self.store.lists_from_index() {
             let filter = filter.clone();
             return self
                 .with_index(move |o| o.matching(&filter).len() as i64)

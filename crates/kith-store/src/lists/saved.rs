@@ -163,7 +163,7 @@ impl OrgStore<'_> {
             .iter()
             .filter_map(|(_, _, f)| f.as_ref().ok().cloned())
             .collect();
-        let counts: Vec<i64> = if self.store.inner.index.is_some() {
+        let counts: Vec<i64> = if self.store.lists_from_index() {
             self.with_index(move |o| filters.iter().map(|f| o.matching(f).len() as i64).collect())
                 .await?
         } else {
