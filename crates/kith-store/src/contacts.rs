@@ -171,6 +171,20 @@ impl OrgStore<'_> {
         .await)
     }
 
+    /// Up to `n` of the organization's contact ids, chosen at random (`kith bench contact`;
+    /// one scan of the organization).
+    #[doc(hidden)]
+    pub async fn sample_contact_ids(self, n: i64) -> Result<Vec<ContactId>, StoreError> {
+        let org_id = self.org_id();
+        let rows: Vec<(String,)> = read!(self.store, |c| c
+            .fetch_all(
+                "SELECT id FROM contacts WHERE org_id = $1 ORDER BY random() LIMIT $2",
+                args![org_id, n],
+            )
+            .await)?;
+        Ok(rows.into_iter().map(|(id,)| ContactId::new(id)).collect())
+    }
+
     /// A contact's timeline, newest first, `limit` entries after `cursor`.
     pub async fn timeline(
         self,

@@ -1,6 +1,7 @@
 //! `kith bench lists`: a fixed mix of list queries against a seeded database, timed in
 //! process (store call to answer, no HTTP), with page + exact count and count alone per
-//! query shape, and full-scan search as the baseline for indexed search.
+//! query shape, and full-scan search as the baseline for indexed search. `kith bench
+//! contact`: what a contact's page reads, for contacts sampled at random.
 
 use anyhow::Context;
 use kith_core::filter::{ListFilter, Sort};
@@ -229,6 +230,77 @@ pub async fn lists(
                    "index": index.map(|(n, b)| json!({"contacts": n, "approx_bytes": b})),
                    "shapes": results, "search_vs_scan": comparisons})
         );
+    }
+    Ok(())
+}
+
+/// `kith bench contact`: for `iterations` contacts sampled at random, times the profile
+/// (`GET /api/v1/contacts/{id}`), the first timeline page of 50 and the first page of 20
+/// conversations, each read once per contact, in process.
+pub async fn contact(
+    store: &Store,
+    org_id: &OrgId,
+    iterations: usize,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let org = store.org(org_id);
+    let ids = org.sample_contact_ids(iterations as i64).await?;
+    anyhow::ensure!(
+        !ids.is_empty(),
+        "organization {org_id} has no contacts; run `kith seed` first"
+    );
+    let (mut profile, mut timeline, mut conversations) = (vec![], vec![], vec![]);
+    let (mut entries, mut with_conversations) = (0usize, 0usize);
+    for (i, id) in ids.iter().enumerate() {
+        let t = Instant::now();
+        org.contact(id).await?;
+        let a = t.elapsed();
+        let t = Instant::now();
+        let events = org.timeline(id, None, 50).await?;
+        let b = t.elapsed();
+        let t = Instant::now();
+        let convs = org.contact_conversations(id, None, 20).await?;
+        let c = t.elapsed();
+        entries += events.items.len();
+        with_conversations += usize::from(!convs.items.is_empty());
+        // The first few warm the caches and the prepared statements.
+        if i >= 3 || ids.len() <= 3 {
+            profile.push(a);
+            timeline.push(b);
+            conversations.push(c);
+        }
+    }
+    let rows = [
+        ("contact profile", stats(profile)),
+        ("timeline, first 50", stats(timeline)),
+        ("conversations, first 20", stats(conversations)),
+    ];
+    if json_out {
+        let calls: Vec<_> = rows
+            .iter()
+            .map(|(name, s)| json!({"call": name, "p50_ms": s.p50, "p95_ms": s.p95, "p99_ms": s.p99}))
+            .collect();
+        println!(
+            "{}",
+            json!({"backend": store.backend_name(), "contacts_sampled": ids.len(),
+                   "with_conversations": with_conversations,
+                   "timeline_entries_read": entries, "calls": calls})
+        );
+    } else {
+        println!(
+            "{} contacts sampled at random ({} with conversations, {:.1} timeline entries a page), {} backend\n",
+            ids.len(),
+            with_conversations,
+            entries as f64 / ids.len() as f64,
+            store.backend_name()
+        );
+        println!(
+            "{:<26} {:>8} {:>8} {:>8}",
+            "call", "p50 ms", "p95 ms", "p99 ms"
+        );
+        for (name, s) in &rows {
+            println!("{:<26} {:>8.2} {:>8.2} {:>8.2}", name, s.p50, s.p95, s.p99);
+        }
     }
     Ok(())
 }

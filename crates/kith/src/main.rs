@@ -170,6 +170,21 @@ enum BenchCommand {
         json: bool,
     },
 
+    /// Time what a contact's page reads (the profile, the first timeline page, the first page
+    /// of conversations) for contacts sampled at random from a seeded organization.
+    Contact {
+        #[arg(long)]
+        org: String,
+        #[command(flatten)]
+        db: DbArg,
+        /// Contacts sampled; each is read once per call timed.
+        #[arg(long, default_value_t = 1000)]
+        iterations: usize,
+        /// Print exactly one line: a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+
     /// Visitor traffic over HTTP against `kith serve` processes started for the run, on a
     /// seeded organization: messages/s, latency, errors, peak RSS, the /healthz rate beside
     /// it, and a check that the stored data equals what was acknowledged.
@@ -448,6 +463,21 @@ async fn main() -> anyhow::Result<()> {
             store.contact_index_ready().await?;
             let opened = started.elapsed();
             bench::lists(&store, &OrgId::new(&org), iterations.max(1), json, opened).await?;
+            store.close().await;
+            Ok(())
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Contact {
+                    org,
+                    db,
+                    iterations,
+                    json,
+                },
+        } => {
+            // Reads by primary key and the per-contact indexes: no contact index needed.
+            let store = open(&db.url, 4, Access::Shared).await?;
+            bench::contact(&store, &OrgId::new(&org), iterations.max(1), json).await?;
             store.close().await;
             Ok(())
         }

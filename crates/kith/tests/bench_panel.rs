@@ -1,7 +1,7 @@
-//! `kith bench panel` on a tiny seeded SQLite database, so the benchmark's code path (server,
-//! chromedriver, sign-in, Performance API scripts, report) cannot rot between the runs at
-//! 1,000,000 contacts recorded in docs/benchmarks.md. Needs chromium and chromium-driver, as
-//! the browser tests do.
+//! `kith bench panel` and `kith bench contact` on a tiny seeded SQLite database, so the
+//! benchmarks' code paths (server, chromedriver, sign-in, Performance API scripts, sampling,
+//! report) cannot rot between the runs at 1,000,000 contacts recorded in docs/benchmarks.md.
+//! The panel's needs chromium and chromium-driver, as the browser tests do.
 
 mod support;
 
@@ -51,4 +51,42 @@ fn bench_panel_measures_a_tiny_seeded_organization() {
         assert!(encoded > 0 && encoded < decoded, "{kind}: {w}");
     }
     assert!(w["total"]["transfer_bytes"].as_u64().unwrap() > 0, "{w}");
+}
+
+#[test]
+fn bench_contact_times_the_reads_of_sampled_contacts() {
+    let dir = temp_dir("bench-contact");
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
+    let seeded = kith()
+        .args(["seed", "--contacts", "200", "--org", &org, "--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let out = kith()
+        .args(["bench", "contact", "--org", &org, "--db", &db])
+        .args(["--iterations", "50", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let r: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(r["contacts_sampled"], 50, "{r}");
+    // The seed gives about 60 % of contacts a conversation.
+    let with = r["with_conversations"].as_u64().unwrap();
+    assert!((10..50).contains(&with), "{r}");
+    let calls = r["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 3, "{r}");
+    for c in calls {
+        let (p50, p99) = (c["p50_ms"].as_f64().unwrap(), c["p99_ms"].as_f64().unwrap());
+        assert!(p50 > 0.0 && p50 <= p99, "{c}");
+    }
 }
