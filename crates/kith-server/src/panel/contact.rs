@@ -431,10 +431,11 @@ async fn summary(
     }
 }
 
+/// `?edit=…`: which item of a contact section to show in its edit form.
 #[derive(Deserialize)]
-struct EditQuery {
+pub(super) struct EditQuery {
     #[serde(default)]
-    edit: Option<String>,
+    pub edit: Option<String>,
 }
 
 /// `GET /contacts/{id}/fields/{field}[?edit=1]`: a field's value, or its edit form.

@@ -9,7 +9,7 @@
 //!   which answers a refusal (409) in words beside the button.
 
 use super::auth::{CsrfForm, PanelSession};
-use super::contact::{gone_saying, to, when};
+use super::contact::{gone_saying, to, when, EditQuery};
 use super::{is_htmx, render, ErrorPage};
 use crate::state::AppState;
 use askama::Template;
@@ -165,19 +165,13 @@ async fn notes_answer(
     resp
 }
 
-#[derive(Deserialize)]
-struct NotesQuery {
-    #[serde(default)]
-    edit: Option<String>,
-}
-
 /// `GET /contacts/{id}/notes[?edit=note_id]`: the notes section, one note in its edit form.
 async fn notes(
     State(state): State<AppState>,
     PanelSession(session): PanelSession,
     headers: HeaderMap,
     Path(id): Path<ContactId>,
-    Query(q): Query<NotesQuery>,
+    Query(q): Query<EditQuery>,
 ) -> Response {
     if !is_htmx(&headers) {
         return Redirect::to(&format!("/contacts/{id}")).into_response();
