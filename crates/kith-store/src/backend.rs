@@ -174,9 +174,9 @@ impl Store {
         }
     }
 
-    /// Contacts held by the in-memory contact index and its approximate size in bytes;
-    /// `None` when this store answers lists with SQL (PostgreSQL, or not serving).
-    pub fn contact_index_size(&self) -> Option<(u64, u64)> {
+    /// Contacts held by the in-memory contact index and the bytes it holds, by part; `None`
+    /// when this store answers lists with SQL (PostgreSQL, or not serving).
+    pub fn contact_index_size(&self) -> Option<(u64, crate::index::IndexMemory)> {
         self.inner.index.as_ref().map(|i| i.size())
     }
 
@@ -425,12 +425,18 @@ async fn build_index(inner: Arc<Inner>) {
         let _writer = inner.sqlite_writer.lock().await;
         let written = crate::index::load_changes(&mut *conn, index.take_pending()).await?;
         index.apply(written);
+        drop(_writer);
+        let index = index.clone();
+        tokio::task::spawn_blocking(move || index.shrink_to_fit())
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("shrinking the contact index: {e}")))?;
         Ok::<_, StoreError>(())
     }
     .await;
     match &outcome {
         Ok(()) => {
-            let (contacts, bytes) = index.size();
+            let (contacts, memory) = index.size();
+            let bytes = memory.total();
             metrics::histogram!("kith_index_build_seconds").record(started.elapsed().as_secs_f64());
             metrics::gauge!("kith_index_contacts").set(contacts as f64);
             metrics::gauge!("kith_index_bytes").set(bytes as f64);

@@ -48,6 +48,7 @@ pub use conversations::PostedMessage;
 pub use export::{export_header, export_rows, EXPORT_PAGE};
 pub use ids::{new_id, now_ms};
 pub use import::{ImportError, ImportOptions, ImportProgress, ImportSummary, BATCH_ROWS};
+pub use index::IndexMemory;
 pub use lists::ContactList;
 pub use merges::{MergeOutcome, MergeRecord, MoveCounts, UndoOutcome};
 pub use model::*;

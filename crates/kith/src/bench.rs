@@ -64,6 +64,17 @@ fn stats(mut d: Vec<Duration>) -> Stats {
     }
 }
 
+/// A size field of this process's `/proc/self/status`, in KiB (0 where there is none).
+pub(crate) fn own_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 pub async fn lists(
     store: &Store,
     org_id: &OrgId,
@@ -129,12 +140,25 @@ pub async fn lists(
             total,
             store.backend_name()
         );
-        match index {
-            Some((contacts, bytes)) => println!(
-                "opened in {:.2} s, building the contact index: {contacts} contacts, ~{} MiB\n",
-                opened.as_secs_f64(),
-                bytes >> 20
-            ),
+        match &index {
+            Some((contacts, m)) => {
+                let mib = |b: u64| b as f64 / (1 << 20) as f64;
+                println!(
+                    "opened in {:.2} s, building the contact index: {contacts} contacts, {:.0} MiB \
+                     (ids {:.0}, columns {:.0}, texts {:.0}, per-contact sets {:.0}, bitmaps {:.0}, \
+                     search grams {:.0}); this process: {:.0} MiB anonymous, {:.0} MiB resident\n",
+                    opened.as_secs_f64(),
+                    mib(m.total()),
+                    mib(m.ids),
+                    mib(m.columns),
+                    mib(m.texts),
+                    mib(m.contact_sets),
+                    mib(m.bitmaps),
+                    mib(m.grams),
+                    own_status_kib("RssAnon:") as f64 / 1024.0,
+                    own_status_kib("VmRSS:") as f64 / 1024.0,
+                )
+            }
             None => println!(
                 "opened in {:.2} s; lists answered by SQL\n",
                 opened.as_secs_f64()
@@ -227,7 +251,8 @@ pub async fn lists(
             "{}",
             json!({"contacts": total, "backend": store.backend_name(), "iterations": iterations,
                    "open_seconds": opened.as_secs_f64(),
-                   "index": index.map(|(n, b)| json!({"contacts": n, "approx_bytes": b})),
+                   "index": index.map(|(n, m)| json!({"contacts": n, "bytes": m.total(), "by_part": m})),
+                   "process_rss_anon_kib": own_status_kib("RssAnon:"),
                    "shapes": results, "search_vs_scan": comparisons})
         );
     }

@@ -22,8 +22,8 @@ fn key(gram: &[u8]) -> u32 {
 }
 
 /// Every gram of `text`, once per occurrence; within lines only.
-pub(crate) fn each_gram(text: &str, mut f: impl FnMut(u32)) {
-    for line in text.as_bytes().split(|b| *b == b'\n') {
+pub(crate) fn each_gram(text: &[u8], mut f: impl FnMut(u32)) {
+    for line in text.split(|b| *b == b'\n') {
         for n in 1..=3usize {
             for g in line.windows(n) {
                 f(key(g));
@@ -41,7 +41,7 @@ impl Grams {
     /// Adds `slot` for every gram of `text`. (`insert`, not `push`: finding the maximum of a
     /// dense bitmap container scans it, which made building a million contacts ten times
     /// slower.)
-    pub fn add(&mut self, slot: u32, text: &str) {
+    pub fn add(&mut self, slot: u32, text: &[u8]) {
         each_gram(text, |k| {
             self.lists.entry(k).or_default().insert(slot);
         });
@@ -50,7 +50,7 @@ impl Grams {
     /// Adds many contacts at once, each `(slot, text)` with slots increasing and above every
     /// slot already held (the initial build): the postings of the batch are gathered in plain
     /// vectors and appended to each bitmap in one sorted run.
-    pub fn add_batch<'t>(&mut self, items: impl IntoIterator<Item = (u32, &'t str)>) {
+    pub fn add_batch<'t>(&mut self, items: impl IntoIterator<Item = (u32, &'t [u8])>) {
         let mut runs: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for (slot, text) in items {
             each_gram(text, |k| {
@@ -69,7 +69,7 @@ impl Grams {
         }
     }
 
-    pub fn remove(&mut self, slot: u32, text: &str) {
+    pub fn remove(&mut self, slot: u32, text: &[u8]) {
         each_gram(text, |k| {
             if let Some(list) = self.lists.get_mut(&k) {
                 list.remove(slot);
@@ -85,7 +85,7 @@ impl Grams {
         &self,
         term: &str,
         within: &RoaringBitmap,
-        text_of: impl Fn(u32) -> &'t str,
+        text_of: impl Fn(u32) -> &'t [u8],
     ) -> RoaringBitmap {
         let bytes = term.as_bytes();
         if bytes.is_empty() {
@@ -120,9 +120,25 @@ impl Grams {
         RoaringBitmap::from_sorted_iter(
             candidates
                 .iter()
-                .filter(|s| finder.find(text_of(*s).as_bytes()).is_some()),
+                .filter(|s| finder.find(text_of(*s)).is_some()),
         )
         .expect("a bitmap iterates in order")
+    }
+
+    /// Gives back the spare room of the lists, after the initial build: a list grown one
+    /// slot at a time holds up to twice the memory its slots need (its arrays grow by
+    /// doubling), and a serialized list reads back at exactly its size.
+    pub fn shrink_to_fit(&mut self) {
+        let mut buf = Vec::new();
+        for list in self.lists.values_mut() {
+            buf.clear();
+            if list.serialize_into(&mut buf).is_ok() {
+                if let Ok(exact) = RoaringBitmap::deserialize_unchecked_from(&buf[..]) {
+                    *list = exact;
+                }
+            }
+        }
+        self.lists.shrink_to_fit();
     }
 
     /// Heap bytes held by the posting lists (approximate), for the startup log.
@@ -140,20 +156,25 @@ impl Grams {
 pub fn search_texts(texts: &[&str], removed: &[usize], batch: bool, term: &str) -> Vec<u32> {
     let mut g = Grams::default();
     if batch {
-        g.add_batch(texts.iter().enumerate().map(|(i, t)| (i as u32, *t)));
+        g.add_batch(
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u32, t.as_bytes())),
+        );
     } else {
         for (i, t) in texts.iter().enumerate() {
-            g.add(i as u32, t);
+            g.add(i as u32, t.as_bytes());
         }
     }
     let mut within: RoaringBitmap = (0..texts.len() as u32).collect();
     for &i in removed {
         if let Some(t) = texts.get(i) {
-            g.remove(i as u32, t);
+            g.remove(i as u32, t.as_bytes());
             within.remove(i as u32);
         }
     }
-    g.search(term, &within, |s| texts[s as usize])
+    g.search(term, &within, |s| texts[s as usize].as_bytes())
         .iter()
         .collect()
 }
@@ -183,11 +204,14 @@ mod tests {
         ];
         let mut g = Grams::default();
         for (i, t) in texts.iter().enumerate() {
-            g.add(i as u32, t);
+            g.add(i as u32, t.as_bytes());
         }
         let within = all(3);
-        let find =
-            |q: &str| -> Vec<u32> { g.search(q, &within, |s| texts[s as usize]).iter().collect() };
+        let find = |q: &str| -> Vec<u32> {
+            g.search(q, &within, |s| texts[s as usize].as_bytes())
+                .iter()
+                .collect()
+        };
         assert_eq!(find("a"), vec![0, 2], "å is not a");
         assert_eq!(find("o"), vec![0, 1, 2]);
         assert_eq!(find("ë"), vec![1], "one non-ASCII character (two bytes)");
@@ -206,16 +230,16 @@ mod tests {
     #[test]
     fn removing_a_text_forgets_its_grams() {
         let mut g = Grams::default();
-        g.add(0, "anna");
-        g.add(1, "hanna");
-        g.remove(0, "anna");
+        g.add(0, b"anna");
+        g.add(1, b"hanna");
+        g.remove(0, b"anna");
         let texts = ["", "hanna"];
         let hits: Vec<u32> = g
-            .search("ann", &all(2), |s| texts[s as usize])
+            .search("ann", &all(2), |s| texts[s as usize].as_bytes())
             .iter()
             .collect();
         assert_eq!(hits, vec![1]);
-        g.remove(1, "hanna");
+        g.remove(1, b"hanna");
         assert!(g.lists.is_empty());
     }
 }

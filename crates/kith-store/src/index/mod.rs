@@ -15,12 +15,15 @@
 //!
 //! PostgreSQL can be shared by several processes, so it answers lists with its own indexes.
 
+mod arena;
 mod grams;
 mod load;
 mod org;
+mod slots;
 
 pub use grams::search_texts;
 pub(crate) use load::{build, collect_changes, load_changes, Dirty, DIRTY_TRACKING_SQL};
+pub use org::IndexMemory;
 pub(crate) use org::{OrgIndex, Position, SortValue};
 
 use crate::StoreError;
@@ -174,12 +177,24 @@ impl ContactIndex {
         }
     }
 
-    /// Contacts held, and approximate heap bytes, over all organizations.
-    pub fn size(&self) -> (u64, u64) {
-        read(&self.orgs).values().fold((0, 0), |(n, b), o| {
-            let o = read(o);
-            (n + o.len(), b + o.approx_bytes())
-        })
+    /// Contacts held, and the bytes held by part, over all organizations.
+    pub fn size(&self) -> (u64, IndexMemory) {
+        read(&self.orgs)
+            .values()
+            .fold((0, IndexMemory::default()), |(n, mut m), o| {
+                let o = read(o);
+                m.add(&o.memory());
+                (n + o.len(), m)
+            })
+    }
+
+    /// Gives back the room the initial build reserved while growing, organization by
+    /// organization (each briefly holds its lock).
+    pub fn shrink_to_fit(&self) {
+        let orgs: Vec<_> = read(&self.orgs).values().cloned().collect();
+        for o in orgs {
+            write(&o).shrink_to_fit();
+        }
     }
 }
 

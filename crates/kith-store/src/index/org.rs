@@ -3,7 +3,9 @@
 //! bitmap operations whose cardinality is the exact count; a page is the best `limit` slots of
 //! that set in the requested order, found in one pass with a bounded heap.
 
+use super::arena::Arena;
 use super::grams::Grams;
+use super::slots::{IdKey, SlotIds};
 use kith_core::filter::{metadata_eq_key, ListFilter, MetaCond, Range, Sort, SortField};
 use kith_core::Status;
 use roaring::RoaringBitmap;
@@ -78,7 +80,7 @@ pub(crate) enum SortValue {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Key<'a> {
     Int(i64),
-    Text(u64, &'a str),
+    Text(u64, &'a [u8]),
 }
 
 impl Ord for Key<'_> {
@@ -109,12 +111,12 @@ fn prefix(s: &str) -> u64 {
 
 /// Listing order: contacts with a value first, by value then id; those without after them,
 /// by id; descending reverses both orders but keeps missing values last.
-fn listing_order(descending: bool, a: (Option<Key>, &str), b: (Option<Key>, &str)) -> Ordering {
+fn listing_order(descending: bool, a: (Option<Key>, IdKey), b: (Option<Key>, IdKey)) -> Ordering {
     let o = match (a.0, b.0) {
-        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.1.cmp(b.1)),
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.1.cmp(&b.1)),
         (Some(_), None) => return Ordering::Less,
         (None, Some(_)) => return Ordering::Greater,
-        (None, None) => a.1.cmp(b.1),
+        (None, None) => a.1.cmp(&b.1),
     };
     if descending {
         o.reverse()
@@ -125,62 +127,136 @@ fn listing_order(descending: bool, a: (Option<Key>, &str), b: (Option<Key>, &str
 
 #[derive(Default)]
 pub(crate) struct OrgIndex {
-    slot_of: FxHashMap<Box<str>, u32>,
+    ids: SlotIds,
     alive: RoaringBitmap,
     customers: RoaringBitmap,
     tags: Postings,
     websites: Postings,
     meta_keys: Postings,
     grams: Grams,
-    // Per slot. A removed contact's slot keeps an empty id and is never in `alive`.
-    ids: Vec<Box<str>>,
+    // Per slot. A removed contact's slot is never in `alive` and is not reused.
     last_seen: Vec<i64>,
     created: Vec<i64>,
     messages: Vec<i64>,
     conversations: Vec<i64>,
-    names: Vec<Option<Box<str>>>,
     name_prefix: Vec<u64>,
-    texts: Vec<Box<str>>,
-    tags_of: Vec<Box<[u32]>>,
-    sites_of: Vec<Box<[u32]>>,
-    meta_of: Vec<Box<[MetaValue]>>,
+    /// The search text, lower-cased, one field a line.
+    texts: Arena<u8>,
+    /// The lower-cased name is the search text's first line (`search_text` puts it there),
+    /// so it is kept as that line's length; `NO_NAME`, or `NAME_ELSEWHERE` for a name that
+    /// is not (a row written outside Kith), kept in `names_elsewhere`.
+    name_len: Vec<u32>,
+    names_elsewhere: FxHashMap<u32, Box<str>>,
+    tags_of: Arena<u32>,
+    sites_of: Arena<u32>,
+    /// Each metadata key (interned) and its value's `metadata_eq_key`: see `encode_meta`.
+    meta_of: Arena<u8>,
     /// New slots whose text awaits `add_batch` (the initial build only).
     deferred_grams: Option<Vec<u32>>,
 }
 
-/// A metadata key (interned) and its value as JSON text.
-type MetaValue = (u32, Box<str>);
+const NO_NAME: u32 = u32::MAX;
+const NAME_ELSEWHERE: u32 = u32::MAX - 1;
+
+/// Metadata of one contact as bytes: per entry its key's number and its value's length (both
+/// little-endian `u32`), then the value.
+fn encode_meta(entries: &[(u32, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in entries {
+        out.extend_from_slice(&k.to_le_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+fn meta_entries(mut bytes: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
+    std::iter::from_fn(move || {
+        let (head, rest) = bytes.split_first_chunk::<8>()?;
+        let key = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        let (value, rest) = rest.split_at_checked(len)?;
+        bytes = rest;
+        Some((key, value))
+    })
+}
+
+/// Where the index's bytes go, for logs and `kith bench lists`.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct IndexMemory {
+    /// Ids and the map from id to slot.
+    pub ids: u64,
+    /// Sort and range columns (times, counters, name prefixes).
+    pub columns: u64,
+    /// Search texts (with the names in them).
+    pub texts: u64,
+    /// Per-contact tag, website and metadata lists.
+    pub contact_sets: u64,
+    /// Status, tag, website and metadata-key bitmaps.
+    pub bitmaps: u64,
+    /// Search grams: a bitmap per 1-, 2- and 3-byte sequence.
+    pub grams: u64,
+}
+
+impl IndexMemory {
+    pub fn total(&self) -> u64 {
+        self.ids + self.columns + self.texts + self.contact_sets + self.bitmaps + self.grams
+    }
+
+    pub fn add(&mut self, o: &IndexMemory) {
+        self.ids += o.ids;
+        self.columns += o.columns;
+        self.texts += o.texts;
+        self.contact_sets += o.contact_sets;
+        self.bitmaps += o.bitmaps;
+        self.grams += o.grams;
+    }
+}
 
 impl OrgIndex {
     pub fn len(&self) -> u64 {
         self.alive.len()
     }
 
-    pub fn id(&self, slot: u32) -> &str {
-        &self.ids[slot as usize]
+    pub fn id(&self, slot: u32) -> String {
+        self.ids.id(slot)
+    }
+
+    fn id_key(&self, slot: u32) -> IdKey<'_> {
+        self.ids.key(slot)
+    }
+
+    fn text(&self, slot: u32) -> &[u8] {
+        self.texts.get(slot)
+    }
+
+    fn name(&self, slot: u32) -> Option<&[u8]> {
+        match self.name_len[slot as usize] {
+            NO_NAME => None,
+            NAME_ELSEWHERE => self.names_elsewhere.get(&slot).map(|n| n.as_bytes()),
+            len => Some(&self.text(slot)[..len as usize]),
+        }
     }
 
     fn new_slot(&mut self, id: &str) -> u32 {
-        let slot = self.ids.len() as u32;
-        self.slot_of.insert(id.into(), slot);
-        self.ids.push(id.into());
+        let slot = self.ids.push(id);
         self.last_seen.push(NEVER);
         self.created.push(0);
         self.messages.push(0);
         self.conversations.push(0);
-        self.names.push(None);
         self.name_prefix.push(0);
-        self.texts.push("".into());
-        self.tags_of.push(Box::default());
-        self.sites_of.push(Box::default());
-        self.meta_of.push(Box::default());
+        self.name_len.push(NO_NAME);
+        self.texts.push_empty();
+        self.tags_of.push_empty();
+        self.sites_of.push_empty();
+        self.meta_of.push_empty();
         slot
     }
 
     /// Adds a contact or replaces what the index holds for it.
     pub fn upsert(&mut self, c: IndexedContact) {
-        let slot = match self.slot_of.get(c.id.as_str()) {
-            Some(s) => *s,
+        let slot = match self.ids.get(&c.id) {
+            Some(s) => s,
             None => self.new_slot(&c.id),
         };
         let s = slot as usize;
@@ -191,7 +267,7 @@ impl OrgIndex {
             self.customers.remove(slot);
         }
 
-        for n in self.tags_of[s].iter() {
+        for n in self.tags_of.get(slot) {
             self.tags.remove(*n, slot);
         }
         let mut tags: Vec<u32> = c.tags.iter().map(|t| self.tags.intern(t)).collect();
@@ -200,34 +276,49 @@ impl OrgIndex {
         for n in &tags {
             self.tags.add(*n, slot);
         }
-        self.tags_of[s] = tags.into();
+        self.tags_of.set(slot, &tags);
 
-        for (k, _) in self.meta_of[s].iter() {
-            self.meta_keys.remove(*k, slot);
+        for (k, _) in meta_entries(self.meta_of.get(slot)) {
+            self.meta_keys.remove(k, slot);
         }
-        let meta: Vec<MetaValue> = c
+        let meta: Vec<(u32, &str)> = c
             .metadata
             .iter()
-            .map(|(k, v)| (self.meta_keys.intern(k), v.as_str().into()))
+            .map(|(k, v)| (self.meta_keys.intern(k), v.as_str()))
             .collect();
         for (k, _) in &meta {
             self.meta_keys.add(*k, slot);
         }
-        self.meta_of[s] = meta.into();
+        self.meta_of.set(slot, &encode_meta(&meta));
 
-        if *self.texts[s] != *c.search_text {
-            let old = std::mem::take(&mut self.texts[s]);
+        let text = c.search_text.as_bytes();
+        if self.text(slot) != text {
+            let was_empty = self.text(slot).is_empty();
             match &mut self.deferred_grams {
-                Some(deferred) if old.is_empty() => deferred.push(slot),
+                Some(deferred) if was_empty => deferred.push(slot),
                 _ => {
-                    self.grams.remove(slot, &old);
-                    self.grams.add(slot, &c.search_text);
+                    self.grams.remove(slot, self.texts.get(slot));
+                    self.grams.add(slot, text);
                 }
             }
-            self.texts[s] = c.search_text.into();
+            self.texts.set(slot, text);
         }
+        self.names_elsewhere.remove(&slot);
+        self.name_len[s] = match c.name_lower.as_deref() {
+            None => NO_NAME,
+            Some(name)
+                if text.starts_with(name.as_bytes())
+                    && matches!(text.get(name.len()), None | Some(b'\n'))
+                    && (name.len() as u32) < NAME_ELSEWHERE =>
+            {
+                name.len() as u32
+            }
+            Some(name) => {
+                self.names_elsewhere.insert(slot, name.into());
+                NAME_ELSEWHERE
+            }
+        };
         self.name_prefix[s] = c.name_lower.as_deref().map(prefix).unwrap_or(0);
-        self.names[s] = c.name_lower.map(Into::into);
         self.last_seen[s] = c.last_seen_at.unwrap_or(NEVER);
         self.created[s] = c.created_at;
         self.messages[s] = c.message_count;
@@ -244,16 +335,35 @@ impl OrgIndex {
         let deferred = self.deferred_grams.take().unwrap_or_default();
         let texts = &self.texts;
         self.grams
-            .add_batch(deferred.iter().map(|s| (*s, &*texts[*s as usize])));
+            .add_batch(deferred.iter().map(|s| (*s, texts.get(*s))));
+    }
+
+    /// Gives back what growing by doubling reserved, after the initial build.
+    pub fn shrink_to_fit(&mut self) {
+        self.ids.shrink_to_fit();
+        for column in [
+            &mut self.last_seen,
+            &mut self.created,
+            &mut self.messages,
+            &mut self.conversations,
+        ] {
+            column.shrink_to_fit();
+        }
+        self.name_prefix.shrink_to_fit();
+        self.name_len.shrink_to_fit();
+        self.texts.shrink_to_fit();
+        self.tags_of.shrink_to_fit();
+        self.sites_of.shrink_to_fit();
+        self.meta_of.shrink_to_fit();
+        self.grams.shrink_to_fit();
     }
 
     /// Replaces the websites a contact has conversations on.
     pub fn set_websites(&mut self, id: &str, websites: &[String]) {
-        let Some(&slot) = self.slot_of.get(id) else {
+        let Some(slot) = self.ids.get(id) else {
             return;
         };
-        let s = slot as usize;
-        for n in self.sites_of[s].iter() {
+        for n in self.sites_of.get(slot) {
             self.websites.remove(*n, slot);
         }
         let mut sites: Vec<u32> = websites.iter().map(|w| self.websites.intern(w)).collect();
@@ -262,45 +372,46 @@ impl OrgIndex {
         for n in &sites {
             self.websites.add(*n, slot);
         }
-        self.sites_of[s] = sites.into();
+        self.sites_of.set(slot, &sites);
     }
 
     /// Adds one website to a contact's (the initial build, conversation by conversation).
     pub fn add_website(&mut self, id: &str, website: &str) {
-        let Some(&slot) = self.slot_of.get(id) else {
+        let Some(slot) = self.ids.get(id) else {
             return;
         };
         let n = self.websites.intern(website);
-        let s = slot as usize;
-        if !self.sites_of[s].contains(&n) {
-            let mut sites = self.sites_of[s].to_vec();
+        if !self.sites_of.get(slot).contains(&n) {
+            let mut sites = self.sites_of.get(slot).to_vec();
             sites.push(n);
-            self.sites_of[s] = sites.into();
+            self.sites_of.set(slot, &sites);
             self.websites.add(n, slot);
         }
     }
 
     /// Forgets a contact (deleted, e.g. absorbed by a merge).
     pub fn remove(&mut self, id: &str) {
-        let Some(slot) = self.slot_of.remove(id) else {
+        let Some(slot) = self.ids.remove(id) else {
             return;
         };
-        let s = slot as usize;
         self.alive.remove(slot);
         self.customers.remove(slot);
-        for n in std::mem::take(&mut self.tags_of[s]).iter() {
+        for n in self.tags_of.get(slot) {
             self.tags.remove(*n, slot);
         }
-        for n in std::mem::take(&mut self.sites_of[s]).iter() {
+        for n in self.sites_of.get(slot) {
             self.websites.remove(*n, slot);
         }
-        for (k, _) in std::mem::take(&mut self.meta_of[s]).iter() {
-            self.meta_keys.remove(*k, slot);
+        for (k, _) in meta_entries(self.meta_of.get(slot)) {
+            self.meta_keys.remove(k, slot);
         }
-        let old = std::mem::take(&mut self.texts[s]);
-        self.grams.remove(slot, &old);
-        self.ids[s] = "".into();
-        self.names[s] = None;
+        self.grams.remove(slot, self.texts.get(slot));
+        self.tags_of.set(slot, &[]);
+        self.sites_of.set(slot, &[]);
+        self.meta_of.set(slot, &[]);
+        self.texts.set(slot, &[]);
+        self.name_len[slot as usize] = NO_NAME;
+        self.names_elsewhere.remove(&slot);
     }
 
     /// The contacts matching `f`.
@@ -356,7 +467,7 @@ impl OrgIndex {
             if set.is_empty() {
                 break;
             }
-            set = self.grams.search(term, &set, |s| &self.texts[s as usize]);
+            set = self.grams.search(term, &set, |s| self.texts.get(s));
         }
         let per_slot = !f.last_seen_at.is_open()
             || !f.created_at.is_open()
@@ -384,9 +495,8 @@ impl OrgIndex {
                     && (f.last_seen_at.is_open()
                         || (seen != NEVER && in_range(&f.last_seen_at, seen)))
                     && wanted.iter().all(|(k, v)| {
-                        self.meta_of[i]
-                            .iter()
-                            .any(|(key, value)| key == k && **value == **v)
+                        meta_entries(self.meta_of.get(*s))
+                            .any(|(key, value)| key == *k && value == v.as_bytes())
                     })
             }))
             .expect("a bitmap iterates in order");
@@ -401,9 +511,7 @@ impl OrgIndex {
                 (self.last_seen[s] != NEVER).then(|| Key::Int(self.last_seen[s]))
             }
             SortField::CreatedAt => Some(Key::Int(self.created[s])),
-            SortField::Name => self.names[s]
-                .as_deref()
-                .map(|n| Key::Text(self.name_prefix[s], n)),
+            SortField::Name => self.name(slot).map(|n| Key::Text(self.name_prefix[s], n)),
         }
     }
 
@@ -417,7 +525,7 @@ impl OrgIndex {
                 (v != NEVER).then_some(ordered(v))
             }
             SortField::CreatedAt => Some(ordered(self.created[s])),
-            SortField::Name => self.names[s].is_some().then_some(self.name_prefix[s]),
+            SortField::Name => (self.name_len[s] != NO_NAME).then_some(self.name_prefix[s]),
         };
         directed(value, descending)
     }
@@ -427,7 +535,7 @@ impl OrgIndex {
         Position {
             value: self.key(field, slot).map(|k| match k {
                 Key::Int(v) => SortValue::Int(v),
-                Key::Text(_, n) => SortValue::Text(n.to_string()),
+                Key::Text(_, n) => SortValue::Text(String::from_utf8_lossy(n).into_owned()),
             }),
             id: self.id(slot).to_string(),
         }
@@ -449,15 +557,15 @@ impl OrgIndex {
         let after_key = after.map(|p| {
             let key = p.value.as_ref().map(|v| match v {
                 SortValue::Int(i) => Key::Int(*i),
-                SortValue::Text(t) => Key::Text(prefix(t), t.as_str()),
+                SortValue::Text(t) => Key::Text(prefix(t), t.as_bytes()),
             });
-            (key, p.id.as_str())
+            (key, IdKey::of(&p.id))
         });
         let order = |a: u32, b: u32| {
             listing_order(
                 desc,
-                (self.key(field, a), self.id(a)),
-                (self.key(field, b), self.id(b)),
+                (self.key(field, a), self.id_key(a)),
+                (self.key(field, b), self.id_key(b)),
             )
         };
         // Most slots are decided by one integer comparison of their rank; only equal ranks
@@ -471,7 +579,7 @@ impl OrgIndex {
             if let (Some(ar), Some(a)) = (after_rank, after_key) {
                 if r < ar
                     || (r == ar
-                        && listing_order(desc, (self.key(field, slot), self.id(slot)), a)
+                        && listing_order(desc, (self.key(field, slot), self.id_key(slot)), a)
                             != Ordering::Greater)
                 {
                     continue;
@@ -493,29 +601,42 @@ impl OrgIndex {
         heap
     }
 
-    /// Heap bytes the organization's index holds (approximate), for logs.
-    pub fn approx_bytes(&self) -> u64 {
-        let texts: u64 = self.texts.iter().map(|t| t.len() as u64 + 16).sum();
-        let ids: u64 = self.ids.iter().map(|t| t.len() as u64 + 16).sum();
-        let names: u64 = self
-            .names
-            .iter()
-            .map(|n| n.as_ref().map_or(16, |n| n.len() as u64 + 16))
-            .sum();
-        let columns = self.ids.len() as u64 * (4 * 8 + 8 + 3 * 16);
-        let bitmaps: u64 = [&self.tags, &self.websites, &self.meta_keys]
-            .iter()
-            .flat_map(|p| p.lists.iter())
-            .chain([&self.alive, &self.customers])
-            .map(|l| l.serialized_size() as u64)
-            .sum();
-        texts
-            + ids
-            + names
-            + columns
-            + bitmaps
-            + self.grams.approx_bytes()
-            + self.slot_of.len() as u64 * 48
+    /// Bytes the organization's index holds, by part (capacities, not lengths; bitmaps by
+    /// their serialized size, which is within a few percent of what they hold).
+    pub fn memory(&self) -> IndexMemory {
+        let bitmap = |b: &RoaringBitmap| b.serialized_size() as u64;
+        let postings = |p: &Postings| -> u64 {
+            p.lists.iter().map(bitmap).sum::<u64>()
+                + p.numbers
+                    .keys()
+                    .map(|k| k.len() as u64 + 16 + 4)
+                    .sum::<u64>()
+        };
+        IndexMemory {
+            ids: self.ids.heap_bytes(),
+            columns: (self.last_seen.capacity()
+                + self.created.capacity()
+                + self.messages.capacity()
+                + self.conversations.capacity()
+                + self.name_prefix.capacity()) as u64
+                * 8
+                + self.name_len.capacity() as u64 * 4
+                + self
+                    .names_elsewhere
+                    .values()
+                    .map(|n| n.len() as u64 + 32)
+                    .sum::<u64>(),
+            texts: self.texts.heap_bytes(),
+            contact_sets: self.tags_of.heap_bytes()
+                + self.sites_of.heap_bytes()
+                + self.meta_of.heap_bytes(),
+            bitmaps: bitmap(&self.alive)
+                + bitmap(&self.customers)
+                + postings(&self.tags)
+                + postings(&self.websites)
+                + postings(&self.meta_keys),
+            grams: self.grams.approx_bytes(),
+        }
     }
 }
 
@@ -655,5 +776,57 @@ mod tests {
         assert_eq!(ix.matching(&q).len(), 0);
         assert_eq!(ix.matching(&customers).len(), 0);
         assert_eq!(ix.len(), 1);
+    }
+
+    #[test]
+    fn names_and_metadata_read_back_from_their_packed_form() {
+        let mut ix = OrgIndex::default();
+        let mut a = contact("01m8pxj3xg8pjdq13fp25rbx7a", Some("Zed"), None, &[]);
+        let key = |v: serde_json::Value| metadata_eq_key(&v).unwrap();
+        a.metadata = vec![
+            ("plan".into(), key(json!("pro"))),
+            ("seats".into(), key(json!(5))),
+        ];
+        ix.upsert(a.clone());
+        // A name that is not the search text's first line (a row written outside Kith).
+        let mut b = contact("01m8pxj3xg8pjdq13fp25rbx7b", Some("amy"), None, &[]);
+        b.search_text = "usr_1\namy".into();
+        b.metadata = vec![("plan".into(), key(json!("free")))];
+        ix.upsert(b);
+        ix.upsert(contact(
+            "01m8pxj3xg8pjdq13fp25rbx7c",
+            Some("Bob"),
+            None,
+            &[],
+        ));
+        let all = ix.matching(&ListFilter::default());
+        let by_name = ids(&ix, &ix.page(&all, &Sort::parse("name").unwrap(), None, 10));
+        assert_eq!(by_name[0], "01m8pxj3xg8pjdq13fp25rbx7b");
+        assert_eq!(by_name[2], "01m8pxj3xg8pjdq13fp25rbx7a");
+        let eq = |ix: &OrgIndex, v: serde_json::Value| {
+            let f = ListFilter::parse(&json!({"metadata": {"plan": {"eq": v}}})).unwrap();
+            ids(ix, &ix.matching(&f).iter().collect::<Vec<_>>())
+        };
+        assert_eq!(eq(&ix, json!("pro")), ["01m8pxj3xg8pjdq13fp25rbx7a"]);
+        assert_eq!(eq(&ix, json!("free")), ["01m8pxj3xg8pjdq13fp25rbx7b"]);
+
+        // A longer value and a new name, then none: each read back as written.
+        a.metadata = vec![("plan".into(), key(json!("enterprise")))];
+        a.name_lower = Some("zedekiah".into());
+        a.search_text = "zedekiah\nacme".into();
+        ix.upsert(a.clone());
+        assert_eq!(eq(&ix, json!("pro")), Vec::<String>::new());
+        assert_eq!(eq(&ix, json!("enterprise")), ["01m8pxj3xg8pjdq13fp25rbx7a"]);
+        let slot = ix.ids.get(&a.id).unwrap();
+        assert_eq!(
+            ix.position(SortField::Name, slot).value,
+            Some(SortValue::Text("zedekiah".into()))
+        );
+        a.name_lower = None;
+        a.search_text = "acme".into();
+        ix.upsert(a.clone());
+        assert_eq!(ix.position(SortField::Name, slot).value, None);
+        let q = ListFilter::parse(&json!({"q": "zed"})).unwrap();
+        assert_eq!(ix.matching(&q).len(), 0);
     }
 }
