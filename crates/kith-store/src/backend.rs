@@ -426,6 +426,9 @@ async fn build_index(inner: Arc<Inner>) {
         let written = crate::index::load_changes(&mut *conn, index.take_pending()).await?;
         index.apply(written);
         drop(_writer);
+        // Reading every contact filled this connection's page cache (up to 64 MiB, see
+        // `cache_size`); it goes back to the pool, so let that memory go too.
+        crate::conn::Conn::execute(&mut *conn, "PRAGMA shrink_memory", vec![]).await?;
         let index = index.clone();
         tokio::task::spawn_blocking(move || index.shrink_to_fit())
             .await

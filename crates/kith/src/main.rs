@@ -381,10 +381,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("seeding organization {org}"))?;
             println!(
-                "Added {} contacts, {} conversations, {} messages in {:.1} s.",
+                "Added {} contacts, {} conversations, {} messages, {} timeline entries in {:.1} s.",
                 r.contacts,
                 r.conversations,
                 r.messages,
+                r.timeline_entries,
                 started.elapsed().as_secs_f64()
             );
             store.close().await;

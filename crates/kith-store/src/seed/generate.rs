@@ -131,7 +131,22 @@ pub(super) struct Contact {
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
     pub(super) conversation: Option<Conversation>,
+    /// Its timeline, oldest first.
+    pub(super) events: Vec<Event>,
 }
+
+/// One timeline entry (`contact_events`), as the write paths record them.
+pub(super) struct Event {
+    pub(super) id: String,
+    pub(super) kind: &'static str,
+    pub(super) actor: &'static str,
+    pub(super) data: String,
+    pub(super) at: i64,
+}
+
+/// The share of contacts with a long history (plan changes over the years): enough of them
+/// that a timeline page of 50 is a full page for a sampled contact now and then.
+const LONG_HISTORY_SHARE: f64 = 0.02;
 
 /// A contact's one conversation, started by the visitor whose first message created the
 /// contact (so the visitor's link is proven, as `resolve_and_apply` records it).
@@ -152,6 +167,8 @@ pub(super) fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
 /// Draws contacts in a fixed order from one seeded generator, so a seed gives the same data.
 pub(super) struct Generator {
     pub(super) rng: StdRng,
+    /// The website conversations start on: its id and name, as timeline entries name it.
+    pub(super) website: (String, String),
     pub(super) now: i64,
     /// Makes emails and user ids unique: continues after the contacts already there.
     pub(super) next_index: u64,
@@ -224,8 +241,10 @@ impl Generator {
         } else {
             None
         };
+        let events = self.timeline(&p, created, last_seen, conversation.as_ref());
         Ok(Contact {
             id,
+            events,
             profile: profile_args(&p, last_seen),
             tag_keys: p.tags.as_slice().iter().map(|t| t.to_lowercase()).collect(),
             last_seen_at: (!never_seen).then_some(last_seen),
@@ -237,11 +256,86 @@ impl Generator {
 }
 
 impl Generator {
+    /// The entries the write paths would have left: created (by the first message's visitor,
+    /// or by the API for a contact never seen), the conversation it started, for a customer
+    /// the identify that set its user id and promoted it, and for a few a long run of plan
+    /// changes between creation and last sight.
+    fn timeline(
+        &mut self,
+        p: &Profile,
+        created: i64,
+        last_seen: i64,
+        conversation: Option<&Conversation>,
+    ) -> Vec<Event> {
+        let customer = p.user_id.is_some();
+        let by = if conversation.is_some() {
+            "visitor"
+        } else {
+            "api"
+        };
+        let mut events = vec![Event {
+            id: new_id(),
+            kind: "created",
+            actor: by,
+            data: json!({"status": "lead"}).to_string(),
+            at: created,
+        }];
+        if let Some(cv) = conversation {
+            events.push(Event {
+                id: new_id(),
+                kind: "conversation_started",
+                actor: "visitor",
+                data: json!({"conversation_id": cv.id, "website_id": self.website.0,
+                             "website_name": self.website.1})
+                .to_string(),
+                at: created,
+            });
+        }
+        if customer {
+            let changes = json!({
+                "user_id": {"old": null, "new": p.user_id.as_ref().map(|u| u.as_str())},
+            });
+            events.push(Event {
+                id: new_id(),
+                kind: "fields_updated",
+                actor: by,
+                data: json!({"changes": changes}).to_string(),
+                at: created,
+            });
+            events.push(Event {
+                id: new_id(),
+                kind: "promoted",
+                actor: by,
+                data: json!({"from": "lead", "to": "customer"}).to_string(),
+                at: created,
+            });
+        }
+        if self.rng.gen_bool(LONG_HISTORY_SHARE) {
+            let n = self.rng.gen_range(60..=120);
+            let span = (last_seen - created).max(n);
+            let mut plan = pick(&mut self.rng, PLANS);
+            for i in 0..n {
+                let next = pick(&mut self.rng, PLANS);
+                events.push(Event {
+                    id: new_id(),
+                    kind: "fields_updated",
+                    actor: "api",
+                    data: json!({"changes": {"metadata.plan": {"old": plan, "new": next}}})
+                        .to_string(),
+                    at: created + span * (i + 1) / (n + 1),
+                });
+                plan = next;
+            }
+        }
+        events
+    }
+
     pub(super) fn batch(&mut self, n: u64, dialect: Dialect) -> Result<Batch, StoreError> {
         let mut batch = Batch {
             contacts: n,
             conversations: 0,
             messages: 0,
+            events: 0,
             rows: match dialect {
                 Dialect::Sqlite => Encoded::Sqlite(SqliteRows::default()),
                 Dialect::Postgres => Encoded::Postgres(Box::default()),
@@ -253,6 +347,7 @@ impl Generator {
                 batch.conversations += 1;
                 batch.messages += cv.message_ids.len() as u64;
             }
+            batch.events += c.events.len() as u64;
             match &mut batch.rows {
                 Encoded::Sqlite(rows) => rows.push(c),
                 Encoded::Postgres(cols) => cols.push(c)?,

@@ -31,6 +31,7 @@ pub struct SeedReport {
     pub contacts: u64,
     pub conversations: u64,
     pub messages: u64,
+    pub timeline_entries: u64,
 }
 
 /// Contacts per SQLite transaction (one batch each): large enough that commits and their WAL
@@ -48,6 +49,7 @@ struct Batch {
     contacts: u64,
     conversations: u64,
     messages: u64,
+    events: u64,
     rows: Encoded,
 }
 
@@ -79,7 +81,8 @@ impl OrgStore<'_> {
     pub async fn seed(self, count: u64, seed: u64) -> Result<SeedReport, StoreError> {
         let org_id = self.org_id();
         let websites = self.websites().await?;
-        let website_id = websites.first().ok_or(StoreError::NotFound)?.id.clone();
+        let website = websites.first().ok_or(StoreError::NotFound)?;
+        let (website_id, website_name) = (website.id.clone(), website.name.clone());
         let website_id = website_id.as_str();
         // Unique values (emails, user ids) continue after the contacts already there.
         let offset = self.count_contacts(&Default::default()).await? as u64;
@@ -88,9 +91,11 @@ impl OrgStore<'_> {
         // Generation runs beside the writes: the next batch is drawn and encoded while the
         // database takes the current one. Two batches in flight bound the memory.
         let (sender, mut batches) = tokio::sync::mpsc::channel(2);
+        let website_id_owned = website_id.to_string();
         let generator = tokio::task::spawn_blocking(move || {
             let mut g = Generator {
                 rng: StdRng::seed_from_u64(seed),
+                website: (website_id_owned, website_name),
                 now: now_ms(),
                 next_index: offset,
             };
@@ -115,6 +120,7 @@ impl OrgStore<'_> {
             contacts: 0,
             conversations: 0,
             messages: 0,
+            timeline_entries: 0,
         };
         while let Some(batch) = batches.recv().await {
             let batch = batch?;
@@ -129,7 +135,8 @@ impl OrgStore<'_> {
                 // is an index lookup.
                 crate::read!(self.store, |c| c
                     .execute(
-                        "ANALYZE contacts, contact_tags, visitors, conversations, messages",
+                        "ANALYZE contacts, contact_tags, visitors, conversations, messages, \
+                         contact_events",
                         vec![]
                     )
                     .await)?;
@@ -137,6 +144,7 @@ impl OrgStore<'_> {
             report.contacts += batch.contacts;
             report.conversations += batch.conversations;
             report.messages += batch.messages;
+            report.timeline_entries += batch.events;
         }
         match generator.await {
             Ok(()) => {}

@@ -80,6 +80,12 @@ pub(super) struct PgColumns {
     pub(super) message_conversation: Vec<String>,
     pub(super) message_body: Vec<&'static str>,
     pub(super) message_at: Vec<i64>,
+    pub(super) event_id: Vec<String>,
+    pub(super) event_contact: Vec<String>,
+    pub(super) event_kind: Vec<&'static str>,
+    pub(super) event_actor: Vec<&'static str>,
+    pub(super) event_data: Vec<String>,
+    pub(super) event_at: Vec<i64>,
 }
 
 impl PgColumns {
@@ -87,6 +93,14 @@ impl PgColumns {
         for tag in c.tag_keys {
             self.tag_contact.push(c.id.clone());
             self.tag.push(tag);
+        }
+        for e in c.events {
+            self.event_id.push(e.id);
+            self.event_contact.push(c.id.clone());
+            self.event_kind.push(e.kind);
+            self.event_actor.push(e.actor);
+            self.event_data.push(e.data);
+            self.event_at.push(e.at);
         }
         let (conversations, messages) = match c.conversation {
             Some(cv) => {
@@ -242,6 +256,20 @@ impl WriteBatch for PgConnection {
         .bind(&b.message_conversation)
         .bind(&b.message_body)
         .bind(&b.message_at)
+        .execute(&mut *self)
+        .await?;
+        sqlx::query(
+            "INSERT INTO contact_events (org_id, id, contact_id, kind, actor, data, at) \
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], \
+             $6::text[], $7::int8[])",
+        )
+        .bind(org_id)
+        .bind(&b.event_id)
+        .bind(&b.event_contact)
+        .bind(&b.event_kind)
+        .bind(&b.event_actor)
+        .bind(&b.event_data)
+        .bind(&b.event_at)
         .execute(&mut *self)
         .await?;
         Ok(())

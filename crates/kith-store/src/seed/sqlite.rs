@@ -71,6 +71,15 @@ pub(super) const SQLITE_MESSAGES: &[(&str, &str)] = &[
     ("body", "?"),
     ("created_at", "?"),
 ];
+pub(super) const SQLITE_EVENTS: &[(&str, &str)] = &[
+    ("org_id", ORG),
+    ("id", "?"),
+    ("contact_id", "?"),
+    ("kind", "?"),
+    ("actor", "?"),
+    ("data", "?"),
+    ("at", "?"),
+];
 /// Stand-ins for the organization's and website's ids in the tables above.
 pub(super) const ORG: &str = "{org}";
 pub(super) const WEBSITE: &str = "{website}";
@@ -84,6 +93,7 @@ pub(super) struct SqliteRows {
     pub(super) visitors: Vec<Arg>,
     pub(super) conversations: Vec<Arg>,
     pub(super) messages: Vec<Arg>,
+    pub(super) events: Vec<Arg>,
 }
 
 impl SqliteRows {
@@ -93,6 +103,16 @@ impl SqliteRows {
         let position = (self.contacts.len() / bound(&SQLITE_CONTACTS)) as i64 + 1;
         for tag in c.tag_keys {
             self.tags.extend([text(c.id.clone()), text(tag)]);
+        }
+        for e in c.events {
+            self.events.extend([
+                text(e.id),
+                text(c.id.clone()),
+                text(e.kind.into()),
+                text(e.actor.into()),
+                text(e.data),
+                int(e.at),
+            ]);
         }
         let (conversations, messages) = match c.conversation {
             Some(cv) => {
@@ -265,6 +285,7 @@ pub(super) async fn sqlite_write(
     )
     .await?;
     sqlite_insert(c, "messages", SQLITE_MESSAGES, ids, rows.messages).await?;
+    sqlite_insert(c, "contact_events", SQLITE_EVENTS, ids, rows.events).await?;
     // What the dialect does after explicit numbers (nothing on SQLite).
     if let Some(sql) = after_bulk_rid(c.dialect()) {
         c.execute(sql, vec![]).await?;

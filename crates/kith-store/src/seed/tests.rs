@@ -109,6 +109,67 @@ async fn seeds_add_consistent_rows(url: &str) {
         count(&store, conversations, &a).await
     );
 
+    // Timelines as the write paths leave them: created first, the conversation started,
+    // customers promoted, and a few long ones that fill a page.
+    let events = "SELECT count(*) FROM contact_events WHERE org_id = $1";
+    let all_events = count(&store, events, &a).await;
+    assert!(all_events >= 2 * 3_700, "{all_events} entries");
+    let created = "SELECT count(*) FROM contact_events WHERE org_id = $1 AND kind = 'created'";
+    assert_eq!(count(&store, created, &a).await, 3_700);
+    let started = "SELECT count(*) FROM contact_events e JOIN conversations v \
+                   ON v.org_id = e.org_id AND v.contact_id = e.contact_id \
+                   AND v.id = e.data ->> '$.conversation_id' \
+                   WHERE e.org_id = $1 AND e.kind = 'conversation_started'";
+    let started = started.replace(
+        "e.data ->> '$.conversation_id'",
+        match store.backend_name() {
+            "postgres" => "CAST(e.data AS jsonb) ->> 'conversation_id'",
+            _ => "json_extract(e.data, '$.conversation_id')",
+        },
+    );
+    assert_eq!(
+        count(&store, &started, &a).await,
+        count(&store, conversations, &a).await,
+        "one conversation_started per conversation, naming it"
+    );
+    let promoted = "SELECT count(*) FROM contact_events WHERE org_id = $1 AND kind = 'promoted'";
+    let customers = "SELECT count(*) FROM contacts WHERE org_id = $1 AND status = 'customer'";
+    assert_eq!(
+        count(&store, promoted, &a).await,
+        count(&store, customers, &a).await
+    );
+    let (longest,): (String,) = read!(&store, |c| c
+        .fetch_one(
+            "SELECT contact_id FROM contact_events WHERE org_id = $1 \
+             GROUP BY contact_id ORDER BY count(*) DESC, contact_id LIMIT 1",
+            args![&a],
+        )
+        .await)
+    .unwrap();
+    let page = store
+        .org(&a)
+        .timeline(&kith_core::ContactId::new(&longest), None, 50)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 50, "a long history fills a page");
+    assert!(page.next_cursor.is_some());
+    assert_eq!(
+        page.items.last().map(|e| e.kind),
+        Some(kith_core::timeline::EventKind::FieldsUpdated)
+    );
+    let total = first.timeline_entries
+        + count(
+            &store,
+            "SELECT count(*) FROM contact_events WHERE org_id = $1",
+            &b,
+        )
+        .await as u64;
+    assert_eq!(
+        total,
+        2 * first.timeline_entries,
+        "the same seed, the same timelines"
+    );
+
     let same = |r: &(i64, String, String, String, String, String, String)| {
         (
             r.2.clone(),
