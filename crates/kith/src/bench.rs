@@ -1,7 +1,9 @@
 //! `kith bench lists`: a fixed mix of list queries against a seeded database, timed in
 //! process (store call to answer, no HTTP), with page + exact count and count alone per
-//! query shape, and full-scan search as the baseline for indexed search. `kith bench
-//! contact`: what a contact's page reads, for contacts sampled at random.
+//! query shape, and full-scan search as the baseline for indexed search; with `--http`, the
+//! same shapes as the panel asks for them, through `GET /api/v1/contacts` of a server on
+//! 127.0.0.1 (page and exact count in one answer). `kith bench contact`: what a contact's
+//! page reads, for contacts sampled at random.
 
 use anyhow::Context;
 use kith_core::filter::{ListFilter, Sort};
@@ -75,12 +77,108 @@ pub(crate) fn own_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A server on 127.0.0.1 over the bench's store, and an admin session to ask it with.
+struct HttpLists {
+    base: String,
+    cookie: String,
+    client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl HttpLists {
+    async fn start(store: &Store, org_id: &OrgId) -> anyhow::Result<HttpLists> {
+        use kith_server::state::AppState;
+        use kith_server::{realtime::Bus, Config, Limits};
+        // A fresh admin of the organization (the first admin's password was shown once).
+        let email = format!(
+            "bench-{}@kith.invalid",
+            kith_store::new_secret()[..12].to_lowercase()
+        );
+        let admin_id = store
+            .org(org_id)
+            .add_admin(&email, &kith_store::new_secret())
+            .await
+            .map_err(|e| anyhow::anyhow!("adding the bench admin: {e}"))?;
+        let session = store
+            .create_admin_session(org_id, &admin_id, kith_store::SessionPolicy::default())
+            .await?;
+        let config = Config {
+            limits: Limits {
+                admin_per_second: 0,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(store.clone(), Bus::new(), config);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(kith_server::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Ok(HttpLists {
+            base,
+            cookie: session.cookie,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            server,
+        })
+    }
+
+    /// One page of 50 as the panel asks for it: the answer's exact total and next cursor.
+    async fn page(&self, s: &Shape, cursor: Option<&str>) -> anyhow::Result<(i64, Option<String>)> {
+        let mut query = vec![
+            ("filter", s.filter.to_json().to_string()),
+            ("sort", s.sort.as_str()),
+            ("limit", "50".to_string()),
+        ];
+        if let Some(c) = cursor {
+            query.push(("cursor", c.to_string()));
+        }
+        let answer = self
+            .client
+            .get(format!("{}/api/v1/contacts", self.base))
+            .query(&query)
+            .header(
+                reqwest::header::COOKIE,
+                format!("kith_session={}", self.cookie),
+            )
+            .send()
+            .await?;
+        let status = answer.status();
+        let body: serde_json::Value = answer.json().await?;
+        anyhow::ensure!(status.is_success(), "{} answered {status}: {body}", s.name);
+        let total = body["total"]
+            .as_i64()
+            .with_context(|| format!("{}: no total in the answer", s.name))?;
+        Ok((total, body["next_cursor"].as_str().map(str::to_string)))
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.server.await;
+    }
+}
+
+/// How `kith bench lists` asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Store calls in process.
+    Store,
+    /// `GET /api/v1/contacts` of a server on 127.0.0.1, as the panel asks.
+    Http,
+}
+
 pub async fn lists(
     store: &Store,
     org_id: &OrgId,
     iterations: usize,
     json_out: bool,
     opened: Duration,
+    via: Via,
 ) -> anyhow::Result<()> {
     let index = store.contact_index_size();
     let org = store.org(org_id);
@@ -133,12 +231,20 @@ pub async fn lists(
         ..shape("page 201 by name, tag trial", tags(&["trial"]))
     });
 
+    let http = match via {
+        Via::Http => Some(HttpLists::start(store, org_id).await?),
+        Via::Store => None,
+    };
     let mut results = vec![];
     if !json_out {
         println!(
-            "{} contacts, {} backend, {iterations} runs per shape, page of 50\n",
+            "{} contacts, {} backend, {iterations} runs per shape, page of 50{}\n",
             total,
-            store.backend_name()
+            store.backend_name(),
+            match via {
+                Via::Http => ", through HTTP (GET /api/v1/contacts: page and exact count)",
+                Via::Store => ", in process",
+            }
         );
         match &index {
             Some((contacts, m)) => {
@@ -164,50 +270,76 @@ pub async fn lists(
                 opened.as_secs_f64()
             ),
         }
-        println!(
-            "{:<34} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
-            "shape", "matches", "p50 ms", "p95 ms", "p99 ms", "count50", "count95", "count99"
-        );
+        match via {
+            Via::Store => println!(
+                "{:<34} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8}",
+                "shape", "matches", "p50 ms", "p95 ms", "p99 ms", "count50", "count95", "count99"
+            ),
+            Via::Http => println!(
+                "{:<34} {:>9} {:>8} {:>8} {:>8}",
+                "shape", "matches", "p50 ms", "p95 ms", "p99 ms"
+            ),
+        }
     }
     for s in &shapes {
         // Walk to the page this shape times.
         let mut cursor: Option<String> = None;
         for _ in 0..s.depth {
-            let page = org
-                .list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
-                .await?;
-            cursor = page.next_cursor;
+            cursor = match &http {
+                Some(h) => h.page(s, cursor.as_deref()).await?.1,
+                None => {
+                    org.list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
+                        .await?
+                        .next_cursor
+                }
+            };
         }
         let mut page_times = vec![];
         let mut count_times = vec![];
         let mut matches = 0;
         for i in 0..iterations + 3 {
             let t = Instant::now();
-            let page = org
-                .list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
-                .await
-                .with_context(|| format!("query shape {}", s.name))?;
+            let total = match &http {
+                Some(h) => Some(h.page(s, cursor.as_deref()).await?.0),
+                None => {
+                    org.list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
+                        .await
+                        .with_context(|| format!("query shape {}", s.name))?
+                        .total
+                }
+            };
             let page_time = t.elapsed();
             let t = Instant::now();
-            matches = org.count_contacts(&s.filter).await?;
+            // Through HTTP the page's answer is the count; in process it is timed alone too.
+            if http.is_none() || i == 0 {
+                matches = org.count_contacts(&s.filter).await?;
+            }
             let count_time = t.elapsed();
-            anyhow::ensure!(page.total == Some(matches), "count mismatch in {}", s.name);
+            anyhow::ensure!(total == Some(matches), "count mismatch in {}", s.name);
             if i >= 3 {
                 page_times.push(page_time);
-                count_times.push(count_time);
+                if http.is_none() {
+                    count_times.push(count_time);
+                }
             }
         }
         let p = stats(page_times);
-        let c = stats(count_times);
+        let c = (via == Via::Store).then(|| stats(count_times));
         if !json_out {
-            println!(
-                "{:<34} {:>9} {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
-                s.name, matches, p.p50, p.p95, p.p99, c.p50, c.p95, c.p99
-            );
+            match &c {
+                Some(c) => println!(
+                    "{:<34} {:>9} {:>8.2} {:>8.2} {:>8.2} | {:>8.2} {:>8.2} {:>8.2}",
+                    s.name, matches, p.p50, p.p95, p.p99, c.p50, c.p95, c.p99
+                ),
+                None => println!(
+                    "{:<34} {:>9} {:>8.2} {:>8.2} {:>8.2}",
+                    s.name, matches, p.p50, p.p95, p.p99
+                ),
+            }
         }
         results.push(json!({"shape": s.name, "matches": matches,
             "page_and_count_ms": {"p50": p.p50, "p95": p.p95, "p99": p.p99},
-            "count_ms": {"p50": c.p50, "p95": c.p95, "p99": c.p99}}));
+            "count_ms": c.map(|c| json!({"p50": c.p50, "p95": c.p95, "p99": c.p99}))}));
     }
 
     // Indexed search against a full scan, on the same data.
@@ -246,10 +378,14 @@ pub async fn lists(
         }
         comparisons.push(json!({"term": term, "indexed_p50_ms": i.p50, "scan_p50_ms": s.p50, "speedup": speedup}));
     }
+    if let Some(h) = http {
+        h.stop().await;
+    }
     if json_out {
         println!(
             "{}",
             json!({"contacts": total, "backend": store.backend_name(), "iterations": iterations,
+                   "via": match via { Via::Http => "http", Via::Store => "store" },
                    "open_seconds": opened.as_secs_f64(),
                    "index": index.map(|(n, m)| json!({"contacts": n, "bytes": m.total(), "by_part": m})),
                    "process_rss_anon_kib": own_status_kib("RssAnon:"),

@@ -165,6 +165,10 @@ enum BenchCommand {
         /// Timed runs per query shape.
         #[arg(long, default_value_t = 100)]
         iterations: usize,
+        /// Ask through HTTP, as the panel does (`GET /api/v1/contacts` of a server on
+        /// 127.0.0.1 in this process), instead of calling the store.
+        #[arg(long)]
+        http: bool,
         /// Print exactly one line: a JSON object.
         #[arg(long)]
         json: bool,
@@ -456,6 +460,7 @@ async fn main() -> anyhow::Result<()> {
                     org,
                     db,
                     iterations,
+                    http,
                     json,
                 },
         } => {
@@ -463,7 +468,20 @@ async fn main() -> anyhow::Result<()> {
             let store = open(&db.url, 4, Access::Serve).await?;
             store.contact_index_ready().await?;
             let opened = started.elapsed();
-            bench::lists(&store, &OrgId::new(&org), iterations.max(1), json, opened).await?;
+            let via = if http {
+                bench::Via::Http
+            } else {
+                bench::Via::Store
+            };
+            bench::lists(
+                &store,
+                &OrgId::new(&org),
+                iterations.max(1),
+                json,
+                opened,
+                via,
+            )
+            .await?;
             store.close().await;
             Ok(())
         }

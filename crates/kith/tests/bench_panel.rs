@@ -1,6 +1,7 @@
-//! `kith bench panel` and `kith bench contact` on a tiny seeded SQLite database, so the
-//! benchmarks' code paths (server, chromedriver, sign-in, Performance API scripts, sampling,
-//! report) cannot rot between the runs at 1,000,000 contacts recorded in docs/benchmarks.md.
+//! `kith bench panel`, `kith bench contact` and `kith bench lists` (in process and through
+//! HTTP) on a tiny seeded SQLite database, so the benchmarks' code paths (server,
+//! chromedriver, sign-in, Performance API scripts, sampling, report) cannot rot between the
+//! runs at 1,000,000 contacts recorded in docs/benchmarks.md.
 //! The panel's needs chromium and chromium-driver, as the browser tests do.
 
 mod support;
@@ -88,5 +89,64 @@ fn bench_contact_times_the_reads_of_sampled_contacts() {
     for c in calls {
         let (p50, p99) = (c["p50_ms"].as_f64().unwrap(), c["p99_ms"].as_f64().unwrap());
         assert!(p50 > 0.0 && p50 <= p99, "{c}");
+    }
+}
+
+#[test]
+fn bench_lists_through_http_finds_what_the_store_finds() {
+    let dir = temp_dir("bench-lists");
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
+    let seeded = kith()
+        .args(["seed", "--contacts", "300", "--org", &org, "--db", &db])
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let run = |extra: &[&str]| -> Value {
+        let out = kith()
+            .args(["bench", "lists", "--org", &org, "--db", &db])
+            .args(["--iterations", "3", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
+    };
+    let store = run(&[]);
+    let http = run(&["--http"]);
+    assert_eq!(store["via"], "store");
+    assert_eq!(http["via"], "http");
+    // Where the index's bytes go, each part counted.
+    let parts = &store["index"]["by_part"];
+    for part in ["ids", "columns", "texts", "contact_sets", "bitmaps", "grams"] {
+        assert!(parts[part].as_u64().unwrap() > 0, "{part}: {parts}");
+    }
+    assert!(store["process_rss_anon_kib"].as_u64().unwrap() > 0);
+    let shapes = |r: &Value| -> Vec<(String, u64)> {
+        r["shapes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["shape"].as_str().unwrap().to_string(),
+                    s["matches"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(shapes(&store), shapes(&http), "the same counts both ways");
+    assert!(shapes(&store).iter().any(|(_, n)| *n == 300), "{store}");
+    for s in http["shapes"].as_array().unwrap() {
+        assert!(s["count_ms"].is_null(), "one answer holds page and count: {s}");
+        assert!(s["page_and_count_ms"]["p50"].as_f64().unwrap() > 0.0, "{s}");
     }
 }
