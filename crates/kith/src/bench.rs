@@ -411,6 +411,8 @@ pub async fn contact(
         "organization {org_id} has no contacts; run `kith seed` first"
     );
     let (mut profile, mut timeline, mut conversations) = (vec![], vec![], vec![]);
+    // The timeline reads that filled a page: contacts with a long history.
+    let mut full_timeline = vec![];
     let (mut entries, mut with_conversations) = (0usize, 0usize);
     for (i, id) in ids.iter().enumerate() {
         let t = Instant::now();
@@ -429,13 +431,20 @@ pub async fn contact(
             profile.push(a);
             timeline.push(b);
             conversations.push(c);
+            if events.items.len() == 50 {
+                full_timeline.push(b);
+            }
         }
     }
-    let rows = [
+    let full_pages = full_timeline.len();
+    let mut rows = vec![
         ("contact profile", stats(profile)),
         ("timeline, first 50", stats(timeline)),
         ("conversations, first 20", stats(conversations)),
     ];
+    if full_pages > 0 {
+        rows.push(("timeline, full pages only", stats(full_timeline)));
+    }
     if json_out {
         let calls: Vec<_> = rows
             .iter()
@@ -445,14 +454,17 @@ pub async fn contact(
             "{}",
             json!({"backend": store.backend_name(), "contacts_sampled": ids.len(),
                    "with_conversations": with_conversations,
-                   "timeline_entries_read": entries, "calls": calls})
+                   "timeline_entries_read": entries, "timeline_full_pages": full_pages,
+                   "calls": calls})
         );
     } else {
         println!(
-            "{} contacts sampled at random ({} with conversations, {:.1} timeline entries a page), {} backend\n",
+            "{} contacts sampled at random ({} with conversations, {:.1} timeline entries a page, \
+             {} full pages of 50), {} backend\n",
             ids.len(),
             with_conversations,
             entries as f64 / ids.len() as f64,
+            full_pages,
             store.backend_name()
         );
         println!(
