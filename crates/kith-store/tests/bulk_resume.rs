@@ -21,6 +21,9 @@ async fn resumes(backend: Backend) {
     org.seed(450, 3).await.expect("seed");
     let tagged = ListFilter::parse(&serde_json::json!({"tags": {"all": ["resumed"]}})).unwrap();
     assert_eq!(org.count_contacts(&tagged).await.unwrap(), 0);
+    // The seed writes timelines of its own, some with field changes.
+    let updates = "SELECT count(*) FROM contact_events WHERE kind = 'fields_updated'";
+    let seeded_updates = db.count(updates).await;
     let (job, _) = org
         .start_bulk(&BulkRequest {
             filter: ListFilter::default(),
@@ -56,11 +59,7 @@ async fn resumes(backend: Backend) {
     );
     assert_eq!(org.count_contacts(&tagged).await.unwrap(), 450);
     // One timeline entry per contact, none twice.
-    assert_eq!(
-        db.count("SELECT count(*) FROM contact_events WHERE kind = 'fields_updated'")
-            .await,
-        450
-    );
+    assert_eq!(db.count(updates).await - seeded_updates, 450);
     assert_eq!(db.count("SELECT count(*) FROM bulk_job_items").await, 0);
     // A finished job stays finished.
     assert_eq!(

@@ -77,35 +77,41 @@ pub(crate) fn own_status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// A server on 127.0.0.1 over the bench's store, and an admin session to ask it with.
-struct HttpLists {
-    base: String,
-    cookie: String,
-    client: reqwest::Client,
+/// A fresh admin of the organization for a bench to sign in as (the first admin's password
+/// was shown once and is not known here): its id, email and password.
+pub(crate) async fn bench_admin(
+    store: &Store,
+    org_id: &OrgId,
+) -> anyhow::Result<(String, String, String)> {
+    let email = format!(
+        "bench-{}@kith.invalid",
+        kith_store::new_secret()[..12].to_lowercase()
+    );
+    let password = kith_store::new_secret();
+    let id = store
+        .org(org_id)
+        .add_admin(&email, &password)
+        .await
+        .map_err(|e| anyhow::anyhow!("adding the bench admin: {e}"))?;
+    Ok((id, email, password))
+}
+
+/// `kith serve`'s router over the bench's store on 127.0.0.1 (a free port), in this process,
+/// with the admin rate limits off; stopped by `stop`.
+pub(crate) struct LocalServer {
+    pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-impl HttpLists {
-    async fn start(store: &Store, org_id: &OrgId) -> anyhow::Result<HttpLists> {
+impl LocalServer {
+    pub async fn start(store: &Store) -> anyhow::Result<LocalServer> {
         use kith_server::state::AppState;
         use kith_server::{realtime::Bus, Config, Limits};
-        // A fresh admin of the organization (the first admin's password was shown once).
-        let email = format!(
-            "bench-{}@kith.invalid",
-            kith_store::new_secret()[..12].to_lowercase()
-        );
-        let admin_id = store
-            .org(org_id)
-            .add_admin(&email, &kith_store::new_secret())
-            .await
-            .map_err(|e| anyhow::anyhow!("adding the bench admin: {e}"))?;
-        let session = store
-            .create_admin_session(org_id, &admin_id, kith_store::SessionPolicy::default())
-            .await?;
         let config = Config {
             limits: Limits {
                 admin_per_second: 0,
+                signin_per_minute: 0,
                 ..Limits::default()
             },
             ..Config::default()
@@ -117,12 +123,38 @@ impl HttpLists {
         let server = tokio::spawn(kith_server::serve(listener, state, async {
             let _ = stopped.await;
         }));
-        Ok(HttpLists {
+        Ok(LocalServer {
             base,
-            cookie: session.cookie,
-            client: reqwest::Client::new(),
             stop: Some(stop),
             server,
+        })
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = self.server.await;
+    }
+}
+
+/// A server over the bench's store, and an admin session to ask it with.
+struct HttpLists {
+    server: LocalServer,
+    cookie: String,
+    client: reqwest::Client,
+}
+
+impl HttpLists {
+    async fn start(store: &Store, org_id: &OrgId) -> anyhow::Result<HttpLists> {
+        let (admin_id, _, _) = bench_admin(store, org_id).await?;
+        let session = store
+            .create_admin_session(org_id, &admin_id, kith_store::SessionPolicy::default())
+            .await?;
+        Ok(HttpLists {
+            server: LocalServer::start(store).await?,
+            cookie: session.cookie,
+            client: reqwest::Client::new(),
         })
     }
 
@@ -138,7 +170,7 @@ impl HttpLists {
         }
         let answer = self
             .client
-            .get(format!("{}/api/v1/contacts", self.base))
+            .get(format!("{}/api/v1/contacts", self.server.base))
             .query(&query)
             .header(
                 reqwest::header::COOKIE,
@@ -155,11 +187,8 @@ impl HttpLists {
         Ok((total, body["next_cursor"].as_str().map(str::to_string)))
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = self.server.await;
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

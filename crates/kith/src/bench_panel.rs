@@ -278,50 +278,22 @@ fn weight(nav: &Value) -> Value {
 /// Runs the bench against organization `org_id` of `store` and answers the report (printed
 /// as one JSON line with `--json`, as a table otherwise).
 pub async fn panel(store: Store, org_id: &OrgId, opts: &Options) -> anyhow::Result<Value> {
-    use kith_server::state::AppState;
-    use kith_server::{realtime::Bus, Config, Limits};
     let org = store.org(org_id);
     let contacts = org.count_contacts(&ListFilter::default()).await?;
     anyhow::ensure!(
         contacts > 0,
         "organization {org_id} has no contacts; run `kith seed` first"
     );
-    // A fresh admin of the organization to sign in as (the first admin's password was shown
-    // once and is not known here).
-    let email = format!(
-        "bench-{}@kith.invalid",
-        kith_store::new_secret()[..12].to_lowercase()
-    );
-    let password = kith_store::new_secret();
-    store
-        .org(org_id)
-        .add_admin(&email, &password)
-        .await
-        .map_err(|e| anyhow::anyhow!("adding the bench admin: {e}"))?;
-
-    let config = Config {
-        limits: Limits {
-            admin_per_second: 0,
-            signin_per_minute: 0,
-            ..Limits::default()
-        },
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let state = AppState::new(store.clone(), Bus::new(), config);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(kith_server::serve(listener, state, async {
-        let _ = stop_rx.await;
-    }));
+    let (_, email, password) = crate::bench::bench_admin(&store, org_id).await?;
+    let server = crate::bench::LocalServer::start(&store).await?;
+    let base = server.base.clone();
 
     let driver = start_driver(&opts.chromedriver)?;
     let client = open_browser(&driver, opts.chromium.as_deref()).await?;
     let measured = measure(&driver, &client, &base, &email, &password, opts).await;
     let _ = client.close().await;
     drop(driver);
-    let _ = stop_tx.send(());
-    let _ = server.await;
+    server.stop().await;
     let (nav, keys, cold) = measured?;
 
     let interactive = summary(

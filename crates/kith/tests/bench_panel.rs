@@ -6,34 +6,37 @@
 
 mod support;
 
+use kith_testkit::TempDir;
 use serde_json::Value;
 use support::{kith, org_create, temp_dir};
 
-#[test]
-fn bench_panel_measures_a_tiny_seeded_organization() {
-    let dir = temp_dir("bench-panel");
-    let db = format!("sqlite://{}/k.db", dir.path().display());
-    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
-    let seeded = kith()
-        .args(["seed", "--contacts", "300", "--org", &org, "--db", &db])
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let out = kith()
-        .args(["bench", "panel", "--org", &org, "--db", &db])
-        .args(["--runs", "2", "--rounds", "1", "--json"])
-        .output()
-        .unwrap();
+/// `kith ARGS`, which must succeed: its standard output.
+fn ok(args: &[&str]) -> String {
+    let out = kith().args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "kith {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A fresh SQLite database with `contacts` seeded contacts: its folder, URL and organization.
+fn seeded(what: &str, contacts: u32) -> (TempDir, String, String) {
+    let dir = temp_dir(what);
+    let db = format!("sqlite://{}/k.db", dir.path().display());
+    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
+    let n = contacts.to_string();
+    ok(&["seed", "--contacts", &n, "--org", &org, "--db", &db]);
+    (dir, db, org)
+}
+
+#[test]
+fn bench_panel_measures_a_tiny_seeded_organization() {
+    let (_dir, db, org) = seeded("bench-panel", 300);
+    let stdout = ok(&[
+        "bench", "panel", "--org", &org, "--db", &db, "--runs", "2", "--rounds", "1", "--json",
+    ]);
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
     let r: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(r["contacts"], 300, "{r}");
@@ -56,29 +59,18 @@ fn bench_panel_measures_a_tiny_seeded_organization() {
 
 #[test]
 fn bench_contact_times_the_reads_of_sampled_contacts() {
-    let dir = temp_dir("bench-contact");
-    let db = format!("sqlite://{}/k.db", dir.path().display());
-    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
-    let seeded = kith()
-        .args(["seed", "--contacts", "200", "--org", &org, "--db", &db])
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let out = kith()
-        .args(["bench", "contact", "--org", &org, "--db", &db])
-        .args(["--iterations", "50", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let (_dir, db, org) = seeded("bench-contact", 200);
+    let stdout = ok(&[
+        "bench",
+        "contact",
+        "--org",
+        &org,
+        "--db",
+        &db,
+        "--iterations",
+        "50",
+        "--json",
+    ]);
     let r: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(r["contacts_sampled"], 50, "{r}");
     // The seed gives about 60 % of contacts a conversation.
@@ -98,34 +90,20 @@ fn bench_contact_times_the_reads_of_sampled_contacts() {
 
 #[test]
 fn bench_lists_through_http_finds_what_the_store_finds() {
-    let dir = temp_dir("bench-lists");
-    let db = format!("sqlite://{}/k.db", dir.path().display());
-    let org = org_create(&db)["org_id"].as_str().unwrap().to_string();
-    let seeded = kith()
-        .args(["seed", "--contacts", "300", "--org", &org, "--db", &db])
-        .output()
-        .unwrap();
-    assert!(
-        seeded.status.success(),
-        "{}",
-        String::from_utf8_lossy(&seeded.stderr)
-    );
-    let run = |extra: &[&str]| -> Value {
-        let out = kith()
-            .args(["bench", "lists", "--org", &org, "--db", &db])
-            .args(["--iterations", "3", "--json"])
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(String::from_utf8(out.stdout).unwrap().trim()).unwrap()
-    };
-    let store = run(&[]);
-    let http = run(&["--http"]);
+    let (_dir, db, org) = seeded("bench-lists", 300);
+    let lists = [
+        "bench",
+        "lists",
+        "--org",
+        &org,
+        "--db",
+        &db,
+        "--iterations",
+        "3",
+        "--json",
+    ];
+    let store: Value = serde_json::from_str(ok(&lists).trim()).unwrap();
+    let http: Value = serde_json::from_str(ok(&[&lists[..], &["--http"]].concat()).trim()).unwrap();
     assert_eq!(store["via"], "store");
     assert_eq!(http["via"], "http");
     // Where the index's bytes go, each part counted.
