@@ -182,8 +182,9 @@ fn a_bad_database_url_is_a_clear_error() {
     assert!(err.contains("unsupported database URL"), "{err}");
 }
 
-/// Several server processes on one PostgreSQL database: the identity rules hold across them
-/// and realtime events reach subscribers of the other process.
+/// Several server processes on one PostgreSQL database: the identity rules hold across them,
+/// what one writes is in the other's next list answer, and realtime events reach subscribers
+/// of the other process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_on_one_postgres_database() {
     use serde_json::json;
@@ -286,6 +287,99 @@ async fn two_processes_on_one_postgres_database() {
         .await
         .unwrap();
     assert_eq!(list["total"], 2);
+
+    // Lists are exact at commit across processes: what is written through one process is in
+    // the other's very next list answer (search, tag filter, count), with no wait between.
+    let total_through = |base: &str, query: String| {
+        let (http, token) = (http.clone(), token.clone());
+        let url = format!("{base}/api/v1/contacts?{query}");
+        async move {
+            let page: Value = http
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page
+        }
+    };
+    let mut fresh = vec![];
+    for i in 0..20 {
+        let (writer, reader) = if i % 2 == 0 {
+            (&base_a, &base_b)
+        } else {
+            (&base_b, &base_a)
+        };
+        let s: Value = http
+            .post(format!("{writer}/api/widget/v1/session"))
+            .header("X-Kith-Website", &key)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let vt = s["visitor_token"].as_str().unwrap().to_string();
+        let email = format!("freshness{i}@example.com");
+        let r = http
+            .post(format!("{writer}/api/widget/v1/identify"))
+            .header("X-Kith-Website", &key)
+            .header("X-Kith-Visitor", &vt)
+            .json(&json!({ "email": email }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let m: Value = http
+            .post(format!("{writer}/api/widget/v1/messages"))
+            .header("X-Kith-Website", &key)
+            .header("X-Kith-Visitor", &vt)
+            .json(&json!({"body": "am I listed?"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = m["contact_id"].as_str().unwrap().to_string();
+        let found = total_through(reader, format!("q={email}")).await;
+        assert_eq!(
+            found["total"], 1,
+            "written through {writer}, listed through {reader}: {found}"
+        );
+        assert_eq!(found["items"][0]["id"], id.as_str());
+        let r = http
+            .patch(format!("{writer}/api/v1/contacts/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"tags": ["fresh-wave"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        fresh.push(id);
+        let tagged = total_through(reader, "tag=fresh-wave".into()).await;
+        assert_eq!(tagged["total"], fresh.len(), "{tagged}");
+    }
+    let gone = fresh.pop().unwrap();
+    let r = http
+        .delete(format!("{base_a}/api/v1/contacts/{gone}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(
+        total_through(&base_b, "tag=fresh-wave".into()).await["total"],
+        fresh.len()
+    );
+    assert_eq!(
+        total_through(&base_b, String::new()).await["total"],
+        2 + fresh.len()
+    );
 
     // A visitor streams events from process B; an agent replies through process A.
     let s: Value = http
