@@ -13,7 +13,7 @@ use browser::{button, status, textbox, Browser};
 use common::TestApp;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ async fn serve_host(page: String) -> (String, tokio::task::JoinHandle<()>) {
 struct Network {
     url: String,
     up: Arc<AtomicBool>,
+    /// Milliseconds each new connection waits before it reaches the server.
+    delay_ms: Arc<AtomicU64>,
     open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -81,15 +83,18 @@ impl Network {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
+        let delay_ms = Arc::new(AtomicU64::new(0));
         let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (up2, open2) = (up.clone(), open.clone());
+        let (up2, open2, delay2) = (up.clone(), open.clone(), delay_ms.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !up2.load(Ordering::SeqCst) {
                     continue; // dropped: the browser sees a failed connection
                 }
                 let upstream = upstream.clone();
+                let delay = Duration::from_millis(delay2.load(Ordering::SeqCst));
                 let relay = tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
                     if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                     }
@@ -100,6 +105,7 @@ impl Network {
         Network {
             url,
             up,
+            delay_ms,
             open,
             task,
         }
@@ -114,6 +120,12 @@ impl Network {
 
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on every new connection is held for `by` before it goes through (a slow
+    /// network: requests leave, answers come late).
+    fn slow_down(&self, by: Duration) {
+        self.delay_ms.store(by.as_millis() as u64, Ordering::SeqCst);
     }
 }
 
@@ -346,6 +358,32 @@ both_backends! {
         assert_eq!(customers[0]["name"], "Ada Lovelace");
         b.assert_no_console_errors().await;
         b.close().await;
+    }
+
+    // A reset (log-out) while an answer for the previous person is still on its way: the
+    // answer is dropped, not painted for whoever uses the browser next.
+    async fn a_reset_drops_answers_still_on_their_way(app) {
+        let network = Network::in_front_of(&app.base).await;
+        let (host, server) = serve_host(host_page(&network.url, &app.creds.website_key)).await;
+        let b = Browser::open(&app.base).await;
+        b.goto_url(&host).await;
+        b.in_widget(&button("Open chat")).await.click().await.expect("open");
+        write(&b, "My private question").await;
+        wait_for_contacts(app, "the first person", |c| c.len() == 1).await;
+        kith(&b, "close", json!(null)).await;
+        // Open connections go; every new one now takes 1.5 s to reach Kith.
+        network.cut();
+        network.slow_down(Duration::from_millis(1500));
+        network.restore();
+        // Opening asks for the conversation again; the answer is on its way when the page
+        // logs the person out.
+        kith(&b, "open", json!(null)).await;
+        kith(&b, "reset", json!(null)).await;
+        tokio::time::sleep(Duration::from_millis(3000)).await;
+        let log = b.widget_log().await;
+        assert!(!log.contains("My private question"), "a late answer repainted: {log}");
+        b.close().await;
+        server.abort();
     }
 
     // Issue 20: a page identifies user A, then user B in the same browser (a shared computer):

@@ -220,15 +220,19 @@
   // the live stream was cut (replies sent meanwhile arrive here, once, by id).
   function sync() {
     if (!token) return Promise.resolve();
+    var mine = person;
     var pick = conversationId
       ? Promise.resolve(conversationId)
       : call("GET", "/conversations?limit=1").then(function (d) {
         return d.items && d.items[0] ? d.items[0].id : null;
       });
     return pick.then(function (id) {
+      if (mine !== person) return;
       if (!id) { showEmpty(); return; }
       conversationId = id;
       return call("GET", "/conversations/" + encodeURIComponent(id) + "/messages?limit=50").then(function (d) {
+        // An answer for the person before a reset is not shown to the next one.
+        if (mine !== person) return;
         // The server's order is the truth: redraw from it, then what is still unsent.
         log.textContent = "";
         seen = {};
@@ -238,7 +242,7 @@
         });
       });
     }).catch(function (e) {
-      if (e.status === 401) forget();
+      if (e.status === 401 && mine === person) forget();
     });
   }
 
@@ -281,11 +285,13 @@
     clearTimeout(retryTimer);
     if (!outbox.length) return;
     var item = outbox[0];
+    var mine = person;
     ensureToken().then(function () {
       var body = { body: item.body };
       if (item.conversation_id || conversationId) body.conversation_id = item.conversation_id || conversationId;
       return call("POST", "/messages", body, { "Idempotency-Key": item.key });
     }).then(function (d) {
+      if (mine !== person) return;
       outbox.shift();
       store(OUTBOX, outbox);
       conversationId = d.conversation_id;
@@ -296,6 +302,7 @@
       retryDelay = 1000;
       flush();
     }, function (e) {
+      if (mine !== person) return;
       if (e.status && e.status < 500 && e.status !== 429 && e.status !== 401) {
         // The server refused this message for good (e.g. too long): say so, keep the rest.
         outbox.shift();
@@ -404,7 +411,11 @@
     return identifying;
   }
 
+  // Bumped by a reset: answers to requests made before it are dropped, so a late reply can
+  // never paint the previous person's conversation for the next one (a shared computer).
+  var person = 0;
   function forget() {
+    person++;
     disconnect();
     token = null;
     conversationId = null;
