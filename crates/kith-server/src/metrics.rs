@@ -67,6 +67,20 @@ fn describe() {
         "Write transactions run again after losing a race."
     );
     describe_histogram!(
+        "kith_store_group_commit_size",
+        "SQLite: writes per group-commit batch."
+    );
+    describe_histogram!(
+        "kith_store_group_commit_open_seconds",
+        metrics::Unit::Seconds,
+        "SQLite: how long a batch was open (its writes' bodies) before its commit began."
+    );
+    describe_histogram!(
+        "kith_store_group_commit_seconds",
+        metrics::Unit::Seconds,
+        "SQLite: a batch's commit (reading back touched contacts, COMMIT, contact index)."
+    );
+    describe_histogram!(
         "kith_index_build_seconds",
         metrics::Unit::Seconds,
         "Time to build the in-memory contact index at start."

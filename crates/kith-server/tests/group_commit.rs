@@ -116,6 +116,13 @@ both_backends! {
                 sum1 - sum0 > count1 - count0,
                 "every batch held one write: {sum1}-{sum0} writes in {count1}-{count0} batches"
             );
+            // Each batch also says how long it was open and how long its commit took (other
+            // tests' batches may be between two of the three records: a little slack).
+            for part in ["kith_store_group_commit_open_seconds", "kith_store_group_commit_seconds"] {
+                let (seconds, batches) = summary(&after, part);
+                assert!((batches - count1).abs() <= 2.0, "{part}: {batches} batches, {count1} sized");
+                assert!(seconds > 0.0, "{part}: {seconds} s");
+            }
         }
     }
 

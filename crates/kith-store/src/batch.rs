@@ -259,8 +259,13 @@ pub(crate) async fn flush(inner: Arc<Inner>) {
         writer,
         members,
         done,
+        opened,
         ..
     } = b;
+    // Where a batch's time goes: its bodies (open until here), then its commit.
+    metrics::histogram!("kith_store_group_commit_open_seconds")
+        .record(opened.elapsed().as_secs_f64());
+    let committing = Instant::now();
     let outcome = async {
         let changes = match &inner.index {
             Some(_) => crate::index::collect_changes(&mut *tx).await?,
@@ -270,6 +275,8 @@ pub(crate) async fn flush(inner: Arc<Inner>) {
     }
     .await;
     metrics::histogram!("kith_store_group_commit_size").record(members as f64);
+    metrics::histogram!("kith_store_group_commit_seconds")
+        .record(committing.elapsed().as_secs_f64());
     let _ = done.send(Some(match outcome {
         Ok(()) => Outcome::Committed,
         Err(e) => Outcome::Failed {
