@@ -182,6 +182,46 @@ fn a_bad_database_url_is_a_clear_error() {
     assert!(err.contains("unsupported database URL"), "{err}");
 }
 
+/// The widget's calls, as a page makes them, to the server at `base`.
+#[derive(Clone)]
+struct Widget {
+    http: reqwest::Client,
+    key: String,
+}
+
+impl Widget {
+    /// A new visitor: its token.
+    async fn session(&self, base: &str) -> String {
+        let s = self
+            .post(base, None, "session", serde_json::json!({}), 200)
+            .await;
+        s["visitor_token"].as_str().unwrap().to_string()
+    }
+
+    /// `POST /api/widget/v1/{path}` as visitor `vt`, which must answer `expect`: the answer.
+    async fn post(
+        &self,
+        base: &str,
+        vt: Option<&str>,
+        path: &str,
+        body: Value,
+        expect: u16,
+    ) -> Value {
+        let mut r = self
+            .http
+            .post(format!("{base}/api/widget/v1/{path}"))
+            .header("X-Kith-Website", &self.key);
+        if let Some(vt) = vt {
+            r = r.header("X-Kith-Visitor", vt);
+        }
+        let r = r.json(&body).send().await.unwrap();
+        let status = r.status();
+        let answer: Value = r.json().await.unwrap();
+        assert_eq!(status.as_u16(), expect, "{path}: {answer}");
+        answer
+    }
+}
+
 /// Several server processes on one PostgreSQL database: the identity rules hold across them,
 /// what one writes is in the other's next list answer, and realtime events reach subscribers
 /// of the other process.
@@ -208,6 +248,10 @@ async fn two_processes_on_one_postgres_database() {
         .build()
         .unwrap();
     let key = creds["website_key"].as_str().unwrap().to_string();
+    let widget = Widget {
+        http: http.clone(),
+        key: key.clone(),
+    };
     let secret = creds["identity_secret"].as_str().unwrap().to_string();
     let token = creds["api_token"].as_str().unwrap().to_string();
 
@@ -224,38 +268,15 @@ async fn two_processes_on_one_postgres_database() {
             } else {
                 base_b.clone()
             };
-            let (http, key, identity) = (http.clone(), key.clone(), identity.clone());
+            let (widget, identity) = (widget.clone(), identity.clone());
             tasks.push(tokio::spawn(async move {
-                let s: Value = http
-                    .post(format!("{base}/api/widget/v1/session"))
-                    .header("X-Kith-Website", &key)
-                    .json(&json!({}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let vt = s["visitor_token"].as_str().unwrap().to_string();
-                let r = http
-                    .post(format!("{base}/api/widget/v1/identify"))
-                    .header("X-Kith-Website", &key)
-                    .header("X-Kith-Visitor", &vt)
-                    .json(&identity)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-                let r = http
-                    .post(format!("{base}/api/widget/v1/messages"))
-                    .header("X-Kith-Website", &key)
-                    .header("X-Kith-Visitor", &vt)
-                    .json(&json!({"body": "first!"}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-                let v: Value = r.json().await.unwrap();
+                let vt = widget.session(&base).await;
+                widget
+                    .post(&base, Some(&vt), "identify", identity, 200)
+                    .await;
+                let v = widget
+                    .post(&base, Some(&vt), "messages", json!({"body": "first!"}), 201)
+                    .await;
                 v["contact_id"].as_str().unwrap().to_string()
             }));
         }
@@ -313,38 +334,26 @@ async fn two_processes_on_one_postgres_database() {
         } else {
             (&base_b, &base_a)
         };
-        let s: Value = http
-            .post(format!("{writer}/api/widget/v1/session"))
-            .header("X-Kith-Website", &key)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let vt = s["visitor_token"].as_str().unwrap().to_string();
+        let vt = widget.session(writer).await;
         let email = format!("freshness{i}@example.com");
-        let r = http
-            .post(format!("{writer}/api/widget/v1/identify"))
-            .header("X-Kith-Website", &key)
-            .header("X-Kith-Visitor", &vt)
-            .json(&json!({ "email": email }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-        let m: Value = http
-            .post(format!("{writer}/api/widget/v1/messages"))
-            .header("X-Kith-Website", &key)
-            .header("X-Kith-Visitor", &vt)
-            .json(&json!({"body": "am I listed?"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        widget
+            .post(
+                writer,
+                Some(&vt),
+                "identify",
+                json!({ "email": email }),
+                200,
+            )
+            .await;
+        let m = widget
+            .post(
+                writer,
+                Some(&vt),
+                "messages",
+                json!({"body": "am I listed?"}),
+                201,
+            )
+            .await;
         let id = m["contact_id"].as_str().unwrap().to_string();
         let found = total_through(reader, format!("q={email}")).await;
         assert_eq!(
@@ -382,28 +391,10 @@ async fn two_processes_on_one_postgres_database() {
     );
 
     // A visitor streams events from process B; an agent replies through process A.
-    let s: Value = http
-        .post(format!("{base_b}/api/widget/v1/session"))
-        .header("X-Kith-Website", &key)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let vt = s["visitor_token"].as_str().unwrap().to_string();
-    let m: Value = http
-        .post(format!("{base_b}/api/widget/v1/messages"))
-        .header("X-Kith-Website", &key)
-        .header("X-Kith-Visitor", &vt)
-        .json(&json!({"body": "help"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let vt = widget.session(&base_b).await;
+    let m = widget
+        .post(&base_b, Some(&vt), "messages", json!({"body": "help"}), 201)
+        .await;
     let conv = m["conversation_id"].as_str().unwrap().to_string();
     let resp = http
         .get(format!(
