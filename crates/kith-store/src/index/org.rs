@@ -222,19 +222,11 @@ impl OrgIndex {
         self.ids.id(slot)
     }
 
-    fn id_key(&self, slot: u32) -> IdKey<'_> {
-        self.ids.key(slot)
-    }
-
-    fn text(&self, slot: u32) -> &[u8] {
-        self.texts.get(slot)
-    }
-
     fn name(&self, slot: u32) -> Option<&[u8]> {
         match self.name_len[slot as usize] {
             NO_NAME => None,
             NAME_ELSEWHERE => self.names_elsewhere.get(&slot).map(|n| n.as_bytes()),
-            len => Some(&self.text(slot)[..len as usize]),
+            len => Some(&self.texts.get(slot)[..len as usize]),
         }
     }
 
@@ -292,8 +284,8 @@ impl OrgIndex {
         self.meta_of.set(slot, &encode_meta(&meta));
 
         let text = c.search_text.as_bytes();
-        if self.text(slot) != text {
-            let was_empty = self.text(slot).is_empty();
+        if self.texts.get(slot) != text {
+            let was_empty = self.texts.get(slot).is_empty();
             match &mut self.deferred_grams {
                 Some(deferred) if was_empty => deferred.push(slot),
                 _ => {
@@ -564,8 +556,8 @@ impl OrgIndex {
         let order = |a: u32, b: u32| {
             listing_order(
                 desc,
-                (self.key(field, a), self.id_key(a)),
-                (self.key(field, b), self.id_key(b)),
+                (self.key(field, a), self.ids.key(a)),
+                (self.key(field, b), self.ids.key(b)),
             )
         };
         // Most slots are decided by one integer comparison of their rank; only equal ranks
@@ -579,7 +571,7 @@ impl OrgIndex {
             if let (Some(ar), Some(a)) = (after_rank, after_key) {
                 if r < ar
                     || (r == ar
-                        && listing_order(desc, (self.key(field, slot), self.id_key(slot)), a)
+                        && listing_order(desc, (self.key(field, slot), self.ids.key(slot)), a)
                             != Ordering::Greater)
                 {
                     continue;

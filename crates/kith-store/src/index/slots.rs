@@ -73,26 +73,31 @@ pub(crate) struct SlotIds {
     other: FxHashMap<u32, Box<str>>,
     /// The slots of the contacts held, found by their id.
     table: HashTable<u32>,
-    hasher: rustc_hash::FxBuildHasher,
+}
+
+/// The id of `slot` as compared and hashed. Free of `SlotIds` so the table can be changed
+/// while the ids are read.
+fn slot_key<'a>(ulids: &[u128], other: &'a FxHashMap<u32, Box<str>>, slot: u32) -> IdKey<'a> {
+    if !other.is_empty() {
+        if let Some(t) = other.get(&slot) {
+            return IdKey::Text(t);
+        }
+    }
+    IdKey::Ulid(ulids[slot as usize])
+}
+
+fn hash(key: IdKey) -> u64 {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    match key {
+        IdKey::Ulid(n) => n.hash(&mut h),
+        IdKey::Text(t) => t.hash(&mut h),
+    }
+    h.finish()
 }
 
 impl SlotIds {
-    fn hash(&self, key: IdKey) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        match key {
-            IdKey::Ulid(n) => n.hash(&mut h),
-            IdKey::Text(t) => t.hash(&mut h),
-        }
-        h.finish()
-    }
-
     pub fn key(&self, slot: u32) -> IdKey<'_> {
-        if !self.other.is_empty() {
-            if let Some(t) = self.other.get(&slot) {
-                return IdKey::Text(t);
-            }
-        }
-        IdKey::Ulid(self.ulids[slot as usize])
+        slot_key(&self.ulids, &self.other, slot)
     }
 
     /// The id of `slot`, as text.
@@ -105,9 +110,7 @@ impl SlotIds {
 
     pub fn get(&self, id: &str) -> Option<u32> {
         let key = IdKey::of(id);
-        self.table
-            .find(self.hash(key), |s| self.key(*s) == key)
-            .copied()
+        self.table.find(hash(key), |s| self.key(*s) == key).copied()
     }
 
     /// Gives `id` (not held) the next slot.
@@ -121,35 +124,19 @@ impl SlotIds {
                 self.other.insert(slot, t.into());
             }
         }
-        let hash = self.hash(key);
-        let ulids = &self.ulids;
-        let other = &self.other;
-        let hasher = &self.hasher;
-        self.table.insert_unique(hash, slot, |s| {
-            let mut h = hasher.build_hasher();
-            match other.get(s) {
-                Some(t) => t.hash(&mut h),
-                None => ulids[*s as usize].hash(&mut h),
-            }
-            h.finish()
-        });
+        let (ulids, other) = (&self.ulids, &self.other);
+        self.table
+            .insert_unique(hash(key), slot, |s| hash(slot_key(ulids, other, *s)));
         slot
     }
 
     /// Forgets `id`; its slot is not reused. Answers the slot it had.
     pub fn remove(&mut self, id: &str) -> Option<u32> {
         let key = IdKey::of(id);
-        let hash = self.hash(key);
-        let entry = {
-            let (ulids, other) = (&self.ulids, &self.other);
-            self.table.find_entry(hash, |s| {
-                let held = match other.get(s) {
-                    Some(t) => IdKey::Text(t),
-                    None => IdKey::Ulid(ulids[*s as usize]),
-                };
-                held == key
-            })
-        };
+        let (ulids, other) = (&self.ulids, &self.other);
+        let entry = self
+            .table
+            .find_entry(hash(key), |s| slot_key(ulids, other, *s) == key);
         let (slot, _) = entry.ok()?.remove();
         self.other.remove(&slot);
         Some(slot)
@@ -157,15 +144,9 @@ impl SlotIds {
 
     pub fn shrink_to_fit(&mut self) {
         self.ulids.shrink_to_fit();
-        let (ulids, other, hasher) = (&self.ulids, &self.other, &self.hasher);
-        self.table.shrink_to_fit(|s| {
-            let mut h = hasher.build_hasher();
-            match other.get(s) {
-                Some(t) => t.hash(&mut h),
-                None => ulids[*s as usize].hash(&mut h),
-            }
-            h.finish()
-        });
+        let (ulids, other) = (&self.ulids, &self.other);
+        self.table
+            .shrink_to_fit(|s| hash(slot_key(ulids, other, *s)));
     }
 
     /// Bytes held (the table's buckets and control bytes, the numbers, the odd ids).
