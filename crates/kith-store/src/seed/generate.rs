@@ -6,10 +6,12 @@ use crate::conn::{Arg, Dialect};
 use crate::contact_rows::profile_args;
 use crate::ids::new_id;
 use crate::StoreError;
-use kith_core::{Email, Metadata, Phone, Profile, Tags, Text};
+use kith_core::contact::{Changes, FieldChange};
+use kith_core::timeline::EventKind;
+use kith_core::{Email, Metadata, Phone, Profile, Status, Tags, Text};
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 
 pub(super) const FIRST: &[&str] = &[
     "Ada",
@@ -267,7 +269,6 @@ impl Generator {
         last_seen: i64,
         conversation: Option<&Conversation>,
     ) -> Vec<Event> {
-        let customer = p.user_id.is_some();
         let by = if conversation.is_some() {
             "visitor"
         } else {
@@ -275,15 +276,15 @@ impl Generator {
         };
         let mut events = vec![Event {
             id: new_id(),
-            kind: "created",
+            kind: EventKind::Created.as_str(),
             actor: by,
-            data: json!({"status": "lead"}).to_string(),
+            data: json!({"status": Status::Lead.as_str()}).to_string(),
             at: created,
         }];
         if let Some(cv) = conversation {
             events.push(Event {
                 id: new_id(),
-                kind: "conversation_started",
+                kind: EventKind::ConversationStarted.as_str(),
                 actor: "visitor",
                 data: json!({"conversation_id": cv.id, "website_id": self.website.0,
                              "website_name": self.website.1})
@@ -291,22 +292,25 @@ impl Generator {
                 at: created,
             });
         }
-        if customer {
-            let changes = json!({
-                "user_id": {"old": null, "new": p.user_id.as_ref().map(|u| u.as_str())},
-            });
+        // Field changes as `Changes::to_json` writes them (`record_changes`).
+        let changed = |field: &str, old: Value, new: Value| {
+            json!({"changes": Changes(vec![FieldChange { field: field.into(), old, new }]).to_json()})
+                .to_string()
+        };
+        if let Some(user_id) = &p.user_id {
             events.push(Event {
                 id: new_id(),
-                kind: "fields_updated",
+                kind: EventKind::FieldsUpdated.as_str(),
                 actor: by,
-                data: json!({"changes": changes}).to_string(),
+                data: changed("user_id", Value::Null, json!(user_id.as_str())),
                 at: created,
             });
             events.push(Event {
                 id: new_id(),
-                kind: "promoted",
+                kind: EventKind::Promoted.as_str(),
                 actor: by,
-                data: json!({"from": "lead", "to": "customer"}).to_string(),
+                data: json!({"from": Status::Lead.as_str(), "to": Status::Customer.as_str()})
+                    .to_string(),
                 at: created,
             });
         }
@@ -318,10 +322,9 @@ impl Generator {
                 let next = pick(&mut self.rng, PLANS);
                 events.push(Event {
                     id: new_id(),
-                    kind: "fields_updated",
+                    kind: EventKind::FieldsUpdated.as_str(),
                     actor: "api",
-                    data: json!({"changes": {"metadata.plan": {"old": plan, "new": next}}})
-                        .to_string(),
+                    data: changed("metadata", json!({"plan": plan}), json!({"plan": next})),
                     at: created + span * (i + 1) / (n + 1),
                 });
                 plan = next;
