@@ -66,15 +66,18 @@ fn stats(mut d: Vec<Duration>) -> Stats {
     }
 }
 
-/// A size field of this process's `/proc/self/status`, in KiB (0 where there is none).
-pub(crate) fn own_status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+/// Size fields (`VmRSS:`, `RssAnon:`, …) of a process's `/proc/PID/status` (`pid` "self"
+/// for this one), in KiB, in the order asked; 0 where there is none (not Linux).
+pub(crate) fn status_kib<const N: usize>(pid: &str, fields: [&str; N]) -> [u64; N] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    fields.map(|field| {
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 /// A fresh admin of the organization for a bench to sign in as (the first admin's password
@@ -192,6 +195,29 @@ impl HttpLists {
     }
 }
 
+/// One page of 50 of `s` after `cursor`, through `http` when given, else from the store: its
+/// exact total and the next cursor.
+async fn page(
+    org: kith_store::OrgStore<'_>,
+    http: Option<&HttpLists>,
+    s: &Shape,
+    cursor: Option<&str>,
+) -> anyhow::Result<(Option<i64>, Option<String>)> {
+    match http {
+        Some(h) => {
+            let (total, next) = h.page(s, cursor).await?;
+            Ok((Some(total), next))
+        }
+        None => {
+            let p = org
+                .list_contacts(&s.filter, &s.sort, cursor, 50)
+                .await
+                .with_context(|| format!("query shape {}", s.name))?;
+            Ok((p.total, p.next_cursor))
+        }
+    }
+}
+
 /// How `kith bench lists` asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -264,6 +290,7 @@ pub async fn lists(
         Via::Http => Some(HttpLists::start(store, org_id).await?),
         Via::Store => None,
     };
+    let counts_timed = via == Via::Store;
     let mut results = vec![];
     if !json_out {
         println!(
@@ -278,6 +305,7 @@ pub async fn lists(
         match &index {
             Some((contacts, m)) => {
                 let mib = |b: u64| b as f64 / (1 << 20) as f64;
+                let [anon, resident] = status_kib("self", ["RssAnon:", "VmRSS:"]);
                 println!(
                     "opened in {:.2} s, building the contact index: {contacts} contacts, {:.0} MiB \
                      (ids {:.0}, columns {:.0}, texts {:.0}, per-contact sets {:.0}, bitmaps {:.0}, \
@@ -290,8 +318,8 @@ pub async fn lists(
                     mib(m.contact_sets),
                     mib(m.bitmaps),
                     mib(m.grams),
-                    own_status_kib("RssAnon:") as f64 / 1024.0,
-                    own_status_kib("VmRSS:") as f64 / 1024.0,
+                    anon as f64 / 1024.0,
+                    resident as f64 / 1024.0,
                 )
             }
             None => println!(
@@ -314,46 +342,31 @@ pub async fn lists(
         // Walk to the page this shape times.
         let mut cursor: Option<String> = None;
         for _ in 0..s.depth {
-            cursor = match &http {
-                Some(h) => h.page(s, cursor.as_deref()).await?.1,
-                None => {
-                    org.list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
-                        .await?
-                        .next_cursor
-                }
-            };
+            cursor = page(org, http.as_ref(), s, cursor.as_deref()).await?.1;
         }
         let mut page_times = vec![];
         let mut count_times = vec![];
         let mut matches = 0;
         for i in 0..iterations + 3 {
             let t = Instant::now();
-            let total = match &http {
-                Some(h) => Some(h.page(s, cursor.as_deref()).await?.0),
-                None => {
-                    org.list_contacts(&s.filter, &s.sort, cursor.as_deref(), 50)
-                        .await
-                        .with_context(|| format!("query shape {}", s.name))?
-                        .total
-                }
-            };
+            let (total, _) = page(org, http.as_ref(), s, cursor.as_deref()).await?;
             let page_time = t.elapsed();
             let t = Instant::now();
             // Through HTTP the page's answer is the count; in process it is timed alone too.
-            if http.is_none() || i == 0 {
+            if counts_timed || i == 0 {
                 matches = org.count_contacts(&s.filter).await?;
             }
             let count_time = t.elapsed();
             anyhow::ensure!(total == Some(matches), "count mismatch in {}", s.name);
             if i >= 3 {
                 page_times.push(page_time);
-                if http.is_none() {
+                if counts_timed {
                     count_times.push(count_time);
                 }
             }
         }
         let p = stats(page_times);
-        let c = (via == Via::Store).then(|| stats(count_times));
+        let c = counts_timed.then(|| stats(count_times));
         if !json_out {
             match &c {
                 Some(c) => println!(
@@ -417,7 +430,7 @@ pub async fn lists(
                    "via": match via { Via::Http => "http", Via::Store => "store" },
                    "open_seconds": opened.as_secs_f64(),
                    "index": index.map(|(n, m)| json!({"contacts": n, "bytes": m.total(), "by_part": m})),
-                   "process_rss_anon_kib": own_status_kib("RssAnon:"),
+                   "process_rss_anon_kib": status_kib("self", ["RssAnon:"])[0],
                    "shapes": results, "search_vs_scan": comparisons})
         );
     }

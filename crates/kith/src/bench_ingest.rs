@@ -140,16 +140,8 @@ impl Server {
     /// Peak and current resident size in KiB, from /proc (Linux).
     fn rss_kib(&self) -> (u64, u64) {
         let Some(pid) = self.pid() else { return (0, 0) };
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
+        let [peak, now] = crate::bench::status_kib(&pid.to_string(), ["VmHWM:", "VmRSS:"]);
+        (peak, now)
     }
 
     /// SIGTERM (a clean shutdown, as an operator's), then wait.

@@ -182,6 +182,18 @@ fn a_bad_database_url_is_a_clear_error() {
     assert!(err.contains("unsupported database URL"), "{err}");
 }
 
+/// `GET url` with the API token: the JSON answer.
+async fn admin_get(http: &reqwest::Client, token: &str, url: String) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The widget's calls, as a page makes them, to the server at `base`.
 #[derive(Clone)]
 struct Widget {
@@ -286,46 +298,17 @@ async fn two_processes_on_one_postgres_database() {
         }
         assert_eq!(ids.len(), 1, "one contact for {identity}");
         let id = ids.into_iter().next().unwrap();
-        let c: Value = http
-            .get(format!("{base_b}/api/v1/contacts/{id}"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let c = admin_get(&http, &token, format!("{base_b}/api/v1/contacts/{id}")).await;
         assert_eq!(c["message_count"], N, "{c}");
         assert_eq!(c["conversation_count"], N, "{c}");
     }
-    let list: Value = http
-        .get(format!("{base_a}/api/v1/contacts"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = admin_get(&http, &token, format!("{base_a}/api/v1/contacts")).await;
     assert_eq!(list["total"], 2);
 
     // Lists are exact at commit across processes: what is written through one process is in
     // the other's very next list answer (search, tag filter, count), with no wait between.
-    let total_through = |base: &str, query: String| {
-        let (http, token) = (http.clone(), token.clone());
-        let url = format!("{base}/api/v1/contacts?{query}");
-        async move {
-            let page: Value = http
-                .get(url)
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            page
-        }
+    let total_through = |base: &str, query: &str| {
+        admin_get(&http, &token, format!("{base}/api/v1/contacts?{query}"))
     };
     let mut fresh = vec![];
     for i in 0..20 {
@@ -355,7 +338,7 @@ async fn two_processes_on_one_postgres_database() {
             )
             .await;
         let id = m["contact_id"].as_str().unwrap().to_string();
-        let found = total_through(reader, format!("q={email}")).await;
+        let found = total_through(reader, &format!("q={email}")).await;
         assert_eq!(
             found["total"], 1,
             "written through {writer}, listed through {reader}: {found}"
@@ -370,7 +353,7 @@ async fn two_processes_on_one_postgres_database() {
             .unwrap();
         assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
         fresh.push(id);
-        let tagged = total_through(reader, "tag=fresh-wave".into()).await;
+        let tagged = total_through(reader, "tag=fresh-wave").await;
         assert_eq!(tagged["total"], fresh.len(), "{tagged}");
     }
     let gone = fresh.pop().unwrap();
@@ -382,13 +365,10 @@ async fn two_processes_on_one_postgres_database() {
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert_eq!(
-        total_through(&base_b, "tag=fresh-wave".into()).await["total"],
+        total_through(&base_b, "tag=fresh-wave").await["total"],
         fresh.len()
     );
-    assert_eq!(
-        total_through(&base_b, String::new()).await["total"],
-        2 + fresh.len()
-    );
+    assert_eq!(total_through(&base_b, "").await["total"], 2 + fresh.len());
 
     // A visitor streams events from process B; an agent replies through process A.
     let vt = widget.session(&base_b).await;
