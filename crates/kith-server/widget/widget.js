@@ -59,11 +59,15 @@
     // The key rides in the query too, so the browser's preflight names the website and Kith
     // can answer it with that website's allowed origins.
     var url = API + path + (path.indexOf("?") < 0 ? "?" : "&") + "website_key=" + encodeURIComponent(KEY);
+    var mine = person;
+    // An answer (or failure) that arrives after a reset belongs to the person before it: it
+    // never settles, so no caller paints it for whoever uses the browser next.
+    var stale = function () { return mine !== person ? new Promise(function () {}) : null; };
     return fetch(url, {
       method: method, headers: headers, body: body ? JSON.stringify(body) : undefined,
       credentials: "omit", mode: "cors"
     }).then(function (res) {
-      return res.json().catch(function () { return {}; }).then(function (data) {
+      return stale() || res.json().catch(function () { return {}; }).then(function (data) {
         if (!res.ok) {
           var err = new Error((data.error && data.error.message) || ("HTTP " + res.status));
           err.status = res.status;
@@ -71,6 +75,8 @@
         }
         return data;
       });
+    }, function (e) {
+      return stale() || Promise.reject(e);
     });
   }
 
@@ -220,19 +226,15 @@
   // the live stream was cut (replies sent meanwhile arrive here, once, by id).
   function sync() {
     if (!token) return Promise.resolve();
-    var mine = person;
     var pick = conversationId
       ? Promise.resolve(conversationId)
       : call("GET", "/conversations?limit=1").then(function (d) {
         return d.items && d.items[0] ? d.items[0].id : null;
       });
     return pick.then(function (id) {
-      if (mine !== person) return;
       if (!id) { showEmpty(); return; }
       conversationId = id;
       return call("GET", "/conversations/" + encodeURIComponent(id) + "/messages?limit=50").then(function (d) {
-        // An answer for the person before a reset is not shown to the next one.
-        if (mine !== person) return;
         // The server's order is the truth: redraw from it, then what is still unsent.
         log.textContent = "";
         seen = {};
@@ -242,7 +244,7 @@
         });
       });
     }).catch(function (e) {
-      if (e.status === 401 && mine === person) forget();
+      if (e.status === 401) forget();
     });
   }
 
@@ -285,13 +287,11 @@
     clearTimeout(retryTimer);
     if (!outbox.length) return;
     var item = outbox[0];
-    var mine = person;
     ensureToken().then(function () {
       var body = { body: item.body };
       if (item.conversation_id || conversationId) body.conversation_id = item.conversation_id || conversationId;
       return call("POST", "/messages", body, { "Idempotency-Key": item.key });
     }).then(function (d) {
-      if (mine !== person) return;
       outbox.shift();
       store(OUTBOX, outbox);
       conversationId = d.conversation_id;
@@ -302,7 +302,6 @@
       retryDelay = 1000;
       flush();
     }, function (e) {
-      if (mine !== person) return;
       if (e.status && e.status < 500 && e.status !== 429 && e.status !== 401) {
         // The server refused this message for good (e.g. too long): say so, keep the rest.
         outbox.shift();
@@ -411,8 +410,7 @@
     return identifying;
   }
 
-  // Bumped by a reset: answers to requests made before it are dropped, so a late reply can
-  // never paint the previous person's conversation for the next one (a shared computer).
+  // Bumped by a reset: `call` drops answers to requests made before it (a shared computer).
   var person = 0;
   function forget() {
     person++;
