@@ -17,9 +17,10 @@ pub(crate) enum Backend {
 
 pub(crate) struct Inner {
     pub(crate) backend: Backend,
-    /// Lists, counts and search for a serving SQLite store (see `index`); `None` otherwise.
+    /// Lists, counts and search for a serving store (see `index`); `None` otherwise.
     pub(crate) index: Option<Arc<crate::index::ContactIndex>>,
-    /// The initial build of `index`, running in the background.
+    /// The initial build of `index`, running in the background (on PostgreSQL, then
+    /// following the database for the store's life).
     index_build: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Held for the store's life: one process owns a SQLite database it indexes or bulk-loads.
     _lock: Option<std::fs::File>,
@@ -45,7 +46,7 @@ pub(crate) const MAX_ATTEMPTS: u32 = 12;
 /// What a process does with the database, which decides what it holds on SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// The server: owns a SQLite database alone and keeps the contact index in memory.
+    /// The server: keeps the contact index in memory; owns a SQLite database alone.
     Serve,
     /// A bulk load (`kith seed`): owns a SQLite database alone, without the index.
     Bulk,
@@ -67,7 +68,7 @@ impl Store {
     /// build counts as over: its reads fail, naming why.
     pub(crate) fn lists_from_index(&self) -> bool {
         self.inner.index.as_ref().is_some_and(|i| {
-            let building = i.is_building();
+            let building = i.is_building() || i.is_stale();
             if building {
                 metrics::counter!("kith_lists_by_sql_while_index_builds_total").increment(1);
             }
@@ -111,7 +112,9 @@ impl Store {
         let (backend, index, lock) = if url.starts_with("sqlite:") {
             open_sqlite(url, max_connections, access).await?
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            (open_postgres(url, max_connections).await?, None, None)
+            let index = (access == Access::Serve)
+                .then(|| Arc::new(crate::index::ContactIndex::following()));
+            (open_postgres(url, max_connections).await?, index, None)
         } else {
             return Err(StoreError::Config(format!(
                 "unsupported database URL {:?}: use sqlite://file.db, sqlite:///abs/path.db or postgres://user@host/db",
@@ -175,7 +178,7 @@ impl Store {
     }
 
     /// Contacts held by the in-memory contact index and the bytes it holds, by part; `None`
-    /// when this store answers lists with SQL (PostgreSQL, or not serving).
+    /// when this store answers lists with SQL (not serving).
     pub fn contact_index_size(&self) -> Option<(u64, crate::index::IndexMemory)> {
         self.inner.index.as_ref().map(|i| i.size())
     }
@@ -415,8 +418,12 @@ async fn check_sqlite_file(path: &std::path::Path) -> Result<(), StoreError> {
 /// holding the writer lock, so nothing commits meanwhile — re-reads the contacts written
 /// during the build and opens the index to readers.
 async fn build_index(inner: Arc<Inner>) {
-    let (Some(index), Backend::Sqlite(pool)) = (&inner.index, &inner.backend) else {
-        return;
+    let Some(index) = &inner.index else { return };
+    let pool = match &inner.backend {
+        Backend::Sqlite(pool) => pool,
+        Backend::Postgres(pool) => {
+            return crate::index::follow(index.clone(), pool.clone(), report_build).await;
+        }
     };
     let started = std::time::Instant::now();
     let outcome = async {
@@ -436,17 +443,27 @@ async fn build_index(inner: Arc<Inner>) {
         Ok::<_, StoreError>(())
     }
     .await;
-    match &outcome {
+    report_build(index, started.elapsed(), &outcome);
+    index.set_ready(outcome.map_err(|e| e.to_string()));
+}
+
+/// Logs a build of the contact index and records its size and time.
+fn report_build(
+    index: &crate::index::ContactIndex,
+    took: Duration,
+    outcome: &Result<(), StoreError>,
+) {
+    match outcome {
         Ok(()) => {
             let (contacts, memory) = index.size();
             let bytes = memory.total();
-            metrics::histogram!("kith_index_build_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("kith_index_build_seconds").record(took.as_secs_f64());
             metrics::gauge!("kith_index_contacts").set(contacts as f64);
             metrics::gauge!("kith_index_bytes").set(bytes as f64);
             tracing::info!(
                 contacts,
                 approx_mib = bytes >> 20,
-                ms = started.elapsed().as_millis() as u64,
+                ms = took.as_millis() as u64,
                 "contact index built; lists are ready"
             );
         }
@@ -454,7 +471,6 @@ async fn build_index(inner: Arc<Inner>) {
             tracing::error!(error = %e, "the contact index could not be built; lists will fail")
         }
     }
-    index.set_ready(outcome.map_err(|e| e.to_string()));
 }
 
 fn install_dirty_tracking<'c>(

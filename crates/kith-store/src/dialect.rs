@@ -89,10 +89,10 @@ pub(crate) fn scan_search_condition(d: Dialect, term: &str, q: &mut crate::query
 }
 
 /// A condition: the contact's searchable text contains `term` (already lower-cased), for
-/// `c.search_text`. SQLite: a plain substring test — serving SQLite stores answer searches
-/// from the in-memory index (`index`), so this is the reference the index is tested against.
-/// PostgreSQL: LIKE with the term escaped, which the pg_trgm GIN index answers for three or
-/// more characters; shorter terms scan with `strpos`.
+/// `c.search_text`. Serving stores answer searches from the in-memory index (`index`); this
+/// answers while it builds and for short commands. SQLite: a plain substring test, the
+/// reference the index is tested against. PostgreSQL: LIKE with the term escaped, which the
+/// pg_trgm GIN index answers for three or more characters; shorter terms scan with `strpos`.
 pub(crate) fn search_condition(d: Dialect, term: &str, q: &mut crate::query::Sql) -> String {
     match d {
         Dialect::Sqlite => {

@@ -140,6 +140,11 @@ pub enum StoreError {
     },
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// PostgreSQL: this process's contact index fell too far behind the database (it could not
+    /// read the change log for minutes) and is being rebuilt; lists are answered by SQL
+    /// meanwhile, so asking again succeeds.
+    #[error("the contact index is being rebuilt")]
+    IndexBehind,
     /// A row this transaction relied on was changed by a concurrent writer (retried).
     #[error("a concurrent change got in the way; try again")]
     Raced,
@@ -154,9 +159,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
-            )
+            StoreError::IndexBehind
+                | StoreError::Database(
+                    sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+                )
         )
     }
 

@@ -1,7 +1,9 @@
-//! The in-memory contact index (what a serving SQLite store answers lists from) must give the
-//! same pages, order and counts as the SQL reference, after every kind of write: bulk load,
-//! admin edits (names, tags, metadata, user ids), first messages on several websites, and
-//! merges that delete contacts and move conversations.
+//! The in-memory contact index (what a serving store answers lists from) must give the same
+//! pages, order and counts as the SQL reference, after every kind of write: bulk load, admin
+//! edits (names, tags, metadata, user ids), first messages on several websites, and merges
+//! that delete contacts and move conversations. On PostgreSQL a second serving store (another
+//! process) on the same database must answer the same at once: its index follows the first
+//! one's writes through the database's change log.
 
 use kith_core::contact::ProfilePatch;
 use kith_core::filter::{ListFilter, Sort};
@@ -9,7 +11,7 @@ use kith_core::identity::Claim;
 use kith_core::timeline::Actor;
 use kith_core::{ContactId, OrgId, VisitorId};
 use kith_store::{Access, NewOrg, Store};
-use kith_testkit::TempDir;
+use kith_testkit::{Backend, TempDir, TestDb};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -211,12 +213,45 @@ async fn compare_all(store: &Store, org: &OrgId, rng: &mut StdRng, rounds: usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn index_answers_like_sql_after_every_kind_of_write() {
+async fn index_answers_like_sql_after_every_kind_of_write_sqlite() {
+    every_kind_of_write(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_answers_like_sql_after_every_kind_of_write_postgres() {
+    every_kind_of_write(Backend::Postgres).await
+}
+
+/// Compares the writing store and, on PostgreSQL, a second serving store that only reads.
+async fn compare_everywhere(
+    stores: &[&Store],
+    org: &OrgId,
+    rng: &mut StdRng,
+    rounds: usize,
+    label: &str,
+) {
+    // The reading store first, while the writes are newest.
+    for (i, store) in stores.iter().enumerate().rev() {
+        compare_all(store, org, rng, rounds, &format!("{label}, store {i}")).await;
+    }
+}
+
+async fn every_kind_of_write(backend: Backend) {
     // Removed on drop, also when the test fails.
-    let tmp = TempDir::new("index");
-    let dir = tmp.path().to_path_buf();
-    let url = format!("sqlite://{}/k.db", dir.display());
+    let db = TestDb::new(backend).await;
+    let url = db.url.clone();
     let store = Store::open_with(&url, 4, Access::Serve).await.unwrap();
+    // SQLite has one serving process; PostgreSQL a second one that follows the first.
+    let other = match backend {
+        Backend::Postgres => Some(Store::open_with(&url, 2, Access::Serve).await.unwrap()),
+        Backend::Sqlite => None,
+    };
+    let stores: Vec<&Store> = std::iter::once(&store).chain(other.as_ref()).collect();
+    let stores = &stores[..];
+    for s in stores {
+        // Answered by the index from here on, not by SQL as while it builds.
+        s.contact_index_ready().await.unwrap();
+    }
     let creds = store
         .create_org(&NewOrg {
             name: "Index".into(),
@@ -235,7 +270,7 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
 
     // Bulk load through the ordinary write transaction.
     store.org(&org).seed(400, 11).await.unwrap();
-    compare_all(&store, &org, &mut rng, 60, "after seeding").await;
+    compare_everywhere(stores, &org, &mut rng, 60, "after seeding").await;
 
     // Admin edits: names (some removed), tags, metadata, user ids (lead ↔ customer).
     let page = store
@@ -269,7 +304,7 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
             .await
             .unwrap_or_else(|e| panic!("patch {body}: {e}"));
     }
-    compare_all(&store, &org, &mut rng, 60, "after admin edits").await;
+    compare_everywhere(stores, &org, &mut rng, 60, "after admin edits").await;
     // Numbers compare by value: the sixteen contacts given `seats: 3.0` match `eq: 3`; a
     // string "3" matches none of them.
     for (eq, at_least, at_most) in [(json!(3), 16, 1_000), (json!("3"), 0, 0)] {
@@ -306,11 +341,14 @@ async fn index_answers_like_sql_after_every_kind_of_write() {
                 .unwrap();
         }
     }
-    compare_all(&store, &org, &mut rng, 80, "after messages and merges").await;
+    compare_everywhere(stores, &org, &mut rng, 80, "after messages and merges").await;
 
     // A reopened store builds its index from the database and answers the same.
     store.close().await;
     drop(store);
+    if let Some(other) = other {
+        other.close().await;
+    }
     let reopened = Store::open_with(&url, 4, Access::Serve).await.unwrap();
     compare_all(&reopened, &org, &mut rng, 40, "after reopening").await;
     reopened.close().await;

@@ -161,10 +161,9 @@ impl Server {
     }
 }
 
-/// Waits until the server answers `/healthz` and, when it keeps a contact index (SQLite), until
-/// the index is built (its gauge appears on `/metrics`): the run measures the served state,
-/// not the start.
-async fn wait_ready(http: &reqwest::Client, base: &str, sqlite: bool) -> anyhow::Result<()> {
+/// Waits until the server answers `/healthz` and its contact index is built (its gauge
+/// appears on `/metrics`): the run measures the served state, not the start.
+async fn wait_ready(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         anyhow::ensure!(
@@ -177,9 +176,6 @@ async fn wait_ready(http: &reqwest::Client, base: &str, sqlite: bool) -> anyhow:
             .await
             .is_ok_and(|r| r.status().is_success());
         if up {
-            if !sqlite {
-                return Ok(());
-            }
             let metrics = match http.get(format!("{base}/metrics")).send().await {
                 Ok(r) => r.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
@@ -383,7 +379,7 @@ pub async fn run(args: IngestArgs) -> anyhow::Result<()> {
         .build()?;
     let started_at = Instant::now();
     for s in &servers {
-        wait_ready(&http, &s.base, sqlite).await?;
+        wait_ready(&http, &s.base).await?;
     }
     let ready_after = started_at.elapsed();
     let run_id = kith_store::new_id().to_lowercase();

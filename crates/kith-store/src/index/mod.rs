@@ -13,14 +13,18 @@
 //! at once; list reads wait until it is ready. Writes committed meanwhile are noted and their
 //! contacts re-read, under the writer lock, when the build ends.
 //!
-//! PostgreSQL can be shared by several processes, so it answers lists with its own indexes.
+//! PostgreSQL can be shared by several processes that each write: every serving process
+//! keeps its own index and follows the others' writes through a change log in the database,
+//! catching up before each list read (`follow`).
 
 mod arena;
+mod follow;
 mod grams;
 mod load;
 mod org;
 mod slots;
 
+pub(crate) use follow::run as follow;
 pub use grams::search_texts;
 pub(crate) use load::{build, collect_changes, load_changes, Dirty, DIRTY_TRACKING_SQL};
 pub use org::IndexMemory;
@@ -79,6 +83,8 @@ pub(crate) struct ContactIndex {
     /// While the initial build runs: the contacts writes touched, to re-read when it ends.
     pending: Mutex<Option<Vec<Dirty>>>,
     ready: tokio::sync::watch::Sender<Readiness>,
+    /// PostgreSQL: where the index stands in the database's history of commits.
+    follow: Option<follow::Follow>,
 }
 
 impl Default for ContactIndex {
@@ -87,6 +93,7 @@ impl Default for ContactIndex {
             orgs: RwLock::default(),
             pending: Mutex::new(Some(Vec::new())),
             ready: tokio::sync::watch::Sender::new(Readiness::Building),
+            follow: None,
         }
     }
 }

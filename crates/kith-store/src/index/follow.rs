@@ -1,0 +1,398 @@
+//! The contact index on PostgreSQL: one copy in every serving process, kept exact across
+//! processes by the change log (`contact_changes`, migration 0014).
+//!
+//! Every transaction that touches a contact, its tags or its conversations leaves rows there,
+//! stamped with its transaction id. A process remembers the snapshot its index is exact at.
+//! Catching up takes a new snapshot and, in the same statement, reads the rows of every
+//! transaction visible in the new snapshot but not in the old one (those in progress at the
+//! old one, or begun after it), then re-reads those contacts and applies them. A list read
+//! catches up before it answers, so whatever committed before the read was asked, through any
+//! process, is in its answer: exact at commit, with no lock or counter shared by writers.
+//!
+//! Concurrent reads share one catch-up; a background loop catches up every second so reads
+//! find little to do. Rows are pruned once they are `KEEP` old; a process that could not
+//! catch up for `STALE` (< `KEEP`) may have missed pruned rows, so it rebuilds its index,
+//! answering lists by SQL meanwhile.
+
+use super::{ContactIndex, Dirty};
+use crate::StoreError;
+use sqlx::{PgConnection, PgPool};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the background loop catches up between list reads.
+const POLL: Duration = Duration::from_secs(1);
+/// How long change-log rows are kept after their transaction ended.
+const KEEP: Duration = Duration::from_secs(15 * 60);
+/// An index that could not catch up for this long is rebuilt (rows it needs may be pruned).
+const STALE: Duration = Duration::from_secs(10 * 60);
+/// How often the loop records a snapshot for pruning and prunes.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Where a following index stands.
+pub(crate) struct Follow {
+    /// The snapshot the index is exact at (`pg_snapshot` as text) and when it was taken;
+    /// `None` while it is built. The lock makes one catch-up at a time.
+    at: tokio::sync::Mutex<Option<(String, Instant)>>,
+    /// When the index last caught up, in ms after `born` (read without the lock).
+    fresh_ms: AtomicU64,
+    born: Instant,
+    /// `STALE` in ms; tests shorten it.
+    stale_ms: AtomicU64,
+}
+
+impl Default for Follow {
+    fn default() -> Self {
+        Follow {
+            at: tokio::sync::Mutex::new(None),
+            fresh_ms: AtomicU64::new(0),
+            born: Instant::now(),
+            stale_ms: AtomicU64::new(STALE.as_millis() as u64),
+        }
+    }
+}
+
+impl Follow {
+    fn mark_fresh(&self, taken: Instant) {
+        let ms = taken.saturating_duration_since(self.born).as_millis() as u64;
+        self.fresh_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn stale(&self) -> bool {
+        let fresh = self.born + Duration::from_millis(self.fresh_ms.load(Ordering::Relaxed));
+        fresh.elapsed() > Duration::from_millis(self.stale_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// The snapshot a statement run now sees.
+async fn snapshot(c: &mut PgConnection) -> Result<String, StoreError> {
+    let (s,): (String,) = sqlx::query_as("SELECT pg_current_snapshot()::text")
+        .fetch_one(c)
+        .await?;
+    Ok(s)
+}
+
+/// A new snapshot and the contacts of every transaction it sees that `since` did not, in
+/// one statement (so the rows read are exactly those the new snapshot sees). A transaction
+/// `since` did not see either was in progress then (`xip`) or began after it (≥ `xmax`):
+/// both are index ranges, so a long transaction elsewhere does not widen the scan.
+const CHANGES_SINCE: &str = "
+WITH now AS (SELECT pg_current_snapshot() AS s),
+changed AS (
+    SELECT org_id, contact_id, sites FROM contact_changes
+    WHERE xid >= pg_snapshot_xmax($1::pg_snapshot)
+    UNION ALL
+    SELECT org_id, contact_id, sites FROM contact_changes
+    WHERE xid IN (SELECT pg_snapshot_xip($1::pg_snapshot))
+)
+SELECT now.s::text AS snapshot, d.org_id, d.id, d.sites
+FROM now LEFT JOIN (
+    SELECT org_id, contact_id AS id, max(sites::int)::int8 AS sites
+    FROM changed GROUP BY org_id, contact_id
+) d ON TRUE";
+
+#[derive(sqlx::FromRow)]
+struct ChangedRow {
+    snapshot: String,
+    org_id: Option<String>,
+    id: Option<String>,
+    sites: Option<i64>,
+}
+
+impl ContactIndex {
+    /// An index for a PostgreSQL serving process (see the module doc).
+    pub(crate) fn following() -> ContactIndex {
+        ContactIndex {
+            follow: Some(Follow::default()),
+            ..ContactIndex::default()
+        }
+    }
+
+    /// Whether this index is too far behind to answer (it is about to be rebuilt).
+    pub(crate) fn is_stale(&self) -> bool {
+        self.follow.as_ref().is_some_and(|f| f.stale())
+    }
+
+    /// Brings a following index up to date with everything committed before this call, by
+    /// any process; a no-op for SQLite's index, which its own writes keep exact.
+    pub(crate) async fn catch_up(&self, pool: &PgPool) -> Result<(), StoreError> {
+        let Some(follow) = &self.follow else {
+            return Ok(());
+        };
+        let asked = Instant::now();
+        let mut at = follow.at.lock().await;
+        let Some((since, taken)) = at.as_ref() else {
+            return Err(StoreError::IndexBehind);
+        };
+        // A catch-up that began after this call was made already covers it.
+        if *taken > asked {
+            return Ok(());
+        }
+        if follow.stale() {
+            return Err(StoreError::IndexBehind);
+        }
+        let taken = Instant::now();
+        let mut conn = pool.acquire().await?;
+        let rows: Vec<ChangedRow> = sqlx::query_as(CHANGES_SINCE)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?;
+        let snapshot = match rows.first() {
+            Some(r) => r.snapshot.clone(),
+            None => return Err(StoreError::Corrupt("no snapshot read".into())),
+        };
+        let dirty: Vec<Dirty> = rows
+            .into_iter()
+            .filter_map(|r| {
+                Some(Dirty {
+                    org_id: r.org_id?,
+                    id: r.id?,
+                    sites: r.sites.unwrap_or(0),
+                })
+            })
+            .collect();
+        if !dirty.is_empty() {
+            metrics::counter!("kith_index_followed_contacts_total").increment(dirty.len() as u64);
+            // Read after the snapshot: as new or newer than it, which the next catch-up
+            // applies again if a later change is still to come.
+            let changes = super::load_changes(&mut *conn, dirty).await?;
+            self.apply(changes);
+        }
+        *at = Some((snapshot, taken));
+        follow.mark_fresh(taken);
+        Ok(())
+    }
+
+    /// Starts following at `snapshot` (taken at `taken`, before the build read anything).
+    async fn follow_from(&self, snapshot: String, taken: Instant) {
+        if let Some(f) = &self.follow {
+            *f.at.lock().await = Some((snapshot, taken));
+            f.mark_fresh(taken);
+        }
+    }
+
+    /// Drops everything for a rebuild: lists go to SQL until it is ready again.
+    async fn reset(&self) {
+        if let Some(f) = &self.follow {
+            *f.at.lock().await = None;
+        }
+        self.ready.send_replace(super::Readiness::Building);
+        super::write(&self.orgs).clear();
+    }
+}
+
+/// Builds a following index, then keeps it caught up and prunes the change log, for the life
+/// of the store; rebuilds when it fell `STALE` behind. `built` reports each build's outcome.
+pub(crate) async fn run(
+    index: Arc<ContactIndex>,
+    pool: PgPool,
+    built: impl Fn(&ContactIndex, Duration, &Result<(), StoreError>),
+) {
+    // Writes are applied directly: a build needs no list of them, it catches up instead.
+    index.take_pending();
+    let mut horizons: VecDeque<(Instant, String)> = VecDeque::new();
+    let mut pruned_at = Instant::now();
+    loop {
+        let started = Instant::now();
+        let outcome = build(&index, &pool).await;
+        built(&index, started.elapsed(), &outcome);
+        match outcome {
+            Ok(()) => index.set_ready(Ok(())),
+            // Built too slowly to catch up: at once again (lists stay on SQL).
+            Err(StoreError::IndexBehind) => {
+                index.reset().await;
+                continue;
+            }
+            Err(e) => {
+                // A failed build fails its reads, naming why; try again later.
+                index.set_ready(Err(e.to_string()));
+                tokio::time::sleep(POLL * 30).await;
+                index.reset().await;
+                continue;
+            }
+        }
+        loop {
+            tokio::time::sleep(POLL).await;
+            match index.catch_up(&pool).await {
+                Ok(()) => {}
+                Err(StoreError::IndexBehind) => break,
+                Err(e) => {
+                    metrics::counter!("kith_index_follow_errors_total").increment(1);
+                    tracing::warn!(error = %e, "the contact index could not catch up; retrying");
+                    if index.is_stale() {
+                        break;
+                    }
+                }
+            }
+            if pruned_at.elapsed() >= PRUNE_EVERY {
+                pruned_at = Instant::now();
+                if let Err(e) = prune(&pool, &mut horizons).await {
+                    tracing::warn!(error = %e, "the contact change log could not be pruned");
+                }
+            }
+        }
+        tracing::warn!("the contact index fell behind the database; rebuilding it");
+        metrics::counter!("kith_index_rebuilds_total").increment(1);
+        index.reset().await;
+    }
+}
+
+/// Reads every contact into the index, then catches up with what committed meanwhile.
+async fn build(index: &Arc<ContactIndex>, pool: &PgPool) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    let taken = Instant::now();
+    let since = snapshot(&mut conn).await?;
+    super::build(index, &mut *conn).await?;
+    drop(conn);
+    index.follow_from(since, taken).await;
+    index.catch_up(pool).await?;
+    Ok(())
+}
+
+/// Records a snapshot now, and deletes the rows of transactions that had ended when the
+/// oldest recorded snapshot still at least `KEEP` old was taken.
+async fn prune(
+    pool: &PgPool,
+    horizons: &mut VecDeque<(Instant, String)>,
+) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    horizons.push_back((Instant::now(), snapshot(&mut conn).await?));
+    let mut horizon = None;
+    while horizons.front().is_some_and(|(t, _)| t.elapsed() >= KEEP) {
+        horizon = horizons.pop_front().map(|(_, s)| s);
+    }
+    if let Some(h) = horizon {
+        prune_before(&mut conn, &h).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the change-log rows of transactions that had ended when `horizon` was taken.
+pub(crate) async fn prune_before(c: &mut PgConnection, horizon: &str) -> Result<u64, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM contact_changes WHERE xid < pg_snapshot_xmin($1::pg_snapshot)")
+            .bind(horizon)
+            .execute(c)
+            .await?;
+    Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NewOrg, Store};
+    use kith_core::filter::{ListFilter, Sort};
+    use kith_testkit::{Backend, TestDb};
+
+    async fn serving(db: &TestDb) -> Store {
+        let store = Store::open_with(&db.url, 4, crate::Access::Serve)
+            .await
+            .unwrap();
+        store.contact_index_ready().await.unwrap();
+        store
+    }
+
+    async fn names(store: &Store, org: &kith_core::OrgId) -> Vec<Option<String>> {
+        let page = store
+            .org(org)
+            .list_contacts(
+                &ListFilter::default(),
+                &Sort::parse("created_at").unwrap(),
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        page.items.into_iter().map(|c| c.name).collect()
+    }
+
+    async fn log_rows(store: &Store) -> i64 {
+        let pool = store.pg_pool().unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM contact_changes")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        n
+    }
+
+    /// Pruning deletes the rows of transactions that ended before the horizon and nothing a
+    /// later catch-up needs: a reader that followed before the prune stays exact after it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pruning_keeps_what_readers_still_need() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let (writer, reader) = (serving(&db).await, serving(&db).await);
+        let org = writer
+            .create_org(&NewOrg {
+                name: "Prune".into(),
+                admin_email: "a@prune.test".into(),
+                website_name: "Shop".into(),
+            })
+            .await
+            .unwrap()
+            .org_id;
+        writer.org(&org).seed(30, 3).await.unwrap();
+        assert_eq!(names(&reader, &org).await.len(), 30);
+        assert!(
+            log_rows(&writer).await >= 30,
+            "the seed's contacts are logged"
+        );
+
+        let pool = writer.pg_pool().unwrap();
+        let mut conn = pool.acquire().await.unwrap();
+        let horizon = snapshot(&mut conn).await.unwrap();
+        // Written after the horizon was taken: kept.
+        writer.org(&org).seed(5, 4).await.unwrap();
+        let kept = log_rows(&writer).await;
+        let pruned = prune_before(&mut conn, &horizon).await.unwrap();
+        assert!(pruned >= 30, "pruned {pruned}");
+        assert_eq!(log_rows(&writer).await, kept - pruned as i64);
+        assert!(log_rows(&writer).await >= 5);
+
+        assert_eq!(names(&reader, &org).await.len(), 35);
+        assert_eq!(names(&reader, &org).await, names(&writer, &org).await);
+    }
+
+    /// An index that could not follow for too long stops answering (lists go to SQL), is
+    /// rebuilt from the database, and answers from the index again, exact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_index_that_fell_behind_is_rebuilt() {
+        let db = TestDb::new(Backend::Postgres).await;
+        let store = serving(&db).await;
+        let org = store
+            .create_org(&NewOrg {
+                name: "Behind".into(),
+                admin_email: "a@behind.test".into(),
+                website_name: "Shop".into(),
+            })
+            .await
+            .unwrap()
+            .org_id;
+        store.org(&org).seed(20, 5).await.unwrap();
+        let index = store.inner.index.clone().unwrap();
+        let follow = index.follow.as_ref().unwrap();
+        assert!(store.lists_from_index());
+
+        follow.stale_ms.store(0, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(index.is_stale());
+        // Stale: answered by SQL, still exact.
+        assert!(!store.lists_from_index());
+        assert_eq!(names(&store, &org).await.len(), 20);
+        // The loop notices within a poll and rebuilds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !index.is_building() {
+            assert!(Instant::now() < deadline, "no rebuild began");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        follow
+            .stale_ms
+            .store(STALE.as_millis() as u64, Ordering::Relaxed);
+        store.contact_index_ready().await.unwrap();
+        store.org(&org).seed(3, 6).await.unwrap();
+        assert!(store.lists_from_index());
+        assert_eq!(names(&store, &org).await.len(), 23);
+        store.close().await;
+    }
+}
