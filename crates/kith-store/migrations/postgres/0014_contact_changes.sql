@@ -2,11 +2,15 @@
 -- keeps its own copy of the contact index in memory, and several processes may write to one
 -- database, so each transaction notes here which contacts it touched. A process brings its
 -- index up to date before it answers a list: it takes a snapshot, reads the rows of
--- transactions that committed since its previous snapshot (the xid column and
--- pg_visible_in_snapshot tell which), and re-reads those contacts. Rows are pruned once every
--- process has had a long time to read them (15 minutes; a process behind by more rebuilds).
+-- transactions that committed since its previous snapshot (those at or above its xmax, or in
+-- its list of transactions then in progress), and re-reads those contacts. Rows are pruned
+-- once every process has had a long time to read them (15 minutes; a process behind by more
+-- rebuilds).
+-- The transaction id is stored as bigint (xid8 values fit): the planner estimates a range of
+-- bigint from its statistics, but takes a third of the table for any range of xid8, and so
+-- scanned the whole log to find the few newest rows.
 CREATE TABLE contact_changes (
-    xid        xid8    NOT NULL DEFAULT pg_current_xact_id(),
+    xid        BIGINT  NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
     org_id     TEXT    NOT NULL,
     contact_id TEXT    NOT NULL,
     -- TRUE when the contact's websites may have changed (a conversation began, moved or went).
