@@ -94,6 +94,18 @@ fn describe() {
         metrics::Unit::Bytes,
         "Approximate memory of the in-memory contact index."
     );
+    describe_counter!(
+        "kith_index_followed_contacts_total",
+        "PostgreSQL: contacts re-read into this process's index because a transaction (of any process) touched them."
+    );
+    describe_counter!(
+        "kith_index_follow_errors_total",
+        "PostgreSQL: failed attempts of the background loop to catch the index up with the change log."
+    );
+    describe_counter!(
+        "kith_index_rebuilds_total",
+        "PostgreSQL: rebuilds of the index after it fell too far behind the change log."
+    );
     // Present from the start, so a dashboard sees zeros rather than gaps.
     for class in ["2xx", "3xx", "4xx", "5xx"] {
         counter!("kith_http_responses_total", "class" => class).absolute(0);

@@ -33,9 +33,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Where a following index stands.
 pub(crate) struct Follow {
-    /// The snapshot the index is exact at and when it was taken; `None` while it is built.
     /// The lock makes one catch-up at a time.
-    at: tokio::sync::Mutex<Option<(Snapshot, Instant)>>,
+    state: tokio::sync::Mutex<Following>,
     /// When the index last caught up, in ms after `born` (read without the lock).
     fresh_ms: AtomicU64,
     born: Instant,
@@ -46,12 +45,35 @@ pub(crate) struct Follow {
 impl Default for Follow {
     fn default() -> Self {
         Follow {
-            at: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(Following::default()),
             fresh_ms: AtomicU64::new(0),
             born: Instant::now(),
             stale_ms: AtomicU64::new(STALE.as_millis() as u64),
         }
     }
+}
+
+#[derive(Default)]
+struct Following {
+    /// The snapshot the index is exact at and when it was taken; `None` while it is built.
+    at: Option<(Snapshot, Instant)>,
+    /// The connection catch-ups run on (opened on first use, dropped after an error): its
+    /// own, so a list read under heavy writing does not queue for a pooled connection, and
+    /// with sequential scans, parallel workers and JIT off. The log's ranges are small, but
+    /// the planner cannot know that before the log's first ANALYZE: after a bulk load it
+    /// guessed a third of the table and scanned it (60 ms a read), or started two workers
+    /// to read an empty range (5 ms).
+    conn: Option<PgConnection>,
+}
+
+async fn connect(pool: &PgPool) -> Result<PgConnection, StoreError> {
+    use sqlx::ConnectOptions;
+    let options = (*pool.connect_options()).clone().options([
+        ("enable_seqscan", "off"),
+        ("max_parallel_workers_per_gather", "0"),
+        ("jit", "off"),
+    ]);
+    Ok(options.connect().await?)
 }
 
 impl Follow {
@@ -153,7 +175,8 @@ impl ContactIndex {
             return Ok(());
         };
         let asked = Instant::now();
-        let mut at = follow.at.lock().await;
+        let mut state = follow.state.lock().await;
+        let Following { at, conn } = &mut *state;
         let Some((since, taken)) = at.as_ref() else {
             return Err(StoreError::IndexBehind);
         };
@@ -165,12 +188,34 @@ impl ContactIndex {
             return Err(StoreError::IndexBehind);
         }
         let taken = Instant::now();
-        let mut conn = pool.acquire().await?;
-        // Not prepared once: planned with the values, the ranges read as small as they are.
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(connect(pool).await?),
+        };
+        let read = self.changes_since(c, since).await;
+        let snapshot = match read {
+            Ok(s) => s,
+            Err(e) => {
+                // It may be broken; the next catch-up opens another.
+                *conn = None;
+                return Err(e);
+            }
+        };
+        *at = Some((snapshot, taken));
+        follow.mark_fresh(taken);
+        Ok(())
+    }
+
+    /// Applies the changes committed after `since` (see `CHANGES_SINCE`); answers the
+    /// snapshot the index is now exact at.
+    async fn changes_since(
+        &self,
+        conn: &mut PgConnection,
+        since: &Snapshot,
+    ) -> Result<Snapshot, StoreError> {
         let rows: Vec<ChangedRow> = sqlx::query_as(CHANGES_SINCE)
             .bind(since.xmax)
             .bind(&since.xip)
-            .persistent(false)
             .fetch_all(&mut *conn)
             .await?;
         let snapshot: Snapshot = match rows.first() {
@@ -194,15 +239,13 @@ impl ContactIndex {
             let changes = super::load_changes(&mut *conn, dirty).await?;
             self.apply(changes);
         }
-        *at = Some((snapshot, taken));
-        follow.mark_fresh(taken);
-        Ok(())
+        Ok(snapshot)
     }
 
     /// Starts following at `snapshot` (taken at `taken`, before the build read anything).
     async fn follow_from(&self, snapshot: Snapshot, taken: Instant) {
         if let Some(f) = &self.follow {
-            *f.at.lock().await = Some((snapshot, taken));
+            f.state.lock().await.at = Some((snapshot, taken));
             f.mark_fresh(taken);
         }
     }
@@ -210,7 +253,7 @@ impl ContactIndex {
     /// Drops everything for a rebuild: lists go to SQL until it is ready again.
     async fn reset(&self) {
         if let Some(f) = &self.follow {
-            *f.at.lock().await = None;
+            f.state.lock().await.at = None;
         }
         self.ready.send_replace(super::Readiness::Building);
         super::write(&self.orgs).clear();
