@@ -234,8 +234,13 @@ pub async fn lists(
     json_out: bool,
     opened: Duration,
     via: Via,
+    clients: usize,
 ) -> anyhow::Result<()> {
     let index = store.contact_index_size();
+    anyhow::ensure!(
+        clients == 1 || via == Via::Http,
+        "several clients at once ask through HTTP: add --http"
+    );
     let org = store.org(org_id);
     let total = org.count_contacts(&ListFilter::default()).await?;
     anyhow::ensure!(
@@ -294,9 +299,13 @@ pub async fn lists(
     let mut results = vec![];
     if !json_out {
         println!(
-            "{} contacts, {} backend, {iterations} runs per shape, page of 50{}\n",
+            "{} contacts, {} backend, {iterations} runs per shape{}, page of 50{}\n",
             total,
             store.backend_name(),
+            match clients {
+                1 => String::new(),
+                n => format!(" by each of {n} clients at once"),
+            },
             match via {
                 Via::Http => ", through HTTP (GET /api/v1/contacts: page and exact count)",
                 Via::Store => ", in process",
@@ -347,7 +356,9 @@ pub async fn lists(
         let mut page_times = vec![];
         let mut count_times = vec![];
         let mut matches = 0;
-        for i in 0..iterations + 3 {
+        // With several clients the timed runs are theirs (below); these warm up and check.
+        let serial = if clients > 1 { 0 } else { iterations };
+        for i in 0..serial + 3 {
             // Through HTTP the page's answer is the count; in process it is timed alone too.
             let check = counts_timed || i == 0;
             let before = match check {
@@ -379,6 +390,20 @@ pub async fn lists(
                     count_times.push(count_time);
                 }
             }
+        }
+        if let (Some(h), true) = (http.as_ref(), clients > 1) {
+            // Each client asks `iterations` times, one request after another; all at once.
+            let cursor = cursor.as_deref();
+            let runs = (0..clients).map(|_| async move {
+                let mut times = Vec::with_capacity(iterations);
+                for _ in 0..iterations {
+                    let t = Instant::now();
+                    h.page(s, cursor).await?;
+                    times.push(t.elapsed());
+                }
+                Ok::<_, anyhow::Error>(times)
+            });
+            page_times = futures::future::try_join_all(runs).await?.concat();
         }
         let p = stats(page_times);
         let c = counts_timed.then(|| stats(count_times));
@@ -442,6 +467,7 @@ pub async fn lists(
         println!(
             "{}",
             json!({"contacts": total, "backend": store.backend_name(), "iterations": iterations,
+                   "clients": clients,
                    "via": match via { Via::Http => "http", Via::Store => "store" },
                    "open_seconds": opened.as_secs_f64(),
                    "index": index.map(|(n, m)| json!({"contacts": n, "bytes": m.total(), "by_part": m})),

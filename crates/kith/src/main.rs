@@ -169,6 +169,10 @@ enum BenchCommand {
         /// 127.0.0.1 in this process), instead of calling the store.
         #[arg(long)]
         http: bool,
+        /// With --http: this many clients ask at once, each `--iterations` times per shape
+        /// (several people in the panel); percentiles are over all their requests.
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
         /// Print exactly one line: a JSON object.
         #[arg(long)]
         json: bool,
@@ -461,6 +465,7 @@ async fn main() -> anyhow::Result<()> {
                     db,
                     iterations,
                     http,
+                    clients,
                     json,
                 },
         } => {
@@ -480,6 +485,7 @@ async fn main() -> anyhow::Result<()> {
                 json,
                 opened,
                 via,
+                clients.max(1),
             )
             .await?;
             store.close().await;

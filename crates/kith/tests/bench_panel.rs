@@ -133,6 +133,12 @@ fn bench_lists_through_http_finds_what_the_store_finds() {
             .collect()
     };
     assert_eq!(shapes(&store), shapes(&http), "the same counts both ways");
+    // Several clients at once: every request of every client answered, timed and counted.
+    let crowd: Value =
+        serde_json::from_str(ok(&[&lists[..], &["--http", "--clients", "4"]].concat()).trim())
+            .unwrap();
+    assert_eq!(crowd["clients"], 4);
+    assert_eq!(shapes(&crowd), shapes(&store));
     assert!(shapes(&store).iter().any(|(_, n)| *n == 300), "{store}");
     for s in http["shapes"].as_array().unwrap() {
         assert!(
