@@ -79,10 +79,13 @@ both_backends! {
         // The email stays filled in; the password does not.
         let email = b.find(&textbox("Email")).await;
         assert_eq!(email.prop("value").await.unwrap().as_deref(), Some(app.creds.admin_email.as_str()));
-        // An unknown email reads the same.
+        // An unknown email reads the same, on the page that answers it (not the one before,
+        // whose alert says the same).
+        let first_answer = b.find(&alert()).await;
         b.fill("Email", "nobody@acme.test").await;
         b.fill("Password", "not the password").await;
         b.click(&button("Sign in")).await;
+        b.wait_gone(&first_answer).await;
         b.wait_for_path("/signin").await;
         assert_eq!(b.text(&alert()).await, message);
         b.assert_no_console_errors().await;

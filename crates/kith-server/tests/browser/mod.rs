@@ -457,9 +457,35 @@ impl Browser {
         self.find(q).await.click().await.expect("click");
     }
 
-    /// The visible text of what `q` finds.
+    /// The visible text of what `q` finds. Found again when the page replaced the element
+    /// between finding and reading it (a form's answer arriving), as a person reads on.
     pub async fn text(&self, q: &Query) -> String {
-        self.find(q).await.text().await.expect("text")
+        let started = Instant::now();
+        loop {
+            match self.find(q).await.text().await {
+                Ok(t) => return t,
+                Err(e) if e.is_stale_element_reference() && started.elapsed() < WAIT => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("text: {e}"),
+            }
+        }
+    }
+
+    /// Waits (bounded) until `el` is gone: removed, or its page replaced (a form posted and
+    /// answered with a new page, which may look the same).
+    pub async fn wait_gone(&self, el: &Element) {
+        let started = Instant::now();
+        loop {
+            match el.text().await {
+                Err(e) if e.is_stale_element_reference() => return,
+                Err(e) => panic!("wait_gone: {e}"),
+                Ok(_) if started.elapsed() > WAIT => {
+                    panic!("the element was still there after {WAIT:?}")
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// The value of cookie `name` in this browser, if set.
