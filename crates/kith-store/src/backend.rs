@@ -22,8 +22,9 @@ pub(crate) struct Inner {
     /// The initial build of `index`, running in the background (on PostgreSQL, then
     /// following the database for the store's life).
     index_build: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// Held for the store's life: one process owns a SQLite database it indexes or bulk-loads.
-    _lock: Option<std::fs::File>,
+    /// Held until `close` (or the store is dropped): one process owns a SQLite database it
+    /// indexes or bulk-loads.
+    lock: std::sync::Mutex<Option<std::fs::File>>,
     /// SQLite has one writer at a time. Queueing writers here, in order, is cheaper than
     /// letting them poll SQLite's busy handler; `BEGIN IMMEDIATE` still guards correctness
     /// against other processes (a CLI command beside the server).
@@ -126,7 +127,7 @@ impl Store {
                 backend,
                 index,
                 index_build: std::sync::Mutex::new(None),
-                _lock: lock,
+                lock: std::sync::Mutex::new(lock),
                 sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
                 group: crate::batch::GroupCommit::default(),
                 url_redacted: redact(url),
@@ -263,6 +264,7 @@ impl Store {
         written
     }
 
+    /// Stops the index's background work, closes the pool and gives up the database.
     pub async fn close(&self) {
         let build = self
             .inner
@@ -278,6 +280,16 @@ impl Store {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
         }
+        // Given up now, not when the last task holding the store ends (a group commit's
+        // flush lets its writers go before it returns), so another process, or a store
+        // opened next, can take the database at once.
+        drop(
+            self.inner
+                .lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
     }
 }
 
