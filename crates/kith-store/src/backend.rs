@@ -448,10 +448,6 @@ async fn build_index(inner: Arc<Inner>) {
         // Reading every contact filled this connection's page cache (up to 64 MiB, see
         // `cache_size`); it goes back to the pool, so let that memory go too.
         crate::conn::Conn::execute(&mut *conn, "PRAGMA shrink_memory", vec![]).await?;
-        let index = index.clone();
-        tokio::task::spawn_blocking(move || index.shrink_to_fit())
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("shrinking the contact index: {e}")))?;
         Ok::<_, StoreError>(())
     }
     .await;

@@ -361,17 +361,19 @@ pub async fn lists(
         for i in 0..serial + 3 {
             // Through HTTP the page's answer is the count; in process it is timed alone too.
             let check = counts_timed || i == 0;
-            let before = match check {
-                true => Some(org.count_contacts(&s.filter).await?),
-                false => None,
+            let before = if check {
+                Some(org.count_contacts(&s.filter).await?)
+            } else {
+                None
             };
             let t = Instant::now();
             let (total, _) = page(org, http.as_ref(), s, cursor.as_deref()).await?;
             let page_time = t.elapsed();
             let t = Instant::now();
-            let after = match check {
-                true => Some(org.count_contacts(&s.filter).await?),
-                false => None,
+            let after = if check {
+                Some(org.count_contacts(&s.filter).await?)
+            } else {
+                None
             };
             let count_time = t.elapsed();
             // The page's total is the exact count, unless a writer beside the bench (another

@@ -325,11 +325,6 @@ async fn build(index: &Arc<ContactIndex>, pool: &PgPool) -> Result<(), StoreErro
     drop(conn);
     index.follow_from(since, taken).await;
     index.catch_up(pool).await?;
-    // The build grew its buffers by doubling; give back what they do not use.
-    let ix = index.clone();
-    tokio::task::spawn_blocking(move || ix.shrink_to_fit())
-        .await
-        .map_err(|e| StoreError::Corrupt(format!("shrinking the contact index: {e}")))?;
     Ok(())
 }
 

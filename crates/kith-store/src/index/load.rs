@@ -99,8 +99,9 @@ impl IndexRow {
 /// Rows per read while building: bounded memory, few round trips.
 const BUILD_CHUNK: i64 = 20_000;
 
-/// Reads every contact and conversation into `index`. Reading a chunk overlaps with
-/// indexing the previous one on a blocking thread: the two take about as long each.
+/// Reads every contact and conversation into `index`, then gives back the room its buffers
+/// reserved while growing. Reading a chunk overlaps with indexing the previous one on a
+/// blocking thread: the two take about as long each.
 pub(crate) async fn build<C: Conn>(
     index: &std::sync::Arc<ContactIndex>,
     c: &mut C,
@@ -161,6 +162,9 @@ pub(crate) async fn build<C: Conn>(
             super::write(&index.org(&r.org_id)).add_website(&r.contact_id, &r.website_id);
         }
     }
+    // The build grew its buffers by doubling; give back what they do not use.
+    let ix = index.clone();
+    join(tokio::task::spawn_blocking(move || ix.shrink_to_fit())).await;
     Ok(())
 }
 
