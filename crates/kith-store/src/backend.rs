@@ -110,12 +110,14 @@ impl Store {
         access: Access,
         gate: Option<tokio::sync::oneshot::Receiver<()>>,
     ) -> Result<Store, StoreError> {
-        let (backend, index, lock) = if url.starts_with("sqlite:") {
-            open_sqlite(url, max_connections, access).await?
+        let (backend, index, lock, group) = if url.starts_with("sqlite:") {
+            let (backend, index, lock, target) = open_sqlite(url, max_connections, access).await?;
+            (backend, index, lock, crate::batch::GroupCommit::new(target))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let index = (access == Access::Serve)
                 .then(|| Arc::new(crate::index::ContactIndex::following()));
-            (open_postgres(url, max_connections).await?, index, None)
+            let backend = open_postgres(url, max_connections).await?;
+            (backend, index, None, crate::batch::GroupCommit::default())
         } else {
             return Err(StoreError::Config(format!(
                 "unsupported database URL {:?}: use sqlite://file.db, sqlite:///abs/path.db or postgres://user@host/db",
@@ -129,7 +131,7 @@ impl Store {
                 index_build: std::sync::Mutex::new(None),
                 lock: std::sync::Mutex::new(lock),
                 sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
-                group: crate::batch::GroupCommit::default(),
+                group,
                 url_redacted: redact(url),
             }),
         };
@@ -276,6 +278,7 @@ impl Store {
             task.abort();
             let _ = task.await;
         }
+        self.inner.group.close().await;
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,
@@ -294,8 +297,8 @@ impl Store {
 }
 
 /// A SQLite database, what this process holds of it, and its migrations applied: the pool,
-/// the (empty, still to be built) contact index when serving, and the lock file when this
-/// process owns the database.
+/// the (empty, still to be built) contact index when serving, the lock file when this
+/// process owns the database, and where the write connection (`lite.rs`) opens.
 async fn open_sqlite(
     url: &str,
     max_connections: u32,
@@ -305,6 +308,7 @@ async fn open_sqlite(
         Backend,
         Option<Arc<crate::index::ContactIndex>>,
         Option<std::fs::File>,
+        crate::lite::LiteTarget,
     ),
     StoreError,
 > {
@@ -379,6 +383,11 @@ async fn open_sqlite(
         migrator.run(&migrating).await?;
     }
     let indexed = access == Access::Serve;
+    let target = crate::lite::LiteTarget {
+        path: opts.get_filename().to_path_buf(),
+        in_memory,
+        indexed,
+    };
     let mut pool_options =
         SqlitePoolOptions::new().max_connections(max_connections.clamp(1, SQLITE_MAX_CONNECTIONS));
     if indexed {
@@ -389,7 +398,7 @@ async fn open_sqlite(
     if indexed {
         index = Some(Arc::new(crate::index::ContactIndex::default()));
     }
-    Ok((Backend::Sqlite(pool), index, lock))
+    Ok((Backend::Sqlite(pool), index, lock, target))
 }
 
 /// A PostgreSQL pool with its migrations applied.
@@ -545,43 +554,6 @@ pub fn redact(url: &str) -> String {
     url.to_string()
 }
 
-/// `BEGIN IMMEDIATE` on a pooled SQLite connection, in a task of its own: sqlx awaits again
-/// after SQLite has begun, and a request dropped there (a client hanging up) would return the
-/// connection to the pool inside an open transaction, holding the write lock. A task runs to
-/// the end; if nobody awaits it any more, the transaction it made is dropped and rolled back.
-pub(crate) async fn sqlite_begin(
-    pool: &SqlitePool,
-) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-    let pool = pool.clone();
-    let tx = tokio::spawn(async move { pool.begin_with("BEGIN IMMEDIATE").await })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    Ok(tx)
-}
-
-/// `COMMIT`, then the changes to the contact index, then the writer lock released — in a
-/// task of its own, so a request dropped while its commit is under way cannot leave a
-/// committed write out of the index (sqlx finishes a COMMIT it has sent even when its caller
-/// is gone).
-pub(crate) async fn sqlite_commit(
-    inner: &Arc<Inner>,
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
-    changes: Vec<crate::index::Change>,
-    writer: tokio::sync::OwnedMutexGuard<()>,
-) -> Result<(), StoreError> {
-    let inner = inner.clone();
-    tokio::spawn(async move {
-        tx.commit().await?;
-        if let Some(index) = &inner.index {
-            index.apply(changes);
-        }
-        drop(writer);
-        Ok(())
-    })
-    .await
-    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-}
-
 /// A short random pause before running a transaction again, so racing writers spread out.
 pub(crate) async fn backoff(attempt: u32) {
     use rand::Rng;
@@ -607,14 +579,14 @@ macro_rules! transact {
             // Wakes the webhook deliverer after a commit that enqueued deliveries.
             let hooks_before = $crate::webhooks::enqueued_count();
             let result: Result<_, $crate::StoreError> = match &store.inner.backend {
-                $crate::backend::Backend::Sqlite(pool) => {
+                $crate::backend::Backend::Sqlite(_) => {
                     // Group commit: the body runs in its own savepoint inside the open batch
                     // transaction, and the write returns after that batch's COMMIT (and the
                     // contact index took its changes). A failing body fails alone.
                     async {
-                        let mut member = $crate::batch::Member::join(&store.inner, pool).await?;
+                        let mut member = $crate::batch::Member::join(&store.inner).await?;
                         let out = {
-                            let $c: &mut sqlx::SqliteConnection = member.conn();
+                            let $c: &mut $crate::lite::Lite = member.conn();
                             $body
                         };
                         match out {

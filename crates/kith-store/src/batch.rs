@@ -12,6 +12,10 @@
 //!
 //! Bodies run one at a time, each in its own request's task, on the batch's connection,
 //! handed from one to the next by a fair (FIFO) mutex; nothing is copied into a writer task.
+//! That connection is the store's write connection, [`Lite`]: a body's statements run on its
+//! own thread, with no hop to a connection thread (see `lite.rs` for why that matters here).
+//! `BEGIN IMMEDIATE` and the commit run on a blocking thread: they may wait for another
+//! process or checkpoint the WAL.
 //! The batch commits when the body just run sees nobody else waiting (no wait is ever added
 //! to form a batch: batches are exactly the writes that queued behind a running one), or when
 //! it holds `MAX_MEMBERS` writes or is `MAX_AGE` old, which bounds the latency the batch adds.
@@ -19,9 +23,9 @@
 //! leave the batch open: a body dropped half-way leaves its savepoint marked, and the next
 //! one to take the connection (a body or the flush) rolls it back first.
 
-use crate::backend::{sqlite_begin, sqlite_commit, Inner};
+use crate::backend::Inner;
+use crate::lite::{Lite, LiteTarget};
 use crate::StoreError;
-use sqlx::SqliteConnection;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +47,25 @@ enum Outcome {
     },
 }
 
+/// The write connection and the batch open on it. While `batch` is `Some`, `lite` is too, and
+/// inside that batch's transaction.
+#[derive(Default)]
+struct Writer {
+    /// Opened on first use; `None` again when it was lost (a dropped `BEGIN`, a batch that
+    /// could not be cleaned), which closes it and rolls back whatever it held.
+    lite: Option<Lite>,
+    batch: Option<OpenBatch>,
+}
+
+impl Writer {
+    fn lite(&mut self) -> &mut Lite {
+        self.lite
+            .as_mut()
+            .expect("an open batch holds the write connection")
+    }
+}
+
 struct OpenBatch {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
     writer: OwnedMutexGuard<()>,
     members: usize,
     opened: Instant,
@@ -56,8 +77,8 @@ struct OpenBatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Savepoint {
     None,
-    /// Opened empty by the previous body's release, in the same round trip, for the next
-    /// one: a body that joins takes it over without a statement of its own.
+    /// Opened empty by the previous body's release, in the same call, for the next one: a
+    /// body that joins takes it over without a statement of its own.
     Spare,
     /// A body is inside it. Seen by anyone taking the connection, that body was dropped
     /// half-way (its request went away): roll it back before anything else.
@@ -67,9 +88,28 @@ enum Savepoint {
 /// The group-commit state of one SQLite store.
 #[derive(Default)]
 pub(crate) struct GroupCommit {
-    open: Arc<Mutex<Option<OpenBatch>>>,
+    open: Arc<Mutex<Writer>>,
     /// Writes waiting for the connection: the one that just ran commits only when none wait.
     waiting: Arc<AtomicUsize>,
+    /// Where the write connection opens (`None` on PostgreSQL).
+    target: Option<LiteTarget>,
+}
+
+impl GroupCommit {
+    pub(crate) fn new(target: LiteTarget) -> Self {
+        GroupCommit {
+            target: Some(target),
+            ..Default::default()
+        }
+    }
+
+    /// Closes the write connection (`Store::close`); a later write opens it again.
+    pub(crate) async fn close(&self) {
+        let mut w = self.open.lock().await;
+        if w.batch.is_none() {
+            w.lite = None;
+        }
+    }
 }
 
 /// Counts a write as waiting until it holds the connection; if it is dropped while waiting
@@ -91,51 +131,71 @@ impl Drop for Waiting {
 /// One write's place in the open batch: holds the connection while its body runs.
 pub(crate) struct Member {
     inner: Arc<Inner>,
-    guard: Option<OwnedMutexGuard<Option<OpenBatch>>>,
+    guard: Option<OwnedMutexGuard<Writer>>,
     done: watch::Receiver<Option<Outcome>>,
 }
 
 const SAVEPOINT: &str = "SAVEPOINT kith_w";
 const RELEASE: &str = "RELEASE kith_w";
 const ROLLBACK_TO: &str = "ROLLBACK TO kith_w; RELEASE kith_w";
-/// The end of one body and the start of the next one's savepoint, in one round trip.
+/// The end of one body and the start of the next one's savepoint, in one call.
 const RELEASE_NEXT: &str = "RELEASE kith_w; SAVEPOINT kith_w";
 const ROLLBACK_TO_NEXT: &str = "ROLLBACK TO kith_w; RELEASE kith_w; SAVEPOINT kith_w";
 
-async fn exec(c: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
-    // Prepared once per connection and cached, like every other statement.
-    sqlx::query(sql).execute(c).await.map(|_| ())
-}
-
 /// Rolls back a savepoint a dropped body left open. If that fails the batch cannot be
 /// trusted: it is rolled back whole and its members told to run again.
-async fn clean(batch: &mut Option<OpenBatch>) {
-    let Some(b) = batch.as_mut() else { return };
+fn clean(w: &mut Writer) {
+    let Some(b) = w.batch.as_mut() else { return };
     if b.savepoint != Savepoint::Held {
         return;
     }
-    match exec(&mut b.tx, ROLLBACK_TO).await {
+    let cleaned = w
+        .lite
+        .as_mut()
+        .expect("an open batch holds the write connection")
+        .batch(ROLLBACK_TO);
+    match cleaned {
         Ok(()) => b.savepoint = Savepoint::None,
         Err(e) => {
-            let b = batch.take().expect("checked above");
+            let b = w.batch.take().expect("checked above");
             let _ = b.done.send(Some(Outcome::Failed {
                 retry: true,
                 why: e.to_string(),
             }));
-            // Dropping the transaction rolls it back; then the writer lock goes.
-            drop(b.tx);
+            // Closing the connection rolls the transaction back; then the writer lock goes.
+            w.lite = None;
             drop(b.writer);
         }
     }
 }
 
+/// `BEGIN IMMEDIATE` on the write connection (opened first if need be), on a blocking thread:
+/// it may wait for another process's write lock. If the caller is dropped meanwhile, the
+/// connection is dropped with the answer, which rolls back what it began.
+async fn begin(w: &mut Writer, target: &LiteTarget) -> Result<(), StoreError> {
+    let lite = w.lite.take();
+    let target = target.clone();
+    let (lite, began) = tokio::task::spawn_blocking(move || {
+        let mut lite = match lite {
+            Some(l) => l,
+            None => match Lite::open(&target) {
+                Ok(l) => l,
+                Err(e) => return (None, Err(e)),
+            },
+        };
+        let began = lite.batch("BEGIN IMMEDIATE");
+        (Some(lite), began)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    w.lite = lite;
+    Ok(began?)
+}
+
 impl Member {
     /// Joins the open batch (opening one when there is none) and starts this write's
     /// savepoint. Holds the connection until `finish`.
-    pub(crate) async fn join(
-        inner: &Arc<Inner>,
-        pool: &sqlx::SqlitePool,
-    ) -> Result<Member, StoreError> {
+    pub(crate) async fn join(inner: &Arc<Inner>) -> Result<Member, StoreError> {
         inner.group.waiting.fetch_add(1, Ordering::SeqCst);
         let mut waiting = Waiting {
             inner: inner.clone(),
@@ -144,12 +204,16 @@ impl Member {
         let mut guard = inner.group.open.clone().lock_owned().await;
         waiting.acquired = true;
         drop(waiting);
-        clean(&mut guard).await;
-        if guard.is_none() {
+        clean(&mut guard);
+        if guard.batch.is_none() {
+            let target = inner
+                .group
+                .target
+                .as_ref()
+                .expect("a SQLite store knows its write connection");
             let writer = inner.sqlite_writer.clone().lock_owned().await;
-            let tx = sqlite_begin(pool).await?;
-            *guard = Some(OpenBatch {
-                tx,
+            begin(&mut guard, target).await?;
+            guard.batch = Some(OpenBatch {
                 writer,
                 members: 0,
                 opened: Instant::now(),
@@ -157,11 +221,10 @@ impl Member {
                 savepoint: Savepoint::None,
             });
         }
-        let b = guard.as_mut().expect("opened above");
+        let w = &mut *guard;
+        let b = w.batch.as_mut().expect("opened above");
         if b.savepoint == Savepoint::None {
-            // Marked first: if this request is dropped from here on, the savepoint is undone.
-            b.savepoint = Savepoint::Held;
-            if let Err(e) = exec(&mut b.tx, SAVEPOINT).await {
+            if let Err(e) = w.lite.as_mut().expect("open batch").batch(SAVEPOINT) {
                 drop(guard);
                 // The batch may hold earlier writes waiting for a commit.
                 tokio::spawn(flush(inner.clone()));
@@ -179,20 +242,19 @@ impl Member {
     }
 
     /// The batch's connection, inside this write's savepoint.
-    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
-        let b = self
-            .guard
+    pub(crate) fn conn(&mut self) -> &mut Lite {
+        self.guard
             .as_mut()
-            .and_then(|g| g.as_mut())
-            .expect("a member holds the open batch until it finishes");
-        &mut b.tx
+            .expect("a member holds the open batch until it finishes")
+            .lite()
     }
 
     /// Ends this write's part: keeps its work (`ok`) or rolls back to its savepoint, hands the
     /// connection on, and — when it kept its work — waits for the batch's commit.
     pub(crate) async fn finish(mut self, ok: bool) -> Result<(), StoreError> {
         let mut guard = self.guard.take().expect("finish runs once");
-        let b = guard.as_mut().expect("a member holds the open batch");
+        let w = &mut *guard;
+        let b = w.batch.as_mut().expect("a member holds the open batch");
         let commit_now = self.inner.group.waiting.load(Ordering::SeqCst) == 0
             || b.members >= MAX_MEMBERS
             || b.opened.elapsed() >= MAX_AGE;
@@ -202,7 +264,7 @@ impl Member {
             (false, true) => ROLLBACK_TO,
             (false, false) => ROLLBACK_TO_NEXT,
         };
-        let ended = exec(&mut b.tx, sql).await;
+        let ended = w.lite.as_mut().expect("open batch").batch(sql);
         if ended.is_ok() {
             b.savepoint = if commit_now {
                 Savepoint::None
@@ -252,10 +314,9 @@ impl Drop for Member {
 /// contact index takes the changes, the writer lock goes, and then its members hear.
 pub(crate) async fn flush(inner: Arc<Inner>) {
     let mut guard = inner.group.open.clone().lock_owned().await;
-    clean(&mut guard).await;
-    let Some(b) = guard.take() else { return };
+    clean(&mut guard);
+    let Some(b) = guard.batch.take() else { return };
     let OpenBatch {
-        mut tx,
         writer,
         members,
         done,
@@ -266,14 +327,38 @@ pub(crate) async fn flush(inner: Arc<Inner>) {
     metrics::histogram!("kith_store_group_commit_open_seconds")
         .record(opened.elapsed().as_secs_f64());
     let committing = Instant::now();
-    let outcome = async {
-        let changes = match &inner.index {
-            Some(_) => crate::index::collect_changes(&mut *tx).await?,
-            None => Vec::new(),
-        };
-        sqlite_commit(&inner, tx, changes, writer).await
-    }
-    .await;
+    let mut lite = guard
+        .lite
+        .take()
+        .expect("an open batch holds the write connection");
+    let indexed = inner.index.is_some();
+    // This task holds the connection throughout; the commit can checkpoint the WAL, so it
+    // runs where blocking is allowed. The read-back's futures never wait (`lite.rs`).
+    let (lite, outcome) = tokio::task::spawn_blocking(move || {
+        let outcome = futures::executor::block_on(async {
+            let changes = if indexed {
+                crate::index::collect_changes(&mut lite).await?
+            } else {
+                Vec::new()
+            };
+            lite.batch("COMMIT")?;
+            Ok::<_, StoreError>(changes)
+        });
+        if outcome.is_err() && !lite.is_autocommit() {
+            // Leaves nothing of the batch behind; its members run again or fail.
+            let _ = lite.batch("ROLLBACK");
+        }
+        (lite, outcome)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    guard.lite = Some(lite);
+    let outcome = outcome.map(|changes| {
+        if let Some(index) = &inner.index {
+            index.apply(changes);
+        }
+    });
+    drop(writer);
     metrics::histogram!("kith_store_group_commit_size").record(members as f64);
     metrics::histogram!("kith_store_group_commit_seconds")
         .record(committing.elapsed().as_secs_f64());

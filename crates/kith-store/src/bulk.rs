@@ -106,6 +106,21 @@ struct JobRow {
     updated_at: i64,
     finished_at: Option<i64>,
 }
+crate::lite::lite_row!(JobRow {
+    id,
+    action,
+    tags,
+    selection,
+    total,
+    done,
+    changed,
+    failed,
+    status,
+    actor,
+    created_at,
+    updated_at,
+    finished_at
+});
 
 const JOB_COLUMNS: &str = "id, action, tags, selection, total, done, changed, failed, status, \
                            actor, created_at, updated_at, finished_at";

@@ -91,13 +91,20 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-/// A row type readable from both databases (what `#[derive(sqlx::FromRow)]` gives).
+/// A row type readable from both databases and the SQLite write connection:
+/// `#[derive(sqlx::FromRow)]` and `lite_row!` (tuples of columns are both already).
 pub(crate) trait Row:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + crate::lite::FromLite + Send + Unpin
 {
 }
-impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
-{}
+impl<T> Row for T where
+    T: for<'r> FromRow<'r, SqliteRow>
+        + for<'r> FromRow<'r, PgRow>
+        + crate::lite::FromLite
+        + Send
+        + Unpin
+{
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {

@@ -22,6 +22,7 @@ mod ids;
 mod import;
 mod index;
 mod lists;
+pub(crate) mod lite;
 mod merges;
 mod model;
 mod notes;

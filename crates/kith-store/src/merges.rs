@@ -96,6 +96,16 @@ struct MergeRow {
     undone_at: Option<i64>,
     undone_by: Option<String>,
 }
+crate::lite::lite_row!(MergeRow {
+    id,
+    survivor_id,
+    absorbed_id,
+    actor,
+    merged_at,
+    snapshot,
+    undone_at,
+    undone_by
+});
 
 const MERGE_COLUMNS: &str =
     "id, survivor_id, absorbed_id, actor, merged_at, snapshot, undone_at, undone_by";

@@ -35,6 +35,22 @@ pub(crate) struct ContactRow {
     pub updated_at: i64,
     pub email_verified: bool,
 }
+crate::lite::lite_row!(ContactRow {
+    id,
+    user_id,
+    email,
+    name,
+    phone,
+    company,
+    tags,
+    metadata,
+    conversation_count,
+    message_count,
+    last_seen_at,
+    created_at,
+    updated_at,
+    email_verified
+});
 
 impl ContactRow {
     pub fn profile(&self) -> Result<Profile, StoreError> {
@@ -120,6 +136,19 @@ pub(crate) struct ConversationRow {
     pub created_at: i64,
     pub updated_at: i64,
 }
+crate::lite::lite_row!(ConversationRow {
+    id,
+    website_id,
+    website_name,
+    contact_id,
+    visitor_id,
+    status,
+    message_count,
+    last_message_preview,
+    last_message_at,
+    created_at,
+    updated_at
+});
 
 pub(crate) const CONVERSATION_SELECT: &str =
     "SELECT cv.id, cv.website_id, w.name AS website_name, \
@@ -190,6 +219,13 @@ pub(crate) struct MessageRow {
     pub body: String,
     pub created_at: i64,
 }
+crate::lite::lite_row!(MessageRow {
+    id,
+    conversation_id,
+    author,
+    body,
+    created_at
+});
 
 impl MessageRow {
     pub fn view(&self) -> Result<Message, StoreError> {
@@ -223,6 +259,13 @@ pub(crate) struct EventRow {
     pub data: String,
     pub at: i64,
 }
+crate::lite::lite_row!(EventRow {
+    id,
+    kind,
+    actor,
+    data,
+    at
+});
 
 /// One entry of a contact's activity timeline.
 #[derive(Debug, Clone)]
@@ -290,6 +333,18 @@ pub(crate) struct WebsiteRow {
     pub allowed_origins: String,
     pub created_at: i64,
 }
+crate::lite::lite_row!(WebsiteRow {
+    org_id,
+    id,
+    name,
+    website_key,
+    identity_secret,
+    previous_identity_secret,
+    token_secret,
+    identity_verification,
+    allowed_origins,
+    created_at
+});
 
 /// What `Debug` prints in place of a secret, so secrets never reach logs or panic messages.
 pub(crate) const REDACTED: &str = "<redacted>";
@@ -436,6 +491,14 @@ pub(crate) struct AuditRow {
     pub subject: String,
     pub data: String,
 }
+crate::lite::lite_row!(AuditRow {
+    id,
+    at,
+    actor,
+    action,
+    subject,
+    data
+});
 
 impl From<AuditRow> for AuditEntry {
     fn from(r: AuditRow) -> Self {

@@ -43,6 +43,17 @@ struct NoteRow {
     created_at: i64,
     updated_at: i64,
 }
+crate::lite::lite_row!(NoteRow {
+    id,
+    contact_id,
+    event_id,
+    body,
+    author_kind,
+    author_id,
+    author_email,
+    created_at,
+    updated_at
+});
 
 const NOTE_COLUMNS: &str = "id, contact_id, event_id, body, author_kind, author_id, author_email, \
                             created_at, updated_at";

@@ -69,6 +69,13 @@ struct VisitorRow {
     created_at: i64,
     last_seen_at: i64,
 }
+crate::lite::lite_row!(VisitorRow {
+    id,
+    website_id,
+    verified,
+    created_at,
+    last_seen_at
+});
 
 /// Removes one contact and what belongs to it, inside the caller's transaction. Answers
 /// `None` when the contact is not there (any more). Shared by the single delete and by bulk

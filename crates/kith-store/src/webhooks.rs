@@ -313,6 +313,15 @@ struct EndpointRow {
     created_at: i64,
     updated_at: i64,
 }
+crate::lite::lite_row!(EndpointRow {
+    id,
+    url,
+    secret,
+    events,
+    enabled,
+    created_at,
+    updated_at
+});
 
 impl EndpointRow {
     fn view(self) -> WebhookEndpoint {
@@ -378,6 +387,22 @@ struct DeliveryRow {
     delivered_at: Option<i64>,
     created_at: i64,
 }
+crate::lite::lite_row!(DeliveryRow {
+    seq,
+    id,
+    endpoint_id,
+    event_id,
+    event_type,
+    contact_id,
+    payload,
+    status,
+    attempts,
+    next_attempt_at,
+    last_status_code,
+    last_error,
+    delivered_at,
+    created_at
+});
 
 const DELIVERY_COLUMNS: &str = "seq, id, endpoint_id, event_id, event_type, contact_id, payload, \
      status, attempts, next_attempt_at, last_status_code, last_error, delivered_at, created_at";
@@ -414,6 +439,14 @@ struct AttemptRow {
     error: Option<String>,
     duration_ms: i64,
 }
+crate::lite::lite_row!(AttemptRow {
+    delivery_id,
+    attempt,
+    at,
+    status_code,
+    error,
+    duration_ms
+});
 
 /// A delivery a deliverer claimed: what to send where, and the lease that proves the claim.
 #[derive(Debug, Clone)]
@@ -437,6 +470,13 @@ struct ClaimRow {
     payload: String,
     attempts: i64,
 }
+crate::lite::lite_row!(ClaimRow {
+    org_id,
+    id,
+    endpoint_id,
+    payload,
+    attempts
+});
 
 /// How an attempt ended and what happens next.
 #[derive(Debug, Clone)]

@@ -32,6 +32,15 @@ pub struct Visitor {
     pub pending_claim: Option<String>,
     pub last_seen_at: i64,
 }
+crate::lite::lite_row!(Visitor {
+    id,
+    website_id,
+    contact_id,
+    verified,
+    link_proven,
+    pending_claim,
+    last_seen_at
+});
 
 /// The answer of an identify call: the contact it matched, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]

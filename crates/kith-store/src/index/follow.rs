@@ -153,6 +153,12 @@ struct ChangedRow {
     id: Option<String>,
     sites: Option<i64>,
 }
+crate::lite::lite_row!(ChangedRow {
+    snapshot,
+    org_id,
+    id,
+    sites
+});
 
 impl ContactIndex {
     /// An index for a PostgreSQL serving process (see the module doc).

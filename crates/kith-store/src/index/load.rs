@@ -63,6 +63,20 @@ struct IndexRow {
     conversation_count: i64,
     rid: i64,
 }
+crate::lite::lite_row!(IndexRow {
+    org_id,
+    id,
+    status,
+    name_lower,
+    search_text,
+    tags,
+    metadata,
+    last_seen_at,
+    created_at,
+    message_count,
+    conversation_count,
+    rid
+});
 
 impl IndexRow {
     fn into_contact(self) -> Result<(String, IndexedContact), StoreError> {
@@ -147,6 +161,12 @@ pub(crate) async fn build<C: Conn>(
         contact_id: String,
         website_id: String,
     }
+    crate::lite::lite_row!(Site {
+        org_id,
+        id,
+        contact_id,
+        website_id
+    });
     let (mut after_org, mut after_id) = (String::new(), String::new());
     loop {
         let rows: Vec<Site> = c
@@ -194,6 +214,7 @@ pub(crate) struct Dirty {
     pub id: String,
     pub sites: i64,
 }
+crate::lite::lite_row!(Dirty { org_id, id, sites });
 
 /// The touched contacts as the database now holds them: an upsert for each that exists, a
 /// removal for each that does not.

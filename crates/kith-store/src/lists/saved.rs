@@ -52,6 +52,7 @@ struct ListRow {
     name: String,
     filter: String,
 }
+crate::lite::lite_row!(ListRow { id, name, filter });
 
 impl ListRow {
     fn filter(&self) -> Result<ListFilter, ValidationError> {

@@ -6,8 +6,8 @@ use super::{wrong_encoding, Encoded, WriteBatch};
 use crate::conn::{Arg, Conn};
 use crate::contact_rows::PROFILE_COLUMNS;
 use crate::dialect::after_bulk_rid;
+use crate::lite::Lite;
 use crate::StoreError;
-use sqlx::SqliteConnection;
 use std::sync::LazyLock;
 
 /// SQLite's page cache while a batch is written, in KiB.
@@ -173,7 +173,7 @@ pub(super) fn sql_text(s: &str) -> String {
 /// Inserts `values` (whole rows of `table`'s bound values, in order) into `name`: statements
 /// of the same size, then one for the rest.
 pub(super) async fn sqlite_insert(
-    c: &mut SqliteConnection,
+    c: &mut Lite,
     name: &str,
     table: &[(&str, &str)],
     (org_id, website_id): (&str, &str),
@@ -214,7 +214,7 @@ pub(super) async fn sqlite_insert(
     Ok(())
 }
 
-impl WriteBatch for SqliteConnection {
+impl WriteBatch for Lite {
     async fn write_batch(
         &mut self,
         ids: (&str, &str),
@@ -259,7 +259,7 @@ impl WriteBatch for SqliteConnection {
 }
 
 pub(super) async fn sqlite_write(
-    c: &mut SqliteConnection,
+    c: &mut Lite,
     ids: (&str, &str),
     mut rows: SqliteRows,
 ) -> Result<(), StoreError> {
