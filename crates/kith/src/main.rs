@@ -17,6 +17,11 @@ use kith_store::{Access, NewOrg, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE}
 use std::net::IpAddr;
 use std::time::Duration;
 
+// Many small allocations freed on other threads (requests, JSON, the write path): see the
+// workspace Cargo.toml and docs/benchmarks.md ("Ingest").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kith",
