@@ -104,7 +104,7 @@ impl Lite {
     }
 
     /// Runs every statement of `sql` with `args` (each takes the `$n` it names), handing each
-    /// row to `on_row`; answers the rows the last statement changed.
+    /// row to `on_row`; answers the rows the statements changed, summed (as sqlx does).
     fn run(
         &mut self,
         sql: &str,
@@ -137,7 +137,7 @@ impl Lite {
                 step()?;
             }
             drop(stmt);
-            changed = if readonly { 0 } else { self.conn.changes() };
+            changed += if readonly { 0 } else { self.conn.changes() };
         }
         Ok(changed)
     }
@@ -498,12 +498,13 @@ mod tests {
     #[test]
     fn a_string_of_statements_runs_every_one() {
         let mut c = memory();
-        block(c.execute(
+        let changed = block(c.execute(
             "CREATE TABLE t (id TEXT PRIMARY KEY, v TEXT); \
              INSERT INTO t VALUES ($1, 'a;b'); INSERT INTO t VALUES ($2, $1);",
             args!["x", "y"],
         ))
         .unwrap();
+        assert_eq!(changed, 2, "both inserts count");
         let rows: Vec<(String, String)> =
             block(c.fetch_all("SELECT id, v FROM t ORDER BY id", vec![])).unwrap();
         assert_eq!(rows, [("x".into(), "a;b".into()), ("y".into(), "x".into())]);
