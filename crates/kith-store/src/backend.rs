@@ -278,7 +278,9 @@ impl Store {
             task.abort();
             let _ = task.await;
         }
-        self.inner.group.close().await;
+        if self.dialect() == Dialect::Sqlite {
+            crate::batch::close(&self.inner).await;
+        }
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,

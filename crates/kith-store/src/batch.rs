@@ -26,7 +26,7 @@
 use crate::backend::Inner;
 use crate::lite::{Lite, LiteTarget};
 use crate::StoreError;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
@@ -93,6 +93,8 @@ pub(crate) struct GroupCommit {
     waiting: Arc<AtomicUsize>,
     /// Where the write connection opens (`None` on PostgreSQL).
     target: Option<LiteTarget>,
+    /// Set by `close`: writes fail from then on, as on a closed pool.
+    closed: AtomicBool,
 }
 
 impl GroupCommit {
@@ -102,14 +104,15 @@ impl GroupCommit {
             ..Default::default()
         }
     }
+}
 
-    /// Closes the write connection (`Store::close`); a later write opens it again.
-    pub(crate) async fn close(&self) {
-        let mut w = self.open.lock().await;
-        if w.batch.is_none() {
-            w.lite = None;
-        }
-    }
+/// Closes the write connection (`Store::close`): later writes fail; the open batch, if any,
+/// commits first (after the bodies already holding or queued for the connection), so its
+/// writers hear and nothing is left open when the database is given up.
+pub(crate) async fn close(inner: &Arc<Inner>) {
+    inner.group.closed.store(true, Ordering::SeqCst);
+    flush(inner.clone()).await;
+    inner.group.open.lock().await.lite = None;
 }
 
 /// Counts a write as waiting until it holds the connection; if it is dropped while waiting
@@ -173,7 +176,8 @@ fn clean(w: &mut Writer) {
 /// it may wait for another process's write lock. If the caller is dropped meanwhile, the
 /// connection is dropped with the answer, which rolls back what it began.
 async fn begin(w: &mut Writer, target: &LiteTarget) -> Result<(), StoreError> {
-    let lite = w.lite.take();
+    // A connection left inside a transaction (a rollback that failed) is not reused.
+    let lite = w.lite.take().filter(Lite::is_autocommit);
     let target = target.clone();
     let (lite, began) = tokio::task::spawn_blocking(move || {
         let mut lite = match lite {
@@ -204,6 +208,9 @@ impl Member {
         let mut guard = inner.group.open.clone().lock_owned().await;
         waiting.acquired = true;
         drop(waiting);
+        if inner.group.closed.load(Ordering::SeqCst) {
+            return Err(sqlx::Error::PoolClosed.into());
+        }
         clean(&mut guard);
         if guard.batch.is_none() {
             let target = inner
@@ -348,11 +355,12 @@ pub(crate) async fn flush(inner: Arc<Inner>) {
             // Leaves nothing of the batch behind; its members run again or fail.
             let _ = lite.batch("ROLLBACK");
         }
-        (lite, outcome)
+        // Still inside the transaction: closing the connection rolls it back.
+        (lite.is_autocommit().then_some(lite), outcome)
     })
     .await
     .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
-    guard.lite = Some(lite);
+    guard.lite = lite;
     let outcome = outcome.map(|changes| {
         if let Some(index) = &inner.index {
             index.apply(changes);

@@ -412,7 +412,7 @@ impl Conn for Lite {
         sql: &str,
         args: Vec<Arg>,
     ) -> Result<Option<T>, sqlx::Error> {
-        Ok(self.rows(sql, &args, 1)?.pop())
+        Ok(self.rows(sql, &args, 1)?.into_iter().next())
     }
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
