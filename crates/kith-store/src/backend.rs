@@ -278,9 +278,7 @@ impl Store {
             task.abort();
             let _ = task.await;
         }
-        if self.dialect() == Dialect::Sqlite {
-            crate::batch::close(&self.inner).await;
-        }
+        crate::batch::close(&self.inner).await;
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,

@@ -57,12 +57,10 @@ struct Writer {
     batch: Option<OpenBatch>,
 }
 
-impl Writer {
-    fn lite(&mut self) -> &mut Lite {
-        self.lite
-            .as_mut()
-            .expect("an open batch holds the write connection")
-    }
+/// The connection of an open batch (a field apart, so the batch can be borrowed beside it).
+fn held(lite: &mut Option<Lite>) -> &mut Lite {
+    lite.as_mut()
+        .expect("an open batch holds the write connection")
 }
 
 struct OpenBatch {
@@ -106,8 +104,8 @@ impl GroupCommit {
     }
 }
 
-/// Closes the write connection (`Store::close`): later writes fail; the open batch, if any,
-/// commits first (after the bodies already holding or queued for the connection), so its
+/// Closes the write connection (`Store::close`; nothing to do on PostgreSQL, which never opens
+/// a batch): later writes fail; the open batch, if any, commits first (after the bodies already holding or queued for the connection), so its
 /// writers hear and nothing is left open when the database is given up.
 pub(crate) async fn close(inner: &Arc<Inner>) {
     inner.group.closed.store(true, Ordering::SeqCst);
@@ -152,12 +150,7 @@ fn clean(w: &mut Writer) {
     if b.savepoint != Savepoint::Held {
         return;
     }
-    let cleaned = w
-        .lite
-        .as_mut()
-        .expect("an open batch holds the write connection")
-        .batch(ROLLBACK_TO);
-    match cleaned {
+    match held(&mut w.lite).batch(ROLLBACK_TO) {
         Ok(()) => b.savepoint = Savepoint::None,
         Err(e) => {
             let b = w.batch.take().expect("checked above");
@@ -231,7 +224,7 @@ impl Member {
         let w = &mut *guard;
         let b = w.batch.as_mut().expect("opened above");
         if b.savepoint == Savepoint::None {
-            if let Err(e) = w.lite.as_mut().expect("open batch").batch(SAVEPOINT) {
+            if let Err(e) = held(&mut w.lite).batch(SAVEPOINT) {
                 drop(guard);
                 // The batch may hold earlier writes waiting for a commit.
                 tokio::spawn(flush(inner.clone()));
@@ -250,10 +243,11 @@ impl Member {
 
     /// The batch's connection, inside this write's savepoint.
     pub(crate) fn conn(&mut self) -> &mut Lite {
-        self.guard
+        let w = self
+            .guard
             .as_mut()
-            .expect("a member holds the open batch until it finishes")
-            .lite()
+            .expect("a member holds the open batch until it finishes");
+        held(&mut w.lite)
     }
 
     /// Ends this write's part: keeps its work (`ok`) or rolls back to its savepoint, hands the
@@ -271,7 +265,7 @@ impl Member {
             (false, true) => ROLLBACK_TO,
             (false, false) => ROLLBACK_TO_NEXT,
         };
-        let ended = w.lite.as_mut().expect("open batch").batch(sql);
+        let ended = held(&mut w.lite).batch(sql);
         if ended.is_ok() {
             b.savepoint = if commit_now {
                 Savepoint::None

@@ -135,14 +135,20 @@ pub(crate) trait Conn: Send {
         args: Vec<Arg>,
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
 
-    /// Runs several statements in order and answers the rows each touched. SQLite runs them
-    /// as one string (sqlx steps every statement of a string, each with the `$n` it names, in
-    /// one round trip to its worker thread); PostgreSQL's extended protocol takes one statement
-    /// per message, so there they run one by one. The statements must not hold `$` in quotes.
+    /// Runs several statements in order and answers the rows each touched: one by one (on
+    /// SQLite writes run in process, `lite.rs`; PostgreSQL takes one statement per message).
     fn execute_many(
         &mut self,
         statements: Vec<(&str, Vec<Arg>)>,
-    ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send;
+    ) -> impl Future<Output = Result<Vec<u64>, sqlx::Error>> + Send {
+        async move {
+            let mut touched = Vec::with_capacity(statements.len());
+            for (sql, args) in statements {
+                touched.push(self.execute(sql, args).await?);
+            }
+            Ok(touched)
+        }
+    }
 
     /// Runs one query and sends its rows to `tx` in chunks of `chunk` as they come, so a
     /// result of any size passes through bounded memory (the channel's bound is the
@@ -212,35 +218,8 @@ macro_rules! bind_all {
     }};
 }
 
-/// The statements joined into one string, each one's `$n` moved past the arguments of those
-/// before it, and their arguments in one list.
-fn join_statements(statements: Vec<(&str, Vec<Arg>)>) -> (String, Vec<Arg>) {
-    let mut sql = String::new();
-    let mut all = Vec::new();
-    for (stmt, args) in statements {
-        let offset = all.len();
-        let mut chars = stmt.chars().peekable();
-        while let Some(ch) = chars.next() {
-            if ch == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-                let mut n = 0usize;
-                while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                    n = n * 10 + d as usize;
-                    chars.next();
-                }
-                sql.push('$');
-                sql.push_str(&(n + offset).to_string());
-            } else {
-                sql.push(ch);
-            }
-        }
-        sql.push_str(";\n");
-        all.extend(args);
-    }
-    (sql, all)
-}
-
 macro_rules! impl_conn {
-    ($conn:ty, $db:ty, $dialect:expr, $joins:expr) => {
+    ($conn:ty, $db:ty, $dialect:expr) => {
         impl Conn for $conn {
             fn dialect(&self) -> Dialect {
                 $dialect
@@ -297,53 +276,9 @@ macro_rules! impl_conn {
                     .await?
                     .rows_affected())
             }
-
-            async fn execute_many(
-                &mut self,
-                statements: Vec<(&str, Vec<Arg>)>,
-            ) -> Result<Vec<u64>, sqlx::Error> {
-                let mut touched = Vec::with_capacity(statements.len());
-                if $joins && statements.len() > 1 {
-                    use futures::TryStreamExt;
-                    let (sql, args) = join_statements(statements);
-                    // One result per statement, in order (rows would come between; these
-                    // statements return none).
-                    #[allow(deprecated)]
-                    let mut steps =
-                        bind_all!(sqlx::query::<$db>(&sql), args).fetch_many(&mut *self);
-                    while let Some(step) = steps.try_next().await? {
-                        if let sqlx::Either::Left(done) = step {
-                            touched.push(done.rows_affected());
-                        }
-                    }
-                } else {
-                    for (sql, args) in statements {
-                        touched.push(self.execute(sql, args).await?);
-                    }
-                }
-                Ok(touched)
-            }
         }
     };
 }
 
-impl_conn!(SqliteConnection, sqlx::Sqlite, Dialect::Sqlite, true);
-impl_conn!(PgConnection, sqlx::Postgres, Dialect::Postgres, false);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn joined_statements_number_their_arguments_in_turn() {
-        let (sql, args) = join_statements(vec![
-            ("UPDATE a SET x = $2 WHERE id = $1", args!["a", 1i64]),
-            ("UPDATE b SET y = $1, z = $1 WHERE id = $12", args!["b"]),
-        ]);
-        assert_eq!(
-            sql,
-            "UPDATE a SET x = $2 WHERE id = $1;\nUPDATE b SET y = $3, z = $3 WHERE id = $14;\n"
-        );
-        assert_eq!(args.len(), 3);
-    }
-}
+impl_conn!(SqliteConnection, sqlx::Sqlite, Dialect::Sqlite);
+impl_conn!(PgConnection, sqlx::Postgres, Dialect::Postgres);

@@ -78,7 +78,7 @@ pub(crate) async fn append_message<C: Conn>(
     Ok(posted)
 }
 
-/// `append_message`, with `before` run first in the same round trip (`Conn::execute_many`);
+/// `append_message`, with `before` run first (`Conn::execute_many`);
 /// answers the rows each statement of `before` touched too.
 pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,

@@ -38,8 +38,8 @@ pub(crate) fn next_delivery_seq(d: Dialect) -> &'static str {
 
 /// Whether a write and the statement that depends on it are sent as one, the write as a
 /// data-modifying CTE (`WITH w AS (INSERT …) INSERT …`). PostgreSQL: each statement is a
-/// round trip, and it takes such CTEs. SQLite: `Conn::execute_many` sends the statements in
-/// one round trip already, and it has no data-modifying CTEs.
+/// round trip, and it takes such CTEs. SQLite: writes run in process (`lite.rs`), no round
+/// trips to save, and it has no data-modifying CTEs.
 pub(crate) fn fold_into_cte(d: Dialect) -> bool {
     match d {
         Dialect::Sqlite => false,

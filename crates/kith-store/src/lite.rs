@@ -88,21 +88,6 @@ impl Lite {
         self.conn.is_autocommit()
     }
 
-    /// The statements of `sql` as byte ranges: one for a single statement, SQLite's own cut
-    /// for a string of several (cached: the same few strings come back).
-    fn statements(&mut self, sql: &str) -> Result<Vec<(usize, usize)>, sqlx::Error> {
-        let body = sql.trim_end().trim_end_matches(';');
-        if !body.contains(';') {
-            return Ok(vec![(0, sql.len())]);
-        }
-        if let Some(cut) = self.splits.get(sql) {
-            return Ok(cut.clone());
-        }
-        let cut = split(sql)?;
-        self.splits.insert(sql.into(), cut.clone());
-        Ok(cut)
-    }
-
     /// Runs every statement of `sql` with `args` (each takes the `$n` it names), handing each
     /// row to `on_row`; answers the rows the statements changed, summed (as sqlx does).
     fn run(
@@ -111,35 +96,57 @@ impl Lite {
         args: &[Arg],
         mut on_row: impl FnMut(&rusqlite::Row<'_>) -> Result<bool, sqlx::Error>,
     ) -> Result<u64, sqlx::Error> {
+        if !sql.trim_end().trim_end_matches(';').contains(';') {
+            return self.run_one(sql, args, &mut on_row);
+        }
+        // Several statements: SQLite's own cut, cached (the same few strings come back).
+        let cut = match self.splits.get(sql) {
+            Some(cut) => cut.clone(),
+            None => {
+                let cut = split(sql)?;
+                self.splits.insert(sql.into(), cut.clone());
+                cut
+            }
+        };
         let mut changed = 0;
-        for (from, to) in self.statements(sql)? {
-            let one = sql[from..to].trim();
-            if one.is_empty() {
-                continue;
-            }
-            let mut stmt = self.conn.prepare_cached(one).map_err(error)?;
-            bind(&mut stmt, args)?;
-            let readonly = stmt.readonly();
-            let mut step = || {
-                let mut rows = stmt.raw_query();
-                while let Some(row) = rows.next().map_err(error)? {
-                    if !on_row(row)? {
-                        break;
-                    }
-                }
-                Ok::<_, sqlx::Error>(())
-            };
-            if args.len() >= BULK_ARGS && multi_threaded() {
-                // A bulk insert (a seed's or an import's batch) runs long: let the worker's
-                // other tasks move to another thread meanwhile.
-                tokio::task::block_in_place(step)?;
-            } else {
-                step()?;
-            }
-            drop(stmt);
-            changed += if readonly { 0 } else { self.conn.changes() };
+        for (from, to) in cut {
+            changed += self.run_one(&sql[from..to], args, &mut on_row)?;
         }
         Ok(changed)
+    }
+
+    /// Runs one statement (see `run`).
+    fn run_one(
+        &mut self,
+        sql: &str,
+        args: &[Arg],
+        on_row: &mut impl FnMut(&rusqlite::Row<'_>) -> Result<bool, sqlx::Error>,
+    ) -> Result<u64, sqlx::Error> {
+        let sql = sql.trim();
+        if sql.is_empty() {
+            return Ok(0);
+        }
+        let mut stmt = self.conn.prepare_cached(sql).map_err(error)?;
+        bind(&mut stmt, args)?;
+        let readonly = stmt.readonly();
+        let mut step = || {
+            let mut rows = stmt.raw_query();
+            while let Some(row) = rows.next().map_err(error)? {
+                if !on_row(row)? {
+                    break;
+                }
+            }
+            Ok::<_, sqlx::Error>(())
+        };
+        if args.len() >= BULK_ARGS && multi_threaded() {
+            // A bulk insert (a seed's or an import's batch) runs long: let the worker's
+            // other tasks move to another thread meanwhile.
+            tokio::task::block_in_place(step)?;
+        } else {
+            step()?;
+        }
+        drop(stmt);
+        Ok(if readonly { 0 } else { self.conn.changes() })
     }
 
     fn rows<T: Row>(
@@ -417,16 +424,6 @@ impl Conn for Lite {
 
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64, sqlx::Error> {
         self.run(sql, &args, |_| Ok(true))
-    }
-
-    async fn execute_many(
-        &mut self,
-        statements: Vec<(&str, Vec<Arg>)>,
-    ) -> Result<Vec<u64>, sqlx::Error> {
-        statements
-            .into_iter()
-            .map(|(sql, args)| self.run(sql, &args, |_| Ok(true)))
-            .collect()
     }
 
     async fn fetch_chunks<T: Row>(

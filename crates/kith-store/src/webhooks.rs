@@ -148,7 +148,7 @@ pub(crate) fn enqueue_statement(
 /// A message's insert and its `message.created` enqueue, and which of the statements
 /// answers the deliveries written (none when the organization has no endpoints). Where each statement is a round trip (PostgreSQL) the two
 /// are one statement, the insert as a data-modifying CTE of the enqueue, so a message costs
-/// no extra round trip for webhooks; SQLite runs them as two (in one round trip anyway).
+/// no extra round trip for webhooks; SQLite runs them as two (in process, `lite.rs`).
 pub(crate) fn message_statements(
     d: Dialect,
     org_id: &str,

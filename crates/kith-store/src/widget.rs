@@ -309,8 +309,8 @@ impl WebsiteStore<'_> {
                     id
                 }
             };
-            // The writes of the message go to the database in one round trip (SQLite; one
-            // by one on PostgreSQL): a new conversation, its timeline entry, the counters.
+            // The writes of the message, run together (`Conn::execute_many`): a new
+            // conversation, its timeline entry, the counters.
             let mut writes: Vec<(&str, Vec<Arg>)> = Vec::new();
             // Which of `writes` enqueues `conversation.started` (its rows wake the deliverer).
             let mut hook_statement = None;

@@ -1,15 +1,14 @@
-//! Closing a SQLite store commits the writes already under way, refuses later ones, and gives
-//! the database up: what was acknowledged is there for the next store to open it.
+//! The SQLite write connection (`lite.rs`) beside sqlx's pool: an in-memory database is one
+//! database for both, and closing a store commits the writes under way, refuses later ones
+//! and gives the database up.
 
 use kith_core::filter::ListFilter;
+use kith_core::OrgId;
 use kith_store::{NewOrg, Store};
 use kith_testkit::{Backend, TestDb};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_commits_writes_under_way_and_refuses_later_ones() {
-    let db = TestDb::new(Backend::Sqlite).await;
-    let store = Store::open(&db.url).await.expect("open");
-    let org_id = store
+async fn new_org(store: &Store) -> OrgId {
+    store
         .create_org(&NewOrg {
             name: "Acme".into(),
             admin_email: "admin@acme.test".into(),
@@ -17,7 +16,32 @@ async fn close_commits_writes_under_way_and_refuses_later_ones() {
         })
         .await
         .expect("org")
-        .org_id;
+        .org_id
+}
+
+/// `sqlite::memory:` writes go through the write connection and the pool reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_and_reads_share_one_in_memory_database() {
+    let store = Store::open("sqlite::memory:").await.expect("open");
+    let org_id = new_org(&store).await;
+    store.org(&org_id).seed(120, 7).await.expect("seed");
+    store.contact_index_ready().await.expect("index");
+    assert_eq!(
+        store
+            .org(&org_id)
+            .count_contacts(&ListFilter::default())
+            .await
+            .unwrap(),
+        120
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_writes_under_way_and_refuses_later_ones() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = Store::open(&db.url).await.expect("open");
+    let org_id = new_org(&store).await;
     // Writes in flight while the store closes: each answers committed or an error.
     let writes: Vec<_> = (0..24u64)
         .map(|i| {
