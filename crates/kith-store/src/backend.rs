@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) sqlite_writer: Arc<tokio::sync::Mutex<()>>,
     /// SQLite: the open batch writes join (group commit, see `batch`).
     pub(crate) group: crate::batch::GroupCommit,
+    /// A SQLite file: read connections for `read_point!` (see `lite::PointReaders`).
+    pub(crate) point_readers: Option<crate::lite::PointReaders>,
     pub(crate) url_redacted: String,
 }
 
@@ -110,14 +112,28 @@ impl Store {
         access: Access,
         gate: Option<tokio::sync::oneshot::Receiver<()>>,
     ) -> Result<Store, StoreError> {
-        let (backend, index, lock, group) = if url.starts_with("sqlite:") {
+        let (backend, index, lock, group, point_readers) = if url.starts_with("sqlite:") {
             let (backend, index, lock, target) = open_sqlite(url, max_connections, access).await?;
-            (backend, index, lock, crate::batch::GroupCommit::new(target))
+            let readers =
+                (!target.in_memory).then(|| crate::lite::PointReaders::new(target.path.clone()));
+            (
+                backend,
+                index,
+                lock,
+                crate::batch::GroupCommit::new(target),
+                readers,
+            )
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let index = (access == Access::Serve)
                 .then(|| Arc::new(crate::index::ContactIndex::following()));
             let backend = open_postgres(url, max_connections).await?;
-            (backend, index, None, crate::batch::GroupCommit::default())
+            (
+                backend,
+                index,
+                None,
+                crate::batch::GroupCommit::default(),
+                None,
+            )
         } else {
             return Err(StoreError::Config(format!(
                 "unsupported database URL {:?}: use sqlite://file.db, sqlite:///abs/path.db or postgres://user@host/db",
@@ -132,6 +148,7 @@ impl Store {
                 lock: std::sync::Mutex::new(lock),
                 sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
                 group,
+                point_readers,
                 url_redacted: redact(url),
             }),
         };
@@ -658,3 +675,23 @@ macro_rules! read {
     }};
 }
 pub(crate) use read;
+
+/// `read!` for a read of a few rows by key on a hot path: on a SQLite file it runs on the
+/// calling thread (`lite::PointReaders`), elsewhere as `read!`. Never for scans.
+macro_rules! read_point {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let store: &$crate::Store = $store;
+        match store.inner.point_readers.as_ref() {
+            Some(readers) => {
+                async {
+                    let mut reader = readers.checkout()?;
+                    let $c: &mut $crate::lite::Lite = &mut reader;
+                    Ok::<_, $crate::StoreError>($body?)
+                }
+                .await
+            }
+            None => $crate::read!(store, |$c| $body),
+        }
+    }};
+}
+pub(crate) use read_point;

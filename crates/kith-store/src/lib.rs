@@ -41,7 +41,7 @@ pub use admins::{
     PASSWORD_MIN_CHARS,
 };
 pub use audit::IngestTotals;
-pub(crate) use backend::{read, transact};
+pub(crate) use backend::{read, read_point, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use bulk::{BulkAction, BulkJob, BulkRequest, Step as BulkStep};
 pub use contacts::{Page, TagEdit};

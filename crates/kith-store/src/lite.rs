@@ -78,6 +78,23 @@ impl Lite {
         })
     }
 
+    /// Opens a read connection for point reads ([`PointReaders`]): read-only, sharing the
+    /// file's memory map, with SQLite's default page cache (it reads a few rows per call).
+    fn open_reader(path: &std::path::Path) -> Result<Lite, sqlx::Error> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(error)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
+        conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 8589934592;")
+            .map_err(error)?;
+        Ok(Lite {
+            conn,
+            splits: HashMap::new(),
+        })
+    }
+
     /// Runs statements that take no arguments and answer nothing (transaction control).
     pub(crate) fn batch(&mut self, sql: &str) -> Result<(), sqlx::Error> {
         self.run(sql, &[], |_| Ok(true)).map(|_| ())
@@ -161,6 +178,77 @@ impl Lite {
             Ok(out.len() < limit)
         })?;
         Ok(out)
+    }
+}
+
+/// Read connections for the point reads every widget call makes (the website of its key, a
+/// returning visitor's row), run on the calling thread like the write connection's
+/// statements: through sqlx's pool each was a hop to the connection's thread and back,
+/// 12 % of the server's CPU under ingest (issue 18). Only reads of a few rows by key go
+/// here (`read_point!`): a statement runs to its end on the runtime's worker, which WAL
+/// makes safe (a reader never waits for the writer) but a long scan would stall the worker.
+/// File databases only: an in-memory one is shared-cache, where a reader can wait on a
+/// writer's table lock, so it keeps sqlx's pool.
+pub(crate) struct PointReaders {
+    path: PathBuf,
+    idle: std::sync::Mutex<Vec<Lite>>,
+}
+
+/// Idle read connections kept; more are opened while more calls read at once.
+const IDLE_READERS: usize = 8;
+
+impl PointReaders {
+    pub(crate) fn new(path: PathBuf) -> PointReaders {
+        PointReaders {
+            path,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An idle connection, or a new one; it goes back when the answered guard drops.
+    pub(crate) fn checkout(&self) -> Result<PointReader<'_>, sqlx::Error> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let lite = match idle {
+            Some(lite) => lite,
+            None => Lite::open_reader(&self.path)?,
+        };
+        Ok(PointReader {
+            owner: self,
+            lite: Some(lite),
+        })
+    }
+}
+
+/// A read connection out of [`PointReaders`].
+pub(crate) struct PointReader<'a> {
+    owner: &'a PointReaders,
+    lite: Option<Lite>,
+}
+
+impl std::ops::Deref for PointReader<'_> {
+    type Target = Lite;
+    fn deref(&self) -> &Lite {
+        self.lite.as_ref().expect("held until drop")
+    }
+}
+
+impl std::ops::DerefMut for PointReader<'_> {
+    fn deref_mut(&mut self) -> &mut Lite {
+        self.lite.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for PointReader<'_> {
+    fn drop(&mut self) {
+        let Some(lite) = self.lite.take() else { return };
+        // A read left open (a statement that failed mid-way) must not hold a snapshot.
+        if !lite.is_autocommit() {
+            return;
+        }
+        let mut idle = self.owner.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(lite);
+        }
     }
 }
 

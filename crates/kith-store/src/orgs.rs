@@ -4,7 +4,7 @@ use crate::conn::{args, Conn};
 use crate::contacts::Page;
 use crate::ids::{new_id, now_ms, random_hex, sha256_hex};
 use crate::model::{AuditEntry, AuditRow, Website, WebsiteRow, REDACTED};
-use crate::{read, transact, OrgStore, Store, StoreError};
+use crate::{read, read_point, transact, OrgStore, Store, StoreError};
 use kith_core::verify::VerificationMode;
 use kith_core::{OrgId, WebsiteId};
 use serde::Serialize;
@@ -177,8 +177,9 @@ impl Store {
         let sql = format!(
             "SELECT {WEBSITE_COLUMNS} FROM websites WHERE org_id = $1 AND website_key = $2"
         );
+        // Every widget call asks: a point read on the calling thread.
         let row: Option<WebsiteRow> =
-            read!(self, |c| c.fetch_optional(&sql, args![&org_id, key]).await)?;
+            read_point!(self, |c| c.fetch_optional(&sql, args![&org_id, key]).await)?;
         Ok(row.map(Website::from))
     }
 }

@@ -13,7 +13,7 @@ use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
-use crate::{read, transact, Conversation, OrgStore, Page, StoreError, WebsiteStore};
+use crate::{read, read_point, transact, Conversation, OrgStore, Page, StoreError, WebsiteStore};
 use kith_core::conversation::AuthorKind;
 use kith_core::identity::Claim;
 use kith_core::timeline::{Actor, EventKind};
@@ -157,7 +157,8 @@ impl WebsiteStore<'_> {
         let website = self.website;
         let visitor_id = visitor_id.as_str();
         let org_id = website.org_id.as_str();
-        let v = read!(self.store, |c| load_visitor(c, org_id, visitor_id, false)
+        // Every page view of a returning visitor asks: a point read on the calling thread.
+        let v = read_point!(self.store, |c| load_visitor(c, org_id, visitor_id, false)
             .await)?;
         let Some(v) = v else { return Ok(()) };
         let now = now_ms();

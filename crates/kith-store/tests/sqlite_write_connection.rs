@@ -1,10 +1,11 @@
 //! The SQLite write connection (`lite.rs`) beside sqlx's pool: an in-memory database is one
 //! database for both, and closing a store commits the writes under way, refuses later ones
-//! and gives the database up.
+//! and gives the database up. The point readers (`lite::PointReaders`) read what was
+//! committed last, by this process or a command beside it.
 
 use kith_core::filter::ListFilter;
-use kith_core::OrgId;
-use kith_store::{NewOrg, Store};
+use kith_core::{OrgId, VisitorId, WebsiteId};
+use kith_store::{Access, NewOrg, Store};
 use kith_testkit::{Backend, TestDb};
 
 async fn new_org(store: &Store) -> OrgId {
@@ -73,4 +74,76 @@ async fn close_commits_writes_under_way_and_refuses_later_ones() {
         acknowledged
     );
     again.close().await;
+}
+
+/// The widget's website lookup runs on a point reader of the serving store: a secret rotated
+/// by `kith website rotate-secret` (a short command on the same file) and a name changed by
+/// the server itself are what the very next lookup answers; a returning visitor's page view
+/// reads its row the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_reads_answer_what_was_committed_last_by_any_process() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = Store::open(&db.url).await.expect("open");
+    let created = store
+        .create_org(&NewOrg {
+            name: "Acme".into(),
+            admin_email: "admin@acme.test".into(),
+            website_name: "Shop".into(),
+        })
+        .await
+        .expect("org");
+    let key = created.website_key.clone();
+    let site = store.website_by_key(&key).await.unwrap().expect("the key");
+    assert_eq!(site.identity_secret, created.identity_secret);
+    // A visitor writes (its row is stored), then comes back: its session reads that row.
+    let visitor = VisitorId::new("v-point-read");
+    store
+        .website(&site)
+        .visitor_message(&visitor, "hello", None, None)
+        .await
+        .expect("message");
+    store
+        .website(&site)
+        .visitor_session(&visitor)
+        .await
+        .expect("session");
+
+    // Another process rotates the secret (as the CLI does, beside the server).
+    let beside = Store::open_with(&db.url, 1, Access::Shared)
+        .await
+        .expect("open beside");
+    let rotated = beside
+        .org(&created.org_id)
+        .rotate_identity_secret(&WebsiteId::new(site.id.as_str()), "cli")
+        .await
+        .expect("rotate");
+    beside.close().await;
+    assert_ne!(rotated.identity_secret, created.identity_secret);
+    let seen = store.website_by_key(&key).await.unwrap().expect("the key");
+    assert_eq!(seen.identity_secret, rotated.identity_secret);
+    assert_eq!(
+        seen.previous_identity_secret.as_deref(),
+        Some(created.identity_secret.as_str())
+    );
+
+    // The server renames it: the next lookup has the new name.
+    store
+        .org(&created.org_id)
+        .update_website(
+            &WebsiteId::new(site.id.as_str()),
+            Some("Store"),
+            None,
+            None,
+            "admin",
+        )
+        .await
+        .expect("rename");
+    let seen = store.website_by_key(&key).await.unwrap().expect("the key");
+    assert_eq!(seen.name, "Store");
+    assert!(store
+        .website_by_key("wk_nobody_0000")
+        .await
+        .unwrap()
+        .is_none());
+    store.close().await;
 }
