@@ -78,8 +78,9 @@ impl Lite {
         })
     }
 
-    /// Opens a read connection for point reads ([`PointReaders`]): read-only, sharing the
-    /// file's memory map, with SQLite's default page cache (it reads a few rows per call).
+    /// Opens a read connection for point reads ([`PointReaders`]): read-only, with SQLite's
+    /// default page cache (it reads a few rows per call) and no memory map (each connection's
+    /// map is a mapping of its own, whose touched pages count again in the resident size).
     fn open_reader(path: &std::path::Path) -> Result<Lite, sqlx::Error> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
@@ -87,7 +88,7 @@ impl Lite {
         let conn = Connection::open_with_flags(path, flags).map_err(error)?;
         conn.set_prepared_statement_cache_capacity(64);
         conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
-        conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 8589934592;")
+        conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 0;")
             .map_err(error)?;
         Ok(Lite {
             conn,
