@@ -296,6 +296,9 @@ impl Store {
             let _ = task.await;
         }
         crate::batch::close(&self.inner).await;
+        if let Some(readers) = &self.inner.point_readers {
+            readers.close();
+        }
         match &self.inner.backend {
             Backend::Sqlite(p) => p.close().await,
             Backend::Postgres(p) => p.close().await,

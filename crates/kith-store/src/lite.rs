@@ -192,7 +192,8 @@ impl Lite {
 /// writer's table lock, so it keeps sqlx's pool.
 pub(crate) struct PointReaders {
     path: PathBuf,
-    idle: std::sync::Mutex<Vec<Lite>>,
+    /// `None` once the store closed: later reads fail as the closed pool's do.
+    idle: std::sync::Mutex<Option<Vec<Lite>>>,
 }
 
 /// Idle read connections kept; more are opened while more calls read at once.
@@ -202,13 +203,16 @@ impl PointReaders {
     pub(crate) fn new(path: PathBuf) -> PointReaders {
         PointReaders {
             path,
-            idle: std::sync::Mutex::new(Vec::new()),
+            idle: std::sync::Mutex::new(Some(Vec::new())),
         }
     }
 
     /// An idle connection, or a new one; it goes back when the answered guard drops.
     pub(crate) fn checkout(&self) -> Result<PointReader<'_>, sqlx::Error> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(idle) => idle.pop(),
+            None => return Err(sqlx::Error::PoolClosed),
+        };
         let lite = match idle {
             Some(lite) => lite,
             None => Lite::open_reader(&self.path)?,
@@ -217,6 +221,11 @@ impl PointReaders {
             owner: self,
             lite: Some(lite),
         })
+    }
+
+    /// Closes the idle connections and refuses later reads (`Store::close`).
+    pub(crate) fn close(&self) {
+        drop(self.idle.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 }
 
@@ -247,7 +256,7 @@ impl Drop for PointReader<'_> {
             return;
         }
         let mut idle = self.owner.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < IDLE_READERS {
+        if let Some(idle) = idle.as_mut().filter(|idle| idle.len() < IDLE_READERS) {
             idle.push(lite);
         }
     }

@@ -145,5 +145,7 @@ async fn point_reads_answer_what_was_committed_last_by_any_process() {
         .await
         .unwrap()
         .is_none());
+    // A closed store reads nothing more, as its closed pool would answer.
     store.close().await;
+    assert!(store.website_by_key(&key).await.is_err());
 }
