@@ -4,11 +4,11 @@
 //! committed last, by this process or a command beside it.
 
 use kith_core::filter::ListFilter;
-use kith_core::{OrgId, VisitorId, WebsiteId};
-use kith_store::{Access, NewOrg, Store};
+use kith_core::{VisitorId, WebsiteId};
+use kith_store::{Access, Credentials, NewOrg, Store};
 use kith_testkit::{Backend, TestDb};
 
-async fn new_org(store: &Store) -> OrgId {
+async fn new_org(store: &Store) -> Credentials {
     store
         .create_org(&NewOrg {
             name: "Acme".into(),
@@ -17,14 +17,13 @@ async fn new_org(store: &Store) -> OrgId {
         })
         .await
         .expect("org")
-        .org_id
 }
 
 /// `sqlite::memory:` writes go through the write connection and the pool reads them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_reads_share_one_in_memory_database() {
     let store = Store::open("sqlite::memory:").await.expect("open");
-    let org_id = new_org(&store).await;
+    let org_id = new_org(&store).await.org_id;
     store.org(&org_id).seed(120, 7).await.expect("seed");
     store.contact_index_ready().await.expect("index");
     assert_eq!(
@@ -42,7 +41,7 @@ async fn writes_and_reads_share_one_in_memory_database() {
 async fn close_commits_writes_under_way_and_refuses_later_ones() {
     let db = TestDb::new(Backend::Sqlite).await;
     let store = Store::open(&db.url).await.expect("open");
-    let org_id = new_org(&store).await;
+    let org_id = new_org(&store).await.org_id;
     // Writes in flight while the store closes: each answers committed or an error.
     let writes: Vec<_> = (0..24u64)
         .map(|i| {
@@ -84,14 +83,7 @@ async fn close_commits_writes_under_way_and_refuses_later_ones() {
 async fn point_reads_answer_what_was_committed_last_by_any_process() {
     let db = TestDb::new(Backend::Sqlite).await;
     let store = Store::open(&db.url).await.expect("open");
-    let created = store
-        .create_org(&NewOrg {
-            name: "Acme".into(),
-            admin_email: "admin@acme.test".into(),
-            website_name: "Shop".into(),
-        })
-        .await
-        .expect("org");
+    let created = new_org(&store).await;
     let key = created.website_key.clone();
     let site = store.website_by_key(&key).await.unwrap().expect("the key");
     assert_eq!(site.identity_secret, created.identity_secret);
