@@ -105,8 +105,9 @@ impl GroupCommit {
 }
 
 /// Closes the write connection (`Store::close`; nothing to do on PostgreSQL, which never opens
-/// a batch): later writes fail; the open batch, if any, commits first (after the bodies already holding or queued for the connection), so its
-/// writers hear and nothing is left open when the database is given up.
+/// a batch): later writes fail; the open batch, if any, commits first (after the bodies
+/// already holding or queued for the connection), so its writers hear and nothing is left
+/// open when the database is given up.
 pub(crate) async fn close(inner: &Arc<Inner>) {
     inner.group.closed.store(true, Ordering::SeqCst);
     flush(inner.clone()).await;

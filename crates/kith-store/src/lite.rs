@@ -56,26 +56,23 @@ impl Lite {
             // sqlx opens `sqlite::memory:` as a named in-memory database with a shared cache.
             flags |= OpenFlags::SQLITE_OPEN_MEMORY | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
         }
-        let conn = Connection::open_with_flags(&target.path, flags).map_err(error)?;
         // Every statement of every write body stays prepared, and the index read-back's
-        // `IN (…)` lists (one text per length, up to 400) do not push them out.
-        conn.set_prepared_statement_cache_capacity(1024);
-        conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
-        // The pool's pragmas (`open_sqlite`); WAL is the file's, set by the pool.
-        conn.execute_batch(
+        // `IN (…)` lists (one text per length, up to 400) do not push them out. The pool's
+        // pragmas (`open_sqlite`); WAL is the file's, set by the pool.
+        let lite = Lite::connect(
+            &target.path,
+            flags,
+            1024,
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536; \
              PRAGMA mmap_size = 8589934592;",
-        )
-        .map_err(error)?;
+        )?;
         if target.indexed {
-            conn.execute_batch(crate::index::DIRTY_TRACKING_SQL)
+            lite.conn
+                .execute_batch(crate::index::DIRTY_TRACKING_SQL)
                 .map_err(error)?;
         }
-        Ok(Lite {
-            conn,
-            splits: HashMap::new(),
-        })
+        Ok(lite)
     }
 
     /// Opens a read connection for point reads ([`PointReaders`]): read-only, with SQLite's
@@ -85,11 +82,25 @@ impl Lite {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Lite::connect(
+            path,
+            flags,
+            64,
+            "PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 0;",
+        )
+    }
+
+    /// A connection with `statements` kept prepared, the pool's busy timeout, and `pragmas`.
+    fn connect(
+        path: &std::path::Path,
+        flags: OpenFlags,
+        statements: usize,
+        pragmas: &str,
+    ) -> Result<Lite, sqlx::Error> {
         let conn = Connection::open_with_flags(path, flags).map_err(error)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        conn.set_prepared_statement_cache_capacity(statements);
         conn.busy_timeout(Duration::from_secs(10)).map_err(error)?;
-        conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA mmap_size = 0;")
-            .map_err(error)?;
+        conn.execute_batch(pragmas).map_err(error)?;
         Ok(Lite {
             conn,
             splits: HashMap::new(),
@@ -251,7 +262,8 @@ impl std::ops::DerefMut for PointReader<'_> {
 impl Drop for PointReader<'_> {
     fn drop(&mut self) {
         let Some(lite) = self.lite.take() else { return };
-        // A read left open (a statement that failed mid-way) must not hold a snapshot.
+        // A body that began a transaction and failed before its end must not put back a
+        // connection holding a snapshot (it would keep checkpoints from the WAL's end).
         if !lite.is_autocommit() {
             return;
         }
