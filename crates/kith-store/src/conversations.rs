@@ -114,19 +114,28 @@ pub(crate) async fn append_message_after<C: Conn>(
     );
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
-    statements.push((
-        "UPDATE conversations SET message_count = message_count + 1, last_message_preview = $3, \
-         last_message_at = $4, updated_at = $4, \
-         status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
-         WHERE org_id = $1 AND id = $2",
-        args![org_id, conversation_id, preview(body), now, reopen],
-    ));
     let mut touched = c.execute_many(statements).await?;
     if let Some(i) = hook {
         webhooks::note_enqueued(touched[i]);
     }
     touched.truncate(own);
-    let conv = conversation_row(c, org_id, conversation_id).await?;
+    // The conversation as this message leaves it, answered by its own update (one statement
+    // fewer than reading it back; a round trip fewer on PostgreSQL).
+    let conv: ConversationRow = c
+        .fetch_optional(
+            "UPDATE conversations SET message_count = message_count + 1, \
+             last_message_preview = $3, last_message_at = $4, updated_at = $4, \
+             status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
+             WHERE org_id = $1 AND id = $2 \
+             RETURNING id, website_id, \
+             (SELECT w.name FROM websites w WHERE w.org_id = conversations.org_id \
+              AND w.id = conversations.website_id) AS website_name, \
+             contact_id, visitor_id, status, message_count, last_message_preview, \
+             last_message_at, created_at, updated_at",
+            args![org_id, conversation_id, preview(body), now, reopen],
+        )
+        .await?
+        .ok_or(StoreError::NotFound)?;
     Ok((
         PostedMessage {
             message: Message {

@@ -95,6 +95,17 @@ async fn load_visitor<C: Conn>(
     Ok(c.fetch_optional(&sql, args![org_id, visitor_id]).await?)
 }
 
+/// How [`ensure_visitor`] locks a stored visitor's row.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// `SELECT … FOR UPDATE`: nothing is written (an identify writes the visitor only when
+    /// its state changes).
+    Read,
+    /// An `UPDATE` of its `last_seen_at` to `now` that answers the row: the lock and the write
+    /// a message makes anyway, in one statement (one round trip on PostgreSQL).
+    Touch,
+}
+
 /// The visitor's row, created on its first identify or message, and locked: two calls of
 /// one visitor never decide on the same stale state.
 async fn ensure_visitor<C: Conn>(
@@ -102,13 +113,27 @@ async fn ensure_visitor<C: Conn>(
     website: &Website,
     visitor_id: &str,
     now: i64,
+    lock: Lock,
 ) -> Result<Visitor, StoreError> {
     let org_id = website.org_id.as_str();
     // Most calls come from a visitor already stored: read (and lock) it first, and insert
     // only when it is not there.
-    let v = match load_visitor(c, org_id, visitor_id, true).await? {
+    let stored = match lock {
+        Lock::Read => load_visitor(c, org_id, visitor_id, true).await?,
+        Lock::Touch => {
+            c.fetch_optional(
+                "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
+                 RETURNING id, website_id, contact_id, verified, link_proven, pending_claim, \
+                 last_seen_at",
+                args![org_id, visitor_id, now],
+            )
+            .await?
+        }
+    };
+    let v = match stored {
         Some(v) => v,
         None => {
+            // A new visitor's row is last seen now.
             c.execute(
                 "INSERT INTO visitors (org_id, id, website_id, contact_id, verified, pending_claim, \
                  created_at, last_seen_at) VALUES ($1, $2, $3, NULL, FALSE, NULL, $4, $4) \
@@ -122,7 +147,8 @@ async fn ensure_visitor<C: Conn>(
         }
     };
     if website.id != v.website_id {
-        // Tokens are signed per website, so this means a forged or mixed-up id.
+        // Tokens are signed per website, so this means a forged or mixed-up id (the
+        // transaction rolls back, a `Touch` with it).
         return Err(StoreError::NotFound);
     }
     Ok(v)
@@ -212,7 +238,7 @@ impl WebsiteStore<'_> {
         let org_id = website.org_id.as_str();
         transact!(self.store, |c| async {
             let now = now_ms();
-            let v = ensure_visitor(c, website, visitor_id, now).await?;
+            let v = ensure_visitor(c, website, visitor_id, now, Lock::Read).await?;
             // Before the first message, identities add up: the newer values win.
             let claim = match (&v.contact_id, pending_claim(&v)?) {
                 (None, Some(older)) => older.overlay(claim.clone())?,
@@ -283,7 +309,8 @@ impl WebsiteStore<'_> {
                     return Ok(posted);
                 }
             }
-            let mut v = ensure_visitor(c, website, visitor_id, now).await?;
+            // The visitor's `last_seen_at` moves to now with its lock.
+            let mut v = ensure_visitor(c, website, visitor_id, now, Lock::Touch).await?;
             let contact_id = match v.contact_id.clone() {
                 Some(id) => id,
                 None => {
@@ -365,10 +392,6 @@ impl WebsiteStore<'_> {
                 "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
                  WHERE org_id = $1 AND id = $2",
                 args![org_id, &contact_id, now],
-            ));
-            writes.push((
-                "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2",
-                args![org_id, visitor_id, now],
             ));
             let (mut posted, touched) = append_message_after(
                 c,
