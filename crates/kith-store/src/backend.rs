@@ -422,12 +422,28 @@ async fn open_sqlite(
 }
 
 /// A PostgreSQL pool with its migrations applied.
+/// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
+
 async fn open_postgres(url: &str, max_connections: u32) -> Result<Backend, StoreError> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings every connection it hands out (a round trip each, three per posted
+        // message: the website lookup, the transaction, the NOTIFY). A connection used within
+        // the last few seconds is known to be alive; one idle for longer is pinged, so one
+        // dropped by a database restart is still replaced rather than failing a request.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(opts)
         .await?;
     sqlx::migrate!("./migrations/postgres").run(&pool).await?;
