@@ -421,10 +421,10 @@ async fn open_sqlite(
     Ok((Backend::Sqlite(pool), index, lock, target))
 }
 
-/// A PostgreSQL pool with its migrations applied.
 /// A pooled PostgreSQL connection idle this long is pinged before it is handed out.
 const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
+/// A PostgreSQL pool with its migrations applied.
 async fn open_postgres(url: &str, max_connections: u32) -> Result<Backend, StoreError> {
     let opts = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Config(format!("invalid PostgreSQL URL: {e}")))?;

@@ -4,7 +4,9 @@ use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{contact_by, insert_event};
 use crate::cursor;
 use crate::ids::{new_id, now_ms};
-use crate::model::{ConversationRow, Message, MessageRow, CONVERSATION_SELECT};
+use crate::model::{
+    ConversationRow, Message, MessageRow, CONVERSATION_RETURNING, CONVERSATION_SELECT,
+};
 use crate::webhooks;
 use crate::{read, transact, Conversation, OrgStore, Page, StoreError};
 use kith_core::contact::preview;
@@ -12,6 +14,7 @@ use kith_core::conversation::AuthorKind;
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::{ContactId, ConversationId, VisitorId};
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 
 /// A message as written, with the conversation after it: what the API answers and what the
 /// realtime bus carries.
@@ -121,17 +124,17 @@ pub(crate) async fn append_message_after<C: Conn>(
     touched.truncate(own);
     // The conversation as this message leaves it, answered by its own update (one statement
     // fewer than reading it back; a round trip fewer on PostgreSQL).
-    let conv: ConversationRow = c
-        .fetch_optional(
+    static UPDATE: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "UPDATE conversations SET message_count = message_count + 1, \
              last_message_preview = $3, last_message_at = $4, updated_at = $4, \
              status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
-             WHERE org_id = $1 AND id = $2 \
-             RETURNING id, website_id, \
-             (SELECT w.name FROM websites w WHERE w.org_id = conversations.org_id \
-              AND w.id = conversations.website_id) AS website_name, \
-             contact_id, visitor_id, status, message_count, last_message_preview, \
-             last_message_at, created_at, updated_at",
+             WHERE org_id = $1 AND id = $2 {CONVERSATION_RETURNING}"
+        )
+    });
+    let conv: ConversationRow = c
+        .fetch_optional(
+            &UPDATE,
             args![org_id, conversation_id, preview(body), now, reopen],
         )
         .await?

@@ -156,6 +156,14 @@ pub(crate) const CONVERSATION_SELECT: &str =
      cv.last_message_at, cv.created_at, cv.updated_at \
      FROM conversations cv JOIN websites w ON w.org_id = cv.org_id AND w.id = cv.website_id";
 
+/// The same columns as [`CONVERSATION_SELECT`], answered by an `UPDATE conversations` (which
+/// cannot join: the website's name comes from a subquery).
+pub(crate) const CONVERSATION_RETURNING: &str = "RETURNING id, website_id, \
+     (SELECT w.name FROM websites w WHERE w.org_id = conversations.org_id \
+      AND w.id = conversations.website_id) AS website_name, \
+     contact_id, visitor_id, status, message_count, last_message_preview, \
+     last_message_at, created_at, updated_at";
+
 impl ConversationRow {
     pub fn view(&self) -> Result<Conversation, StoreError> {
         let status = ConversationStatus::parse(&self.status).ok_or_else(|| {

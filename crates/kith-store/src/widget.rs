@@ -19,6 +19,7 @@ use kith_core::identity::Claim;
 use kith_core::timeline::{Actor, EventKind};
 use kith_core::{ContactId, ConversationId, Status, VisitorId};
 use serde_json::json;
+use std::sync::LazyLock;
 
 /// A visitor as stored (only once it identified or wrote).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -81,6 +82,10 @@ fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
 /// How long an idempotency key answers with its first message (SPEC: 24 hours).
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
+/// The columns of [`Visitor`], as every read of a visitor's row names them.
+const VISITOR_COLUMNS: &str =
+    "id, website_id, contact_id, verified, link_proven, pending_claim, last_seen_at";
+
 async fn load_visitor<C: Conn>(
     c: &mut C,
     org_id: &str,
@@ -88,8 +93,7 @@ async fn load_visitor<C: Conn>(
     lock: bool,
 ) -> Result<Option<Visitor>, StoreError> {
     let sql = format!(
-        "SELECT id, website_id, contact_id, verified, link_proven, pending_claim, last_seen_at FROM visitors \
-         WHERE org_id = $1 AND id = $2{}",
+        "SELECT {VISITOR_COLUMNS} FROM visitors WHERE org_id = $1 AND id = $2{}",
         if lock { for_update(c.dialect()) } else { "" }
     );
     Ok(c.fetch_optional(&sql, args![org_id, visitor_id]).await?)
@@ -121,13 +125,14 @@ async fn ensure_visitor<C: Conn>(
     let stored = match lock {
         Lock::Read => load_visitor(c, org_id, visitor_id, true).await?,
         Lock::Touch => {
-            c.fetch_optional(
-                "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
-                 RETURNING id, website_id, contact_id, verified, link_proven, pending_claim, \
-                 last_seen_at",
-                args![org_id, visitor_id, now],
-            )
-            .await?
+            static TOUCH: LazyLock<String> = LazyLock::new(|| {
+                format!(
+                    "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
+                     RETURNING {VISITOR_COLUMNS}"
+                )
+            });
+            c.fetch_optional(&TOUCH, args![org_id, visitor_id, now])
+                .await?
         }
     };
     let v = match stored {
