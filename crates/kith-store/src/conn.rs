@@ -202,6 +202,25 @@ impl Positional {
     }
 }
 
+/// `sql` with each `$n` placeholder renumbered `$(n + by)`: a statement written alone, placed
+/// after `by` arguments of another (PostgreSQL; Kith's statements hold no `$` in literals).
+pub(crate) fn shift_params(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut rest = sql;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 1..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + by).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Binds every argument of `args` to the query `q`, in order.
 macro_rules! bind_all {
     ($q:expr, $args:expr) => {{
@@ -282,3 +301,22 @@ macro_rules! impl_conn {
 
 impl_conn!(SqliteConnection, sqlx::Sqlite, Dialect::Sqlite);
 impl_conn!(PgConnection, sqlx::Postgres, Dialect::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::shift_params;
+
+    #[test]
+    fn shift_params_renumbers_every_placeholder_and_nothing_else() {
+        assert_eq!(
+            shift_params(
+                "UPDATE t SET a = $3, b = $10 WHERE org_id = $1 AND id = $2",
+                5
+            ),
+            "UPDATE t SET a = $8, b = $15 WHERE org_id = $6 AND id = $7"
+        );
+        assert_eq!(shift_params("SELECT 1", 4), "SELECT 1");
+        // A `$` not followed by a number stays as it is.
+        assert_eq!(shift_params("SELECT '$' || $1", 2), "SELECT '$' || $3");
+    }
+}

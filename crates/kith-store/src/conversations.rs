@@ -1,8 +1,9 @@
 //! Conversations and messages, shared by the widget (visitor side) and the admin API.
 
-use crate::conn::{args, Arg, Conn};
+use crate::conn::{args, shift_params, Arg, Conn};
 use crate::contact_rows::{contact_by, insert_event};
 use crate::cursor;
+use crate::dialect::fold_into_cte;
 use crate::ids::{new_id, now_ms};
 use crate::model::{
     ConversationRow, Message, MessageRow, CONVERSATION_RETURNING, CONVERSATION_SELECT,
@@ -72,6 +73,7 @@ pub(crate) async fn append_message<C: Conn>(
     let (posted, _) = append_message_after(
         c,
         Vec::new(),
+        Before::Independent,
         org_id,
         (conversation_id, contact_id),
         message,
@@ -81,11 +83,24 @@ pub(crate) async fn append_message<C: Conn>(
     Ok(posted)
 }
 
+/// What the statements given to [`append_message_after`] before the message may share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Before {
+    /// Each touches rows that no other statement of the message touches, and reads nothing
+    /// they write: on PostgreSQL they may run inside the conversation's update, as CTEs that
+    /// all see one snapshot (see [`fold_message`]).
+    Independent,
+    /// A later statement depends on one of them (the conversation was inserted in this
+    /// transaction, and its update must see it): they run one by one.
+    InOrder,
+}
+
 /// `append_message`, with `before` run first (`Conn::execute_many`);
 /// answers the rows each statement of `before` touched too.
 pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,
     before: Vec<(&str, Vec<Arg>)>,
+    kind: Before,
     org_id: &str,
     (conversation_id, contact_id): (&str, &str),
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
@@ -117,28 +132,35 @@ pub(crate) async fn append_message_after<C: Conn>(
     );
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
-    let mut touched = c.execute_many(statements).await?;
+    let update_args = args![org_id, conversation_id, preview(body), now, reopen];
+    // A statement that has CTEs of its own (the message with a webhook enqueue) cannot be
+    // one: PostgreSQL takes data-modifying CTEs only at the top level.
+    let foldable = kind == Before::Independent
+        && fold_into_cte(c.dialect())
+        && !statements.is_empty()
+        && statements.iter().all(|(sql, _)| !sql.starts_with("WITH"));
+    let (conv, mut touched) = if foldable {
+        let (sql, args) = fold_message(statements, update_args);
+        let folded: FoldedUpdate = c
+            .fetch_optional(&sql, args)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let touched = folded.touched()?;
+        (folded.conversation, touched)
+    } else {
+        let touched = c.execute_many(statements).await?;
+        // The conversation as this message leaves it, answered by its own update (one
+        // statement fewer than reading it back; a round trip fewer on PostgreSQL).
+        let conv: ConversationRow = c
+            .fetch_optional(&UPDATE_CONVERSATION, update_args)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        (conv, touched)
+    };
     if let Some(i) = hook {
         webhooks::note_enqueued(touched[i]);
     }
     touched.truncate(own);
-    // The conversation as this message leaves it, answered by its own update (one statement
-    // fewer than reading it back; a round trip fewer on PostgreSQL).
-    static UPDATE: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "UPDATE conversations SET message_count = message_count + 1, \
-             last_message_preview = $3, last_message_at = $4, updated_at = $4, \
-             status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
-             WHERE org_id = $1 AND id = $2 {CONVERSATION_RETURNING}"
-        )
-    });
-    let conv: ConversationRow = c
-        .fetch_optional(
-            &UPDATE,
-            args![org_id, conversation_id, preview(body), now, reopen],
-        )
-        .await?
-        .ok_or(StoreError::NotFound)?;
     Ok((
         PostedMessage {
             message: Message {
@@ -156,6 +178,78 @@ pub(crate) async fn append_message_after<C: Conn>(
         },
         touched,
     ))
+}
+
+/// A message's update of its conversation: count, preview, time; a visitor's message
+/// reopens a resolved conversation. Binds $1 org, $2 conversation, $3 preview, $4 now,
+/// $5 whether to reopen.
+const UPDATE_CONVERSATION_SET: &str =
+    "UPDATE conversations SET message_count = message_count + 1, \
+     last_message_preview = $3, last_message_at = $4, updated_at = $4, \
+     status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
+     WHERE org_id = $1 AND id = $2";
+
+static UPDATE_CONVERSATION: LazyLock<String> =
+    LazyLock::new(|| format!("{UPDATE_CONVERSATION_SET} {CONVERSATION_RETURNING}"));
+
+/// The conversation's update with the statements before it folded in as data-modifying CTEs
+/// (PostgreSQL): one statement, one round trip and one executor start instead of one each.
+///
+/// The CTEs run in order before the conversation is read: the update's `WHERE` gates on their
+/// counts (a one-time filter, evaluated before the scan), so the contact's row is still locked
+/// before the conversation's, as in the statements one by one. Each answers how many rows it
+/// touched, in the `touched` column. All of them see the snapshot the statement started with,
+/// which is why only [`Before::Independent`] statements are folded.
+fn fold_message(statements: Vec<(&str, Vec<Arg>)>, update_args: Vec<Arg>) -> (String, Vec<Arg>) {
+    let mut args = update_args;
+    let mut ctes = Vec::with_capacity(statements.len());
+    let mut counts = Vec::with_capacity(statements.len());
+    for (i, (sql, more)) in statements.into_iter().enumerate() {
+        ctes.push(format!(
+            "s{i} AS ({} RETURNING 1)",
+            shift_params(sql, args.len())
+        ));
+        counts.push(format!("(SELECT count(*) FROM s{i})"));
+        args.extend(more);
+    }
+    let sql = format!(
+        "WITH {ctes} {UPDATE_CONVERSATION_SET} AND {sum} >= 0 {CONVERSATION_RETURNING}, \
+         concat_ws(',', {list}) AS touched",
+        ctes = ctes.join(", "),
+        sum = counts.join(" + "),
+        list = counts.join(", "),
+    );
+    (sql, args)
+}
+
+/// The row of a [`fold_message`] statement: the conversation, and the rows each folded
+/// statement touched, comma-separated (a text column reads the same on both databases).
+#[derive(sqlx::FromRow)]
+struct FoldedUpdate {
+    #[sqlx(flatten)]
+    conversation: ConversationRow,
+    touched: String,
+}
+
+impl crate::lite::FromLite for FoldedUpdate {
+    fn from_lite(row: &rusqlite::Row<'_>) -> Result<Self, sqlx::Error> {
+        Ok(FoldedUpdate {
+            conversation: ConversationRow::from_lite(row)?,
+            touched: crate::lite::col(row, "touched")?,
+        })
+    }
+}
+
+impl FoldedUpdate {
+    fn touched(&self) -> Result<Vec<u64>, StoreError> {
+        self.touched
+            .split(',')
+            .map(|n| {
+                n.parse()
+                    .map_err(|_| StoreError::Corrupt(format!("a count of rows: {n:?}")))
+            })
+            .collect()
+    }
 }
 
 /// Marks a conversation escalated and writes `escalated` to the contact's timeline. Escalating

@@ -8,7 +8,7 @@ use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{
     contact_by, event_statements, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
-use crate::conversations::{append_message_after, PostedMessage};
+use crate::conversations::{append_message_after, Before, PostedMessage};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
@@ -398,9 +398,12 @@ impl WebsiteStore<'_> {
                  WHERE org_id = $1 AND id = $2",
                 args![org_id, &contact_id, now],
             ));
+            // A started conversation is inserted by `writes`, and its update must see it.
+            let kind = if started { Before::InOrder } else { Before::Independent };
             let (mut posted, touched) = append_message_after(
                 c,
                 writes,
+                kind,
                 org_id,
                 (&conv_id, &contact_id),
                 (AuthorKind::Visitor, None, body),

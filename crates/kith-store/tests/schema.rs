@@ -22,13 +22,12 @@ struct Catalog {
 
 /// Indexes only PostgreSQL has, on purpose: on SQLite the serving process answers lists, sorts
 /// and search from its in-memory contact index (migration 0005 dropped these there), while
-/// several processes may share a PostgreSQL database and list through its indexes.
+/// on PostgreSQL SQL answers them while a process's index builds, with these indexes. Not the
+/// last-seen sorts (0016): every message moves `last_seen_at`, and those indexes cost each one.
 const POSTGRES_ONLY: &[&str] = &[
     "contacts_search",
-    "contacts_last_seen",
     "contacts_created",
     "contacts_name",
-    "contacts_status_last_seen",
     "contact_tags_tag",
 ];
 /// Tables only PostgreSQL has: the change log through which each serving process's contact
