@@ -332,6 +332,7 @@ async fn open_sqlite(
     ),
     StoreError,
 > {
+    crate::lite::configure_process();
     let mut index = None;
     let mut lock = None;
     let opts = SqliteConnectOptions::from_str(url)
