@@ -197,6 +197,13 @@ impl Store {
         }
     }
 
+    /// Passes of the WAL checkpointer beside the writer after which the WAL had frames
+    /// copied back (SQLite on a file; `None` otherwise). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn wal_checkpoint_passes(&self) -> Option<u64> {
+        self.inner.group.checkpointer.as_ref().map(|c| c.passes())
+    }
+
     /// Contacts held by the in-memory contact index and the bytes it holds, by part; `None`
     /// when this store answers lists with SQL (not serving).
     pub fn contact_index_size(&self) -> Option<(u64, crate::index::IndexMemory)> {

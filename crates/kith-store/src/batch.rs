@@ -24,6 +24,7 @@
 //! one to take the connection (a body or the flush) rolls it back first.
 
 use crate::backend::Inner;
+use crate::checkpoint::Checkpointer;
 use crate::lite::{Lite, LiteTarget};
 use crate::StoreError;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -93,11 +94,14 @@ pub(crate) struct GroupCommit {
     target: Option<LiteTarget>,
     /// Set by `close`: writes fail from then on, as on a closed pool.
     closed: AtomicBool,
+    /// Checkpoints the WAL beside the writer (a database file; not in memory).
+    pub(crate) checkpointer: Option<Checkpointer>,
 }
 
 impl GroupCommit {
     pub(crate) fn new(target: LiteTarget) -> Self {
         GroupCommit {
+            checkpointer: (!target.in_memory).then(|| Checkpointer::start(target.path.clone())),
             target: Some(target),
             ..Default::default()
         }
@@ -112,6 +116,9 @@ pub(crate) async fn close(inner: &Arc<Inner>) {
     inner.group.closed.store(true, Ordering::SeqCst);
     flush(inner.clone()).await;
     inner.group.open.lock().await.lite = None;
+    if let Some(c) = &inner.group.checkpointer {
+        c.stop().await;
+    }
 }
 
 /// Counts a write as waiting until it holds the connection; if it is dropped while waiting
@@ -359,6 +366,9 @@ pub(crate) async fn flush(inner: Arc<Inner>) {
     let outcome = outcome.map(|changes| {
         if let Some(index) = &inner.index {
             index.apply(changes);
+        }
+        if let Some(c) = &inner.group.checkpointer {
+            c.poke();
         }
     });
     drop(writer);

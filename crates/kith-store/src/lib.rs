@@ -11,6 +11,7 @@ mod audit;
 pub(crate) mod backend;
 mod batch;
 mod bulk;
+mod checkpoint;
 pub(crate) mod conn;
 mod contact_rows;
 mod contacts;

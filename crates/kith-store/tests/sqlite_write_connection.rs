@@ -136,3 +136,49 @@ async fn point_reads_answer_what_was_committed_last_by_any_process() {
     store.close().await;
     assert!(store.website_by_key(&key).await.is_err());
 }
+
+/// Commits are checkpointed beside the writer (`checkpoint.rs`): a few messages, far fewer
+/// pages than the writer's own automatic checkpoint waits for, reach the database file itself
+/// shortly after they commit (a copy of the file without its WAL holds them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_reach_the_database_file_without_waiting_for_the_writer() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = Store::open(&db.url).await.expect("open");
+    let created = new_org(&store).await;
+    let site = store
+        .website_by_key(&created.website_key)
+        .await
+        .unwrap()
+        .expect("the key");
+    for i in 0..5 {
+        store
+            .website(&site)
+            .visitor_message(
+                &VisitorId::new(format!("v-{i}")),
+                &format!("hello {i}"),
+                None,
+                None,
+            )
+            .await
+            .expect("message");
+    }
+    let file = std::path::PathBuf::from(db.url.trim_start_matches("sqlite://"));
+    let copy = file.with_file_name("copy.db");
+    let in_file = || -> Option<i64> {
+        std::fs::copy(&file, &copy).ok()?;
+        let c = rusqlite::Connection::open(&copy).ok()?;
+        c.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .ok()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_file() != Some(5) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the messages are still only in the WAL (checkpoint passes: {:?})",
+            store.wal_checkpoint_passes()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(store.wal_checkpoint_passes().unwrap_or(0) > 0);
+    store.close().await;
+}
