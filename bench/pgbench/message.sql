@@ -1,6 +1,7 @@
 -- One visitor message of a returning visitor into its conversation, as Kith's
--- `WebsiteStore::visitor_message` runs it on PostgreSQL (no webhook endpoints, no
--- idempotency key): the same statements in the same order, in one transaction.
+-- `WebsiteStore::visitor_message` ran it on PostgreSQL before 98cadfe (no webhook endpoints,
+-- no idempotency key): seven statements in one transaction. Kept unchanged as the yardstick
+-- of issue 18's goal 2; message-five.sql and message-now.sql are the later shapes.
 -- pgbench -M prepared -n -c 16 -j 2 -T 20 -D pairs=N -f message.sql DB
 -- The first SELECT (picking a visitor) is pgbench's own and not part of Kith's transaction.
 \set n random(1, :pairs)
