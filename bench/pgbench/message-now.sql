@@ -1,10 +1,12 @@
--- A returning visitor's message as Kith runs it now on PostgreSQL: the visitor's touch, the
--- visibility check, then one statement (conversations::fold_message) writing the contact's
--- counters, the message and the conversation. Run as message.sql says.
+-- A returning visitor's message as Kith runs it now on PostgreSQL (no idempotency key): the
+-- visitor's touch, the visibility check, then one statement (conversations::fold_message)
+-- writing the contact's counters, the message, its `message.created` enqueue (which, with no
+-- webhook endpoints, finds none to write) and the conversation. Run as message.sql says.
 \set n random(1, :pairs)
 SELECT org_id AS o, website_id AS w, visitor_id AS v, contact_id AS c, conversation_id AS cv
   FROM bench_pairs WHERE n = :n \gset
 \set now 1800000000000 + random(0, 1000000)
+\set mid random(1, 1000000000000)
 BEGIN;
 UPDATE visitors SET last_seen_at = :now WHERE org_id = :o AND id = :v
   RETURNING id, website_id, contact_id, verified, link_proven, pending_claim, last_seen_at;
@@ -16,12 +18,19 @@ SELECT cv.id, cv.website_id, w.name AS website_name, cv.contact_id, cv.visitor_i
 WITH s0 AS (UPDATE contacts SET message_count = message_count + 1, last_seen_at = :now
   WHERE org_id = :o AND id = :c RETURNING 1),
 s1 AS (INSERT INTO messages (org_id, id, conversation_id, author, author_id, body, created_at)
-  VALUES (:o, md5(random()::text), :cv, 'visitor', NULL, 'Hello, is anyone there? pgbench', :now) RETURNING 1)
+  VALUES (:o, 'pgb' || :mid, :cv, 'visitor', NULL, 'Hello, is anyone there? pgbench', :now) RETURNING 1),
+s2 AS (INSERT INTO webhook_deliveries (org_id, endpoint_id, seq, id, event_id, event_type, contact_id,
+  payload, status, attempts, next_attempt_at, created_at)
+  SELECT e.org_id, e.id, nextval('webhook_deliveries_seq'), 'pgb' || :mid || '_' || e.id, 'pgb' || :mid,
+         'message.created', :c, '{}', 'pending', 0, :now, :now
+  FROM webhook_endpoints e WHERE e.org_id = :o AND e.enabled AND e.events LIKE '%,message.created,%' RETURNING 1)
 UPDATE conversations SET message_count = message_count + 1,
        last_message_preview = 'Hello, is anyone there? pgbench', last_message_at = :now,
        updated_at = :now, status = CASE WHEN true AND status = 'resolved' THEN 'open' ELSE status END
-  WHERE org_id = :o AND id = :cv AND (SELECT count(*) FROM s0) + (SELECT count(*) FROM s1) >= 0
-  RETURNING id, website_id, (SELECT w.name FROM websites w WHERE w.org_id = conversations.org_id AND w.id = conversations.website_id) AS website_name,
+  WHERE org_id = :o AND id = :cv
+  AND (SELECT count(*) FROM s0) + (SELECT count(*) FROM s1) + (SELECT count(*) FROM s2) >= 0
+  RETURNING id, website_id, (SELECT w.name FROM websites w WHERE w.org_id = conversations.org_id
+     AND w.id = conversations.website_id) AS website_name,
      contact_id, visitor_id, status, message_count, last_message_preview, last_message_at, created_at, updated_at,
-     concat_ws(',', (SELECT count(*) FROM s0), (SELECT count(*) FROM s1)) AS touched;
+     concat_ws(',', (SELECT count(*) FROM s0), (SELECT count(*) FROM s1), (SELECT count(*) FROM s2)) AS touched;
 COMMIT;

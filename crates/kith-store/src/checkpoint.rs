@@ -24,6 +24,9 @@ use std::time::Duration;
 /// The least time between two passes: a pass syncs both files, so one per commit would
 /// add hundreds of syncs a second for a few pages each.
 const PAUSE: Duration = Duration::from_millis(5);
+/// After a failure (the file gone or unreadable): the writer's own checkpoints go on, and
+/// this thread tries again this much later, warning once until a pass succeeds.
+const AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// The checkpointing thread of one SQLite database file.
 pub(crate) struct Checkpointer {
@@ -79,35 +82,45 @@ impl Checkpointer {
 
 fn run(path: &std::path::Path, asked: &Receiver<()>, passes: &AtomicU64) {
     let mut conn = None;
+    let mut warned = false;
     while asked.recv().is_ok() {
         if conn.is_none() {
             conn = open(path)
-                .inspect_err(
-                    |e| tracing::warn!(error = %e, "WAL checkpointer could not open the database"),
-                )
+                .map_err(|e| {
+                    if !std::mem::replace(&mut warned, true) {
+                        tracing::warn!(error = %e, "WAL checkpointer could not open the database; the writer's own checkpoints go on");
+                    }
+                })
                 .ok();
         }
-        let Some(c) = &conn else { continue };
         // (busy, frames in the WAL, frames copied back): -1s when the file is not in WAL mode.
-        let pass = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
+        let pass = conn.as_ref().map(|c| {
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
         });
         match pass {
-            Ok((_, _, done)) if done > 0 => {
-                passes.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("kith_store_wal_checkpoint_passes_total").increment(1);
+            Some(Ok((_, _, done))) => {
+                warned = false;
+                if done > 0 {
+                    passes.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("kith_store_wal_checkpoint_passes_total").increment(1);
+                }
+                std::thread::sleep(PAUSE);
             }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "WAL checkpoint failed; the writer's own checkpoints go on");
+            Some(Err(e)) => {
+                if !std::mem::replace(&mut warned, true) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer's own checkpoints go on");
+                }
                 conn = None;
+                std::thread::sleep(AFTER_FAILURE);
             }
+            None => std::thread::sleep(AFTER_FAILURE),
         }
-        std::thread::sleep(PAUSE);
     }
 }
 
@@ -120,5 +133,7 @@ fn open(path: &std::path::Path) -> Result<rusqlite::Connection, rusqlite::Error>
     // The writer's durability setting: a checkpoint syncs the WAL before it copies, and the
     // database file after.
     c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA mmap_size = 0;")?;
+    // A PASSIVE checkpoint never waits; reading the schema first may, briefly.
+    c.busy_timeout(Duration::from_secs(1))?;
     Ok(c)
 }

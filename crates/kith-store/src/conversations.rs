@@ -122,8 +122,12 @@ pub(crate) async fn append_message_after<C: Conn>(
             "created_at": kith_core::Timestamp(now),
         },
     });
+    // On PostgreSQL, independent statements and the message's run as one statement (see
+    // `fold_message`), so the message's insert and enqueue come apart, as CTEs of it.
+    let fold = kind == Before::Independent && fold_into_cte(c.dialect());
     let (written, hook) = webhooks::message_statements(
         c.dialect(),
+        !fold,
         org_id,
         (&id, conversation_id, author.as_str(), author_id, body),
         contact_id,
@@ -133,13 +137,11 @@ pub(crate) async fn append_message_after<C: Conn>(
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
     let update_args = args![org_id, conversation_id, preview(body), now, reopen];
-    // A statement that has CTEs of its own (the message with a webhook enqueue) cannot be
-    // one: PostgreSQL takes data-modifying CTEs only at the top level.
-    let foldable = kind == Before::Independent
-        && fold_into_cte(c.dialect())
-        && !statements.is_empty()
-        && statements.iter().all(|(sql, _)| !sql.starts_with("WITH"));
+    // A statement with CTEs of its own cannot be one (PostgreSQL takes data-modifying CTEs
+    // only at the top level); none of Kith's independent statements has any.
+    let foldable = fold && statements.iter().all(|(sql, _)| !sql.starts_with("WITH"));
     let (conv, mut touched) = if foldable {
+        FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sql, args) = fold_message(statements, update_args);
         let folded: FoldedUpdate = c
             .fetch_optional(&sql, args)
@@ -178,6 +180,16 @@ pub(crate) async fn append_message_after<C: Conn>(
         },
         touched,
     ))
+}
+
+/// Messages written through [`fold_message`] by this process: a test's proof that the
+/// folded statement is the one PostgreSQL runs.
+static FOLDED_MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many messages this process wrote as one folded statement (PostgreSQL; tests).
+#[doc(hidden)]
+pub fn folded_messages() -> u64 {
+    FOLDED_MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A message's update of its conversation: count, preview, time; a visitor's message

@@ -352,7 +352,10 @@ pub(crate) fn configure_process() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: `SQLITE_CONFIG_MEMSTATUS` takes one int; the call only sets a flag, and
-        // answers SQLITE_MISUSE (changing nothing) when SQLite is already initialized.
+        // answers SQLITE_MISUSE (changing nothing) when SQLite is already initialized. It is
+        // not thread-safe against another thread's first use of SQLite: in Kith every use
+        // goes through a store opened here first; where something else raced it (a test's
+        // own connection), the worst is a skewed memory statistic, which nothing reads.
         let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
         if rc != ffi::SQLITE_OK {
             tracing::debug!(

@@ -146,11 +146,15 @@ pub(crate) fn enqueue_statement(
 }
 
 /// A message's insert and its `message.created` enqueue, and which of the statements
-/// answers the deliveries written (none when the organization has no endpoints). Where each statement is a round trip (PostgreSQL) the two
-/// are one statement, the insert as a data-modifying CTE of the enqueue, so a message costs
-/// no extra round trip for webhooks; SQLite runs them as two (in process, `lite.rs`).
+/// answers the deliveries written (none when the organization has no endpoints). Where each
+/// statement is a round trip (PostgreSQL) and `nest` is set, the two are one statement, the
+/// insert as a data-modifying CTE of the enqueue, so a message costs no extra round trip for
+/// webhooks; otherwise two (SQLite runs them in process, `lite.rs`; a caller that folds them
+/// into a statement of its own, `conversations::fold_message`, asks for two). The enqueue
+/// reads nothing the insert writes, so either way they may share one snapshot.
 pub(crate) fn message_statements(
     d: Dialect,
+    nest: bool,
     org_id: &str,
     (id, conversation_id, author, author_id, body): (&str, &str, &str, Option<&str>, &str),
     contact_id: &str,
@@ -177,7 +181,7 @@ pub(crate) fn message_statements(
         data,
         now,
     );
-    if fold_into_cte(d) {
+    if nest && fold_into_cte(d) {
         // The enqueue binds $1 org, $2 event id (the message's), $6 now; the insert's own
         // values follow as $8 to $11.
         static SQL: LazyLock<String> = LazyLock::new(|| {

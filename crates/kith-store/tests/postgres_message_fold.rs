@@ -1,0 +1,102 @@
+//! On PostgreSQL a returning visitor's message writes in one statement
+//! (`conversations::fold_message`): its contact's counters, the message, its `message.created`
+//! enqueue and the conversation's update. The folded statement must be the one that runs, and
+//! must write what the statements one by one wrote. One test in this file, so the process's
+//! count of folded messages is this test's alone.
+
+use kith_core::webhook::EventType;
+use kith_core::{ConversationId, VisitorId};
+use kith_store::{NewOrg, Store};
+use kith_testkit::{Backend, TestDb};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = Store::open(&db.url).await.expect("open");
+    let created = store
+        .create_org(&NewOrg {
+            name: "Acme".into(),
+            admin_email: "admin@acme.test".into(),
+            website_name: "Shop".into(),
+        })
+        .await
+        .expect("org");
+    let org = store.org(&created.org_id);
+    let hook = org
+        .create_webhook(
+            "https://hooks.example.test/kith",
+            &[EventType::MessageCreated],
+            true,
+        )
+        .await
+        .expect("endpoint");
+    let site = store
+        .website_by_key(&created.website_key)
+        .await
+        .unwrap()
+        .expect("the key");
+    let visitor = VisitorId::new("v-fold");
+
+    // A first message starts its conversation in the same transaction: not folded.
+    let folded = kith_store::folded_messages();
+    let first = store
+        .website(&site)
+        .visitor_message(&visitor, "hello", None, None)
+        .await
+        .expect("first message");
+    assert_eq!(kith_store::folded_messages(), folded);
+    let conv = first.message.conversation_id.clone();
+
+    // A returning message into a resolved conversation: folded, and it reopens it.
+    org.resolve_conversation(&ConversationId::new(conv.as_str()))
+        .await
+        .expect("resolve");
+    let again = store
+        .website(&site)
+        .visitor_message(&visitor, "one more thing", Some(&conv), None)
+        .await
+        .expect("returning message");
+    assert_eq!(
+        kith_store::folded_messages(),
+        folded + 1,
+        "the message was folded"
+    );
+    assert_eq!(again.conversation.message_count, 2);
+    assert_eq!(again.conversation.status.as_str(), "open");
+    assert_eq!(
+        again
+            .conversation
+            .last_message
+            .as_ref()
+            .map(|m| m.preview.as_str()),
+        Some("one more thing")
+    );
+    assert_eq!(again.conversation.website.name, "Shop");
+    let contact = org.contact(&again.contact_id).await.expect("contact");
+    assert_eq!((contact.message_count, contact.conversation_count), (2, 1));
+    assert_eq!(contact.last_seen_at, Some(again.message.created_at));
+
+    // An agent's reply folds too (nothing before its message).
+    org.agent_reply(&ConversationId::new(conv.as_str()), "agent-1", "On it")
+        .await
+        .expect("reply");
+    assert_eq!(kith_store::folded_messages(), folded + 2);
+    let contact = org.contact(&again.contact_id).await.expect("contact");
+    assert_eq!(
+        contact.message_count, 2,
+        "agent replies are not the contact's messages"
+    );
+
+    // Each message enqueued its `message.created` for the endpoint, the folded ones too.
+    let deliveries = org
+        .webhook_deliveries(&hook.id, None, 50)
+        .await
+        .expect("deliveries");
+    let created: Vec<_> = deliveries
+        .items
+        .iter()
+        .filter(|d| d.event_type == "message.created")
+        .collect();
+    assert_eq!(created.len(), 3, "{:?}", deliveries.items);
+    store.close().await;
+}
