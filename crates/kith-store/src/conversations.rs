@@ -137,10 +137,14 @@ pub(crate) async fn append_message_after<C: Conn>(
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
     let update_args = args![org_id, conversation_id, preview(body), now, reopen];
-    // A statement with CTEs of its own cannot be one (PostgreSQL takes data-modifying CTEs
-    // only at the top level); none of Kith's independent statements has any.
-    let foldable = fold && statements.iter().all(|(sql, _)| !sql.starts_with("WITH"));
-    let (conv, mut touched) = if foldable {
+    // A statement with CTEs of its own cannot be folded (PostgreSQL takes data-modifying
+    // CTEs only at the top level). None may come here: a silent fallback once hid that the
+    // fold never ran, so this fails the tests loudly instead.
+    debug_assert!(
+        !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
+        "a statement with CTEs of its own cannot be folded"
+    );
+    let (conv, mut touched) = if fold {
         FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (sql, args) = fold_message(statements, update_args);
         let folded: FoldedUpdate = c
