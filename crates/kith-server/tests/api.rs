@@ -82,7 +82,12 @@ both_backends! {
         v.identify(json!({"metadata": other})).await;
         assert_eq!(app.contact(&id).await["metadata"].as_object().unwrap().len(), 100);
         // Multi-line message bodies are fine.
-        assert_eq!(v.say_in("", "x").await.0, StatusCode::NOT_FOUND);
+        // A conversation that does not exist is not found, and nothing of the message stays.
+        let count = app.contact(&id).await["message_count"].clone();
+        for missing in ["", "01nonexistent"] {
+            assert_eq!(v.say_in(missing, "x").await.0, StatusCode::NOT_FOUND, "{missing:?}");
+        }
+        assert_eq!(app.contact(&id).await["message_count"], count);
         let (s, _) = v.call(Method::POST, "/messages", Some(json!({"body": "line 1\nline 2\ttabbed"}))).await;
         assert_eq!(s, StatusCode::CREATED);
     }

@@ -74,6 +74,7 @@ pub(crate) async fn append_message<C: Conn>(
         c,
         Vec::new(),
         Before::Independent,
+        None,
         org_id,
         (conversation_id, contact_id),
         message,
@@ -95,12 +96,30 @@ pub(crate) enum Before {
     InOrder,
 }
 
+/// Who may write to a conversation, checked by the conversation's own update (a statement
+/// fewer than reading it first): the conversation must be of this website and contact, and
+/// started by this visitor or, when the visitor is verified for the contact, verified.
+#[derive(Debug, Clone)]
+pub(crate) struct WriterMay {
+    pub website_id: String,
+    pub contact_id: String,
+    pub visitor_id: String,
+    pub verified_for_contact: bool,
+}
+
 /// `append_message`, with `before` run first (`Conn::execute_many`);
 /// answers the rows each statement of `before` touched too.
+///
+/// With `may`, a conversation the writer may not write to is not found: the update touches
+/// no row and this answers [`StoreError::NotFound`] (a conversation that does not exist
+/// fails the message's foreign key first, answered the same); the caller's transaction, or
+/// savepoint, then takes back what `before` and the message wrote.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,
     before: Vec<(&str, Vec<Arg>)>,
     kind: Before,
+    may: Option<&WriterMay>,
     org_id: &str,
     (conversation_id, contact_id): (&str, &str),
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
@@ -136,7 +155,20 @@ pub(crate) async fn append_message_after<C: Conn>(
     );
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
-    let update_args = args![org_id, conversation_id, preview(body), now, reopen];
+    let mut update_args = args![org_id, conversation_id, preview(body), now, reopen];
+    if let Some(may) = may {
+        update_args.extend(args![
+            &may.website_id,
+            &may.contact_id,
+            &may.visitor_id,
+            may.verified_for_contact
+        ]);
+    }
+    let set = if may.is_some() {
+        UPDATE_CONVERSATION_SET_MAY.as_str()
+    } else {
+        UPDATE_CONVERSATION_SET
+    };
     // A statement with CTEs of its own cannot be folded (PostgreSQL takes data-modifying
     // CTEs only at the top level). None may come here: a silent fallback once hid that the
     // fold never ran, so this fails the tests loudly instead.
@@ -144,24 +176,40 @@ pub(crate) async fn append_message_after<C: Conn>(
         !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
         "a statement with CTEs of its own cannot be folded"
     );
-    let (conv, mut touched) = if fold {
-        FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (sql, args) = fold_message(statements, update_args);
-        let folded: FoldedUpdate = c
-            .fetch_optional(&sql, args)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        let touched = folded.touched()?;
-        (folded.conversation, touched)
-    } else {
-        let touched = c.execute_many(statements).await?;
-        // The conversation as this message leaves it, answered by its own update (one
-        // statement fewer than reading it back; a round trip fewer on PostgreSQL).
-        let conv: ConversationRow = c
-            .fetch_optional(&UPDATE_CONVERSATION, update_args)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        (conv, touched)
+    let written = async {
+        if fold {
+            FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (sql, args) = fold_message(set, statements, update_args);
+            let folded: Option<FoldedUpdate> = c.fetch_optional(&sql, args).await?;
+            let Some(folded) = folded else {
+                return Ok(None);
+            };
+            let touched = folded.touched()?;
+            Ok(Some((folded.conversation, touched)))
+        } else {
+            let touched = c.execute_many(statements).await?;
+            // The conversation as this message leaves it, answered by its own update (one
+            // statement fewer than reading it back; a round trip fewer on PostgreSQL).
+            let sql = if may.is_some() {
+                &UPDATE_CONVERSATION_MAY
+            } else {
+                &UPDATE_CONVERSATION
+            };
+            let conv: Option<ConversationRow> = c.fetch_optional(sql, update_args).await?;
+            Ok::<_, StoreError>(conv.map(|conv| (conv, touched)))
+        }
+    };
+    let (conv, mut touched) = match written.await {
+        Ok(Some(written)) => written,
+        Ok(None) => return Err(StoreError::NotFound),
+        // The message's conversation does not exist (checked here only when `may` is given:
+        // otherwise the caller knows it does, and this is a race to retry).
+        Err(StoreError::Database(sqlx::Error::Database(e)))
+            if may.is_some() && e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+        {
+            return Err(StoreError::NotFound)
+        }
+        Err(e) => return Err(e),
     };
     if let Some(i) = hook {
         webhooks::note_enqueued(touched[i]);
@@ -205,8 +253,23 @@ const UPDATE_CONVERSATION_SET: &str =
      status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
      WHERE org_id = $1 AND id = $2";
 
+/// [`UPDATE_CONVERSATION_SET`] only where the writer may write ([`WriterMay`], $6 to $9).
+static UPDATE_CONVERSATION_SET_MAY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{UPDATE_CONVERSATION_SET} AND website_id = $6 AND contact_id = $7 \
+         AND (visitor_id = $8 OR ($9 AND verified_start))"
+    )
+});
+
 static UPDATE_CONVERSATION: LazyLock<String> =
     LazyLock::new(|| format!("{UPDATE_CONVERSATION_SET} {CONVERSATION_RETURNING}"));
+
+static UPDATE_CONVERSATION_MAY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} {CONVERSATION_RETURNING}",
+        UPDATE_CONVERSATION_SET_MAY.as_str()
+    )
+});
 
 /// The conversation's update with the statements before it folded in as data-modifying CTEs
 /// (PostgreSQL): one statement, one round trip and one executor start instead of one each.
@@ -216,7 +279,11 @@ static UPDATE_CONVERSATION: LazyLock<String> =
 /// before the conversation's, as in the statements one by one. Each answers how many rows it
 /// touched, in the `touched` column. All of them see the snapshot the statement started with,
 /// which is why only [`Before::Independent`] statements are folded.
-fn fold_message(statements: Vec<(&str, Vec<Arg>)>, update_args: Vec<Arg>) -> (String, Vec<Arg>) {
+fn fold_message(
+    set: &str,
+    statements: Vec<(&str, Vec<Arg>)>,
+    update_args: Vec<Arg>,
+) -> (String, Vec<Arg>) {
     let mut args = update_args;
     let mut ctes = Vec::with_capacity(statements.len());
     let mut counts = Vec::with_capacity(statements.len());
@@ -229,7 +296,7 @@ fn fold_message(statements: Vec<(&str, Vec<Arg>)>, update_args: Vec<Arg>) -> (St
         args.extend(more);
     }
     let sql = format!(
-        "WITH {ctes} {UPDATE_CONVERSATION_SET} AND {sum} >= 0 {CONVERSATION_RETURNING}, \
+        "WITH {ctes} {set} AND {sum} >= 0 {CONVERSATION_RETURNING}, \
          concat_ws(',', {list}) AS touched",
         ctes = ctes.join(", "),
         sum = counts.join(" + "),

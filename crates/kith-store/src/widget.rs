@@ -8,7 +8,7 @@ use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{
     contact_by, event_statements, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
-use crate::conversations::{append_message_after, Before, PostedMessage};
+use crate::conversations::{append_message_after, Before, PostedMessage, WriterMay};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
@@ -347,8 +347,16 @@ impl WebsiteStore<'_> {
             let mut writes: Vec<(&str, Vec<Arg>)> = Vec::new();
             // Which of `writes` enqueues `conversation.started` (its rows wake the deliverer).
             let mut hook_statement = None;
+            // Whether the visitor may write to the conversation it names is checked by the
+            // conversation's update, at the end (`WriterMay`); a refusal takes back the rest.
+            let may = conversation_id.map(|_| WriterMay {
+                website_id: website.id.as_str().to_string(),
+                contact_id: contact_id.clone(),
+                visitor_id: visitor_id.to_string(),
+                verified_for_contact: verified_for_contact(&v),
+            });
             let (conv_id, started) = match conversation_id {
-                Some(id) => (visible_conversation(c, website, &v, id).await?.id, false),
+                Some(id) => (id.to_string(), false),
                 None => {
                     let id = new_id();
                     writes.push((
@@ -404,6 +412,7 @@ impl WebsiteStore<'_> {
                 c,
                 writes,
                 kind,
+                may.as_ref(),
                 org_id,
                 (&conv_id, &contact_id),
                 (AuthorKind::Visitor, None, body),
