@@ -34,6 +34,9 @@ pub(crate) struct Inner {
     /// A SQLite file: read connections for `read_point!` (see `lite::PointReaders`).
     pub(crate) point_readers: Option<crate::lite::PointReaders>,
     pub(crate) url_redacted: String,
+    /// PostgreSQL: sends this process's realtime announcements, several per NOTIFY round
+    /// (started on first use; see `realtime::Announcer`).
+    pub(crate) announcer: std::sync::OnceLock<crate::realtime::Announcer>,
 }
 
 /// The store: both databases behind one API. Cheap to clone.
@@ -150,6 +153,7 @@ impl Store {
                 group,
                 point_readers,
                 url_redacted: redact(url),
+                announcer: std::sync::OnceLock::new(),
             }),
         };
         crate::webhooks::load_orgs_with_endpoints(&store).await?;

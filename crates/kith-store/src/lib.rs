@@ -58,7 +58,7 @@ pub use merges::{MergeOutcome, MergeRecord, MoveCounts, UndoOutcome};
 pub use model::*;
 pub use notes::{Note, NoteAuthor};
 pub use orgs::{Credentials, NewOrg};
-pub use realtime::{Announcement, MessageListener};
+pub use realtime::{announce_rounds, Announcement, MessageListener};
 pub use removal::{ContactExport, Deleted, VisitorRecord};
 pub use scope::{OrgStore, WebsiteStore};
 pub use seed::SeedReport;

@@ -7,6 +7,8 @@ use crate::conversations::PostedMessage;
 use crate::{read, OrgStore, Store, StoreError};
 use kith_core::{ContactId, OrgId, VisitorId};
 use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
 
 const CHANNEL: &str = "kith_messages";
 /// Visitors whose identify linked them to another person (SPEC 1 rule 4): every process ends
@@ -48,7 +50,88 @@ impl MessageListener {
     }
 }
 
+/// Announcements NOTIFYed together at most: a round's payloads stay far below PostgreSQL's
+/// notification queue page, and one slow round holds up no more callers than this.
+const ROUND: usize = 256;
+
+/// NOTIFY rounds this process ran: a test's proof that announcements share them.
+static ANNOUNCE_ROUNDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many NOTIFY rounds this process's announcers ran (PostgreSQL; tests).
+#[doc(hidden)]
+pub fn announce_rounds() -> u64 {
+    ANNOUNCE_ROUNDS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One announcement waiting for its round, and who to tell how the round went.
+type Pending = (&'static str, String, oneshot::Sender<Result<(), String>>);
+
+/// Sends a process's announcements, all that queued while the last round ran in one
+/// statement (`pg_notify` over arrays): one transaction, one notification-queue lock and one
+/// signal to the listeners per round, instead of each per message. No wait is added: a round
+/// starts as soon as the last one ended. Callers still hear once their NOTIFY committed.
+pub(crate) struct Announcer {
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl Announcer {
+    fn start(pool: PgPool) -> Announcer {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Pending>();
+        // Ends when the store (which holds the only sender) is dropped.
+        tokio::spawn(async move {
+            let mut round = Vec::with_capacity(ROUND);
+            while rx.recv_many(&mut round, ROUND).await > 0 {
+                ANNOUNCE_ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (channels, payloads): (Vec<&str>, Vec<String>) =
+                    round.iter().map(|(c, p, _)| (*c, p.clone())).unzip();
+                // Notifications of one transaction are delivered in the order they were
+                // sent, which is the arrays' order here; PostgreSQL drops a repeat of the
+                // same payload on the same channel within one, which changes nothing for
+                // the listeners (a message id is announced once; a switch twice is the same
+                // switch).
+                let sent = sqlx::query(
+                    "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
+                )
+                .bind(channels)
+                .bind(payloads)
+                .execute(&pool)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+                for (_, _, done) in round.drain(..) {
+                    let _ = done.send(sent.clone());
+                }
+            }
+        });
+        Announcer { tx }
+    }
+}
+
 impl Store {
+    /// NOTIFYs `payload` on `channel` in the next round of this process's [`Announcer`];
+    /// answers once it committed. `Ok(false)` on SQLite.
+    async fn announce(&self, channel: &'static str, payload: String) -> Result<bool, StoreError> {
+        let Some(pool) = self.pg_pool() else {
+            return Ok(false);
+        };
+        let announcer = self
+            .inner
+            .announcer
+            .get_or_init(|| Announcer::start(pool.clone()));
+        let (done, heard) = oneshot::channel();
+        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
+        announcer
+            .tx
+            .send((channel, payload, done))
+            .map_err(|_| gone())?;
+        match heard.await.map_err(|_| gone())? {
+            Ok(()) => Ok(true),
+            Err(why) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                "NOTIFY failed: {why}"
+            )))),
+        }
+    }
+
     /// Announces a committed message to every process. `Ok(false)` on SQLite: the caller
     /// delivers it in process.
     pub async fn announce_message(
@@ -56,15 +139,8 @@ impl Store {
         org_id: &OrgId,
         message_id: &str,
     ) -> Result<bool, StoreError> {
-        let Some(pool) = self.pg_pool() else {
-            return Ok(false);
-        };
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("{org_id} {message_id}"))
-            .execute(pool)
-            .await?;
-        Ok(true)
+        self.announce(CHANNEL, format!("{org_id} {message_id}"))
+            .await
     }
 
     /// Announces that a visitor switched to another contact. `Ok(false)` on SQLite: the
@@ -75,19 +151,11 @@ impl Store {
         visitor_id: &VisitorId,
         now_for: Option<&ContactId>,
     ) -> Result<bool, StoreError> {
-        let Some(pool) = self.pg_pool() else {
-            return Ok(false);
-        };
         let payload = match now_for {
             Some(c) => format!("{org_id} {visitor_id} {c}"),
             None => format!("{org_id} {visitor_id}"),
         };
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(SWITCH_CHANNEL)
-            .bind(payload)
-            .execute(pool)
-            .await?;
-        Ok(true)
+        self.announce(SWITCH_CHANNEL, payload).await
     }
 
     /// Subscribes to announcements; `None` on SQLite.
