@@ -81,6 +81,21 @@ fn describe() {
         "SQLite: a batch's commit (reading back touched contacts, COMMIT, contact index)."
     );
     describe_histogram!(
+        "kith_store_write_queue_seconds",
+        metrics::Unit::Seconds,
+        "SQLite: how long a write waited for the write connection (the bodies ahead of it, commits)."
+    );
+    describe_histogram!(
+        "kith_store_write_body_seconds",
+        metrics::Unit::Seconds,
+        "SQLite: a write's own statements, in its savepoint of the open batch."
+    );
+    describe_histogram!(
+        "kith_store_write_commit_wait_seconds",
+        metrics::Unit::Seconds,
+        "SQLite: from a write's body done until its batch committed and it heard (the bodies after it, the commit, the wake-up)."
+    );
+    describe_histogram!(
         "kith_index_build_seconds",
         metrics::Unit::Seconds,
         "Time to build the in-memory contact index at start."

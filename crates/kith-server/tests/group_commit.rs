@@ -123,6 +123,20 @@ both_backends! {
                 assert!((batches - count1).abs() <= 2.0, "{part}: {batches} batches, {count1} sized");
                 assert!(seconds > 0.0, "{part}: {seconds} s");
             }
+            // And each write says where its time went: waiting for the connection, its body,
+            // then its batch's commit (other tests' writes count too: at least the rounds'
+            // acknowledged ones).
+            let writes = (WRITERS * ROUNDS) as f64;
+            for part in [
+                "kith_store_write_queue_seconds",
+                "kith_store_write_body_seconds",
+                "kith_store_write_commit_wait_seconds",
+            ] {
+                let (s0, n0) = summary(&before_metrics, part);
+                let (s1, n1) = summary(&after, part);
+                assert!(n1 - n0 >= writes, "{part}: {n1}-{n0} writes, {writes} made here");
+                assert!(s1 > s0, "{part}: no time recorded");
+            }
         }
     }
 

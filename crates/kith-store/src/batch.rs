@@ -140,6 +140,8 @@ impl Drop for Waiting {
 /// One write's place in the open batch: holds the connection while its body runs.
 pub(crate) struct Member {
     inner: Arc<Inner>,
+    /// When this write got the connection (its body's time is measured from here).
+    acquired: Instant,
     guard: Option<OwnedMutexGuard<Writer>>,
     done: watch::Receiver<Option<Outcome>>,
 }
@@ -202,6 +204,7 @@ impl Member {
     /// savepoint. Holds the connection until `finish`.
     pub(crate) async fn join(inner: &Arc<Inner>) -> Result<Member, StoreError> {
         inner.group.waiting.fetch_add(1, Ordering::SeqCst);
+        let queued = Instant::now();
         let mut waiting = Waiting {
             inner: inner.clone(),
             acquired: false,
@@ -242,8 +245,12 @@ impl Member {
         b.savepoint = Savepoint::Held;
         b.members += 1;
         let done = b.done.subscribe();
+        let acquired = Instant::now();
+        metrics::histogram!("kith_store_write_queue_seconds")
+            .record((acquired - queued).as_secs_f64());
         Ok(Member {
             inner: inner.clone(),
+            acquired,
             guard: Some(guard),
             done,
         })
@@ -262,6 +269,9 @@ impl Member {
     /// connection on, and — when it kept its work — waits for the batch's commit.
     pub(crate) async fn finish(mut self, ok: bool) -> Result<(), StoreError> {
         let mut guard = self.guard.take().expect("finish runs once");
+        let finishing = Instant::now();
+        metrics::histogram!("kith_store_write_body_seconds")
+            .record((finishing - self.acquired).as_secs_f64());
         let w = &mut *guard;
         let b = w.batch.as_mut().expect("a member holds the open batch");
         let commit_now = self.inner.group.waiting.load(Ordering::SeqCst) == 0
@@ -292,6 +302,8 @@ impl Member {
         }
         loop {
             if let Some(outcome) = self.done.borrow_and_update().clone() {
+                metrics::histogram!("kith_store_write_commit_wait_seconds")
+                    .record(finishing.elapsed().as_secs_f64());
                 return match outcome {
                     Outcome::Committed => Ok(()),
                     Outcome::Failed { retry: true, .. } => Err(StoreError::Raced),
