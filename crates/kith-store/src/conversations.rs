@@ -203,9 +203,14 @@ pub(crate) async fn append_message_after<C: Conn>(
         Ok(Some(written)) => written,
         Ok(None) => return Err(StoreError::NotFound),
         // The message's conversation does not exist (checked here only when `may` is given:
-        // otherwise the caller knows it does, and this is a race to retry).
+        // otherwise the caller knows it does). Only the message's own key: another one (a
+        // webhook endpoint deleted meanwhile, say) is a race, retried as before. SQLite names
+        // no constraint, and its one writer meets no such race.
         Err(StoreError::Database(sqlx::Error::Database(e)))
-            if may.is_some() && e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            if may.is_some()
+                && e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation
+                && e.constraint()
+                    .is_none_or(|c| c == "messages_org_id_conversation_id_fkey") =>
         {
             return Err(StoreError::NotFound)
         }

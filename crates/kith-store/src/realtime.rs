@@ -63,8 +63,16 @@ pub fn announce_rounds() -> u64 {
     ANNOUNCE_ROUNDS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// How a round went: its error is shared by every caller of the round.
+type Sent = Result<(), std::sync::Arc<sqlx::Error>>;
+
 /// One announcement waiting for its round, and who to tell how the round went.
-type Pending = (&'static str, String, oneshot::Sender<Result<(), String>>);
+type Pending = (&'static str, String, oneshot::Sender<Sent>);
+
+/// One NOTIFY per announcement, in order (`unnest … WITH ORDINALITY … ORDER BY`: PostgreSQL
+/// evaluates a volatile function of the select list after the sort).
+const NOTIFY_ROUND: &str = "SELECT pg_notify(c, p) \
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(c, p, i) ORDER BY i";
 
 /// Sends a process's announcements, all that queued while the last round ran in one
 /// statement (`pg_notify` over arrays): one transaction, one notification-queue lock and one
@@ -89,15 +97,13 @@ impl Announcer {
                 // same payload on the same channel within one, which changes nothing for
                 // the listeners (a message id is announced once; a switch twice is the same
                 // switch).
-                let sent = sqlx::query(
-                    "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)",
-                )
-                .bind(channels)
-                .bind(payloads)
-                .execute(&pool)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
+                let sent: Sent = sqlx::query(NOTIFY_ROUND)
+                    .bind(channels)
+                    .bind(payloads)
+                    .execute(&pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(std::sync::Arc::new);
                 for (_, _, done) in round.drain(..) {
                     let _ = done.send(sent.clone());
                 }
@@ -119,16 +125,29 @@ impl Store {
             .announcer
             .get_or_init(|| Announcer::start(pool.clone()));
         let (done, heard) = oneshot::channel();
-        let gone = || StoreError::Database(sqlx::Error::PoolClosed);
-        announcer
-            .tx
-            .send((channel, payload, done))
-            .map_err(|_| gone())?;
-        match heard.await.map_err(|_| gone())? {
-            Ok(()) => Ok(true),
-            Err(why) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
-                "NOTIFY failed: {why}"
-            )))),
+        let heard = match announcer.tx.send((channel, payload, done)) {
+            Ok(()) => heard.await.ok(),
+            Err(mpsc::error::SendError((_, payload, _))) => {
+                // The announcer's task is gone (its runtime shut down while the store lives
+                // on): announce alone rather than not at all.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(channel)
+                    .bind(payload)
+                    .execute(pool)
+                    .await?;
+                return Ok(true);
+            }
+        };
+        match heard {
+            Some(Ok(())) => Ok(true),
+            Some(Err(e)) => Err(StoreError::Database(match &*e {
+                // The kinds a caller may act on keep their kind; the rest their text.
+                sqlx::Error::PoolClosed => sqlx::Error::PoolClosed,
+                sqlx::Error::PoolTimedOut => sqlx::Error::PoolTimedOut,
+                other => sqlx::Error::Protocol(format!("NOTIFY failed: {other}")),
+            })),
+            // The task went away with this announcement (its runtime shut down mid-round).
+            None => Err(StoreError::Database(sqlx::Error::PoolClosed)),
         }
     }
 

@@ -87,7 +87,47 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         "agent replies are not the contact's messages"
     );
 
-    // Each message enqueued its `message.created` for the endpoint, the folded ones too.
+    // Another visitor naming this conversation is refused by the folded statement itself:
+    // not found, and nothing of its attempt stays (counters, message, delivery).
+    let stranger = VisitorId::new("v-stranger");
+    let own = store
+        .website(&site)
+        .visitor_message(&stranger, "a conversation of my own", None, None)
+        .await
+        .expect("the stranger's own first message");
+    let folded_now = kith_store::folded_messages();
+    let refused = store
+        .website(&site)
+        .visitor_message(&stranger, "let me in", Some(&conv), None)
+        .await;
+    assert!(
+        matches!(refused, Err(kith_store::StoreError::NotFound)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        kith_store::folded_messages(),
+        folded_now + 1,
+        "the refusal came from the folded statement"
+    );
+    let theirs = org
+        .contact(&own.contact_id)
+        .await
+        .expect("the stranger's contact");
+    assert_eq!((theirs.message_count, theirs.conversation_count), (1, 1));
+    let mine = org.contact(&again.contact_id).await.expect("contact");
+    assert_eq!((mine.message_count, mine.conversation_count), (2, 1));
+    let messages = org
+        .messages(&ConversationId::new(conv.as_str()), None, 50)
+        .await
+        .expect("messages");
+    assert!(
+        messages.items.iter().all(|m| m.body != "let me in"),
+        "{:?}",
+        messages.items
+    );
+
+    // Each message enqueued its `message.created` for the endpoint, the folded ones too (the
+    // refused one did not; the stranger's first message did).
     let deliveries = org
         .webhook_deliveries(&hook.id, None, 50)
         .await
@@ -97,6 +137,6 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         .iter()
         .filter(|d| d.event_type == "message.created")
         .collect();
-    assert_eq!(created.len(), 3, "{:?}", deliveries.items);
+    assert_eq!(created.len(), 4, "{:?}", deliveries.items);
     store.close().await;
 }
