@@ -73,7 +73,6 @@ pub(crate) async fn append_message<C: Conn>(
     let (posted, _) = append_message_after(
         c,
         Vec::new(),
-        Before::Independent,
         None,
         org_id,
         (conversation_id, contact_id),
@@ -84,42 +83,62 @@ pub(crate) async fn append_message<C: Conn>(
     Ok(posted)
 }
 
-/// What the statements given to [`append_message_after`] before the message may share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Before {
-    /// Each touches rows that no other statement of the message touches, and reads nothing
-    /// they write: on PostgreSQL they may run inside the conversation's update, as CTEs that
-    /// all see one snapshot (see [`fold_message`]).
-    Independent,
-    /// A later statement depends on one of them (the conversation was inserted in this
-    /// transaction, and its update must see it): they run one by one.
-    InOrder,
+/// The conversations a visitor may see and write to (SPEC rule 6): those of its current
+/// contact on this website that it started itself, and — when it is verified for that
+/// contact — those started by visitors verified for it.
+///
+/// This is the one statement of that rule. Every widget read (list, messages, post, escalate,
+/// the event stream) and the check of a returning message, folded into its conversation's
+/// update, render it from [`Visibility::predicate`] and bind [`Visibility::args`], so a change
+/// to the rule cannot miss one of them.
+#[derive(Debug, Clone)]
+pub(crate) struct Visibility {
+    pub website_id: String,
+    /// `None` (a visitor without a contact yet) sees nothing: `contact_id = NULL` is never true.
+    pub contact_id: Option<String>,
+    pub visitor_id: String,
+    /// Verified, and its link to the contact its own (see `widget::verified_for_contact`).
+    pub verified_for_contact: bool,
 }
 
-/// Who may write to a conversation, checked by the conversation's own update (a statement
-/// fewer than reading it first): the conversation must be of this website and contact, and
-/// started by this visitor or, when the visitor is verified for the contact, verified.
-#[derive(Debug, Clone)]
-pub(crate) struct WriterMay {
-    pub website_id: String,
-    pub contact_id: String,
-    pub visitor_id: String,
-    pub verified_for_contact: bool,
+impl Visibility {
+    /// The rule over the conversations row named by `alias` (`"cv."`, or `""` in an update of
+    /// the table itself), its parameters numbered `$first` on; bind [`Self::args`] there.
+    /// The organization is not part of it: every caller already scopes by it.
+    pub(crate) fn predicate(alias: &str, first: usize) -> String {
+        let (website, contact, visitor, verified) = (first, first + 1, first + 2, first + 3);
+        format!(
+            "{alias}website_id = ${website} AND {alias}contact_id = ${contact} \
+             AND ({alias}visitor_id = ${visitor} OR (${verified} AND {alias}verified_start))"
+        )
+    }
+
+    /// The parameters of [`Self::predicate`], in its order.
+    pub(crate) fn args(&self) -> Vec<Arg> {
+        args![
+            &self.website_id,
+            self.contact_id.clone(),
+            &self.visitor_id,
+            self.verified_for_contact
+        ]
+    }
 }
 
 /// `append_message`, with `before` run first (`Conn::execute_many`);
 /// answers the rows each statement of `before` touched too.
 ///
+/// Each statement of `before` must touch rows that no other statement of the message
+/// touches, and read nothing they write: on PostgreSQL they run inside the conversation's
+/// update, as CTEs that all see one snapshot (see [`fold_message`]).
+///
 /// With `may`, a conversation the writer may not write to is not found: the update touches
 /// no row and this answers [`StoreError::NotFound`] (a conversation that does not exist
 /// fails the message's foreign key first, answered the same); the caller's transaction, or
 /// savepoint, then takes back what `before` and the message wrote.
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn append_message_after<C: Conn>(
     c: &mut C,
     before: Vec<(&str, Vec<Arg>)>,
-    kind: Before,
-    may: Option<&WriterMay>,
+    may: Option<&Visibility>,
     org_id: &str,
     (conversation_id, contact_id): (&str, &str),
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
@@ -131,19 +150,10 @@ pub(crate) async fn append_message_after<C: Conn>(
     let own = statements.len();
     // The message and its `message.created`, ordered after the contact's row lock (the
     // visitor path updates its counters first; an agent reply locks it in `agent_reply`).
-    let data = json!({
-        "contact_id": contact_id,
-        "conversation_id": conversation_id,
-        "message": {
-            "id": &id,
-            "author": author.as_str(),
-            "body": body,
-            "created_at": kith_core::Timestamp(now),
-        },
-    });
-    // On PostgreSQL, independent statements and the message's run as one statement (see
+    let data = message_data(contact_id, conversation_id, &id, author, body, now);
+    // On PostgreSQL, the statements before and the message's run as one statement (see
     // `fold_message`), so the message's insert and enqueue come apart, as CTEs of it.
-    let fold = kind == Before::Independent && fold_into_cte(c.dialect());
+    let fold = fold_into_cte(c.dialect());
     let (written, hook) = webhooks::message_statements(
         c.dialect(),
         !fold,
@@ -156,18 +166,18 @@ pub(crate) async fn append_message_after<C: Conn>(
     let hook = hook.map(|i| statements.len() + i);
     statements.extend(written);
     let mut update_args = args![org_id, conversation_id, preview(body), now, reopen];
-    if let Some(may) = may {
-        update_args.extend(args![
-            &may.website_id,
-            &may.contact_id,
-            &may.visitor_id,
-            may.verified_for_contact
-        ]);
-    }
-    let set = if may.is_some() {
-        UPDATE_CONVERSATION_SET_MAY.as_str()
-    } else {
-        UPDATE_CONVERSATION_SET
+    // The update, its form that answers the conversation (when not folded), and whether a
+    // foreign-key failure of the message means its conversation does not exist.
+    let (set, update, checked) = match may {
+        Some(may) => {
+            update_args.extend(may.args());
+            (
+                UPDATE_CONVERSATION_SET_MAY.as_str(),
+                UPDATE_CONVERSATION_MAY.as_str(),
+                true,
+            )
+        }
+        None => (UPDATE_CONVERSATION_SET, UPDATE_CONVERSATION.as_str(), false),
     };
     // A statement with CTEs of its own cannot be folded (PostgreSQL takes data-modifying
     // CTEs only at the top level). None may come here: a silent fallback once hid that the
@@ -184,18 +194,13 @@ pub(crate) async fn append_message_after<C: Conn>(
             let Some(folded) = folded else {
                 return Ok(None);
             };
-            let touched = folded.touched()?;
+            let touched = parse_touched(&folded.touched)?;
             Ok(Some((folded.conversation, touched)))
         } else {
             let touched = c.execute_many(statements).await?;
             // The conversation as this message leaves it, answered by its own update (one
             // statement fewer than reading it back; a round trip fewer on PostgreSQL).
-            let sql = if may.is_some() {
-                &UPDATE_CONVERSATION_MAY
-            } else {
-                &UPDATE_CONVERSATION
-            };
-            let conv: Option<ConversationRow> = c.fetch_optional(sql, update_args).await?;
+            let conv: Option<ConversationRow> = c.fetch_optional(update, update_args).await?;
             Ok::<_, StoreError>(conv.map(|conv| (conv, touched)))
         }
     };
@@ -207,7 +212,7 @@ pub(crate) async fn append_message_after<C: Conn>(
         // webhook endpoint deleted meanwhile, say) is a race, retried as before. SQLite names
         // no constraint, and its one writer meets no such race.
         Err(StoreError::Database(sqlx::Error::Database(e)))
-            if may.is_some()
+            if checked
                 && e.kind() == sqlx::error::ErrorKind::ForeignKeyViolation
                 && e.constraint()
                     .is_none_or(|c| c == "messages_org_id_conversation_id_fkey") =>
@@ -220,23 +225,152 @@ pub(crate) async fn append_message_after<C: Conn>(
         webhooks::note_enqueued(touched[i]);
     }
     touched.truncate(own);
-    Ok((
-        PostedMessage {
-            message: Message {
-                id,
-                conversation_id: ConversationId::new(conversation_id),
-                author,
-                body: body.to_string(),
-                created_at: kith_core::Timestamp(now),
-            },
-            contact_id: ContactId::new(conv.contact_id.clone()),
-            starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
-            conversation: conv.view()?,
-            conversation_started: false,
-            replayed: false,
+    let message = Message {
+        id,
+        conversation_id: ConversationId::new(conversation_id),
+        author,
+        body: body.to_string(),
+        created_at: kith_core::Timestamp(now),
+    };
+    Ok((posted(message, conv, false)?, touched))
+}
+
+/// A conversation a visitor's first message starts.
+pub(crate) struct NewConversation<'a> {
+    pub id: &'a str,
+    pub website: &'a crate::Website,
+    pub contact_id: &'a str,
+    pub visitor_id: &'a str,
+    /// Started by a visitor verified for the contact (see [`Visibility`]).
+    pub verified_start: bool,
+}
+
+/// Starts a conversation with a visitor's first message: the conversation is inserted with
+/// the message already counted (no update of it follows), then `between` runs, then the
+/// message is inserted. Answers the rows each statement of `between` touched.
+///
+/// On PostgreSQL all of it is one statement ([`fold_all`]): no part reads what another
+/// writes, and the message's foreign key is checked at the statement's end, when the
+/// conversation is there. The conversation is new, so no other transaction waits for its row.
+pub(crate) async fn start_with_message<C: Conn>(
+    c: &mut C,
+    org_id: &str,
+    new: NewConversation<'_>,
+    between: Vec<(&str, Vec<Arg>)>,
+    body: &str,
+    now: i64,
+) -> Result<(PostedMessage, Vec<u64>), StoreError> {
+    let id = new_id();
+    let author = AuthorKind::Visitor;
+    let conv = ConversationRow {
+        id: new.id.to_string(),
+        website_id: new.website.id.as_str().to_string(),
+        // The name the request was served under (a rename racing it may not show here).
+        website_name: new.website.name.clone(),
+        contact_id: new.contact_id.to_string(),
+        visitor_id: new.visitor_id.to_string(),
+        status: "open".to_string(),
+        message_count: 1,
+        last_message_preview: Some(preview(body)),
+        last_message_at: Some(now),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut statements = vec![(
+        "INSERT INTO conversations (org_id, id, website_id, contact_id, visitor_id, status, \
+         message_count, last_message_preview, last_message_at, created_at, updated_at, \
+         verified_start) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9, $10)",
+        args![
+            org_id,
+            &conv.id,
+            &conv.website_id,
+            &conv.contact_id,
+            &conv.visitor_id,
+            &conv.status,
+            conv.message_count,
+            conv.last_message_preview.clone(),
+            now,
+            new.verified_start
+        ],
+    )];
+    statements.extend(between);
+    let own = statements.len();
+    let fold = fold_into_cte(c.dialect());
+    let data = message_data(new.contact_id, new.id, &id, author, body, now);
+    let (written, hook) = webhooks::message_statements(
+        c.dialect(),
+        !fold,
+        org_id,
+        (&id, new.id, author.as_str(), None, body),
+        new.contact_id,
+        data,
+        now,
+    );
+    let hook = hook.map(|i| statements.len() + i);
+    statements.extend(written);
+    debug_assert!(
+        !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
+        "a statement with CTEs of its own cannot be folded"
+    );
+    let mut touched = if fold {
+        FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (sql, args) = fold_all(statements);
+        let (touched,): (String,) = c.fetch_one(&sql, args).await?;
+        parse_touched(&touched)?
+    } else {
+        c.execute_many(statements).await?
+    };
+    crate::contact_rows::expect_one(touched[0])?;
+    if let Some(i) = hook {
+        webhooks::note_enqueued(touched[i]);
+    }
+    touched.truncate(own);
+    touched.remove(0);
+    let message = Message {
+        id,
+        conversation_id: ConversationId::new(new.id),
+        author,
+        body: body.to_string(),
+        created_at: kith_core::Timestamp(now),
+    };
+    Ok((posted(message, conv, true)?, touched))
+}
+
+/// The `data` of a message's `message.created` delivery.
+fn message_data(
+    contact_id: &str,
+    conversation_id: &str,
+    id: &str,
+    author: AuthorKind,
+    body: &str,
+    now: i64,
+) -> Value {
+    json!({
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "message": {
+            "id": id,
+            "author": author.as_str(),
+            "body": body,
+            "created_at": kith_core::Timestamp(now),
         },
-        touched,
-    ))
+    })
+}
+
+/// A message as written, in `conv` as it leaves it.
+fn posted(
+    message: Message,
+    conv: ConversationRow,
+    started: bool,
+) -> Result<PostedMessage, StoreError> {
+    Ok(PostedMessage {
+        message,
+        contact_id: ContactId::new(conv.contact_id.clone()),
+        starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
+        conversation: conv.view()?,
+        conversation_started: started,
+        replayed: false,
+    })
 }
 
 /// Messages written through [`fold_message`] by this process: a test's proof that the
@@ -258,11 +392,11 @@ const UPDATE_CONVERSATION_SET: &str =
      status = CASE WHEN $5 AND status = 'resolved' THEN 'open' ELSE status END \
      WHERE org_id = $1 AND id = $2";
 
-/// [`UPDATE_CONVERSATION_SET`] only where the writer may write ([`WriterMay`], $6 to $9).
+/// [`UPDATE_CONVERSATION_SET`] only where the writer may write ([`Visibility`], $6 to $9).
 static UPDATE_CONVERSATION_SET_MAY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{UPDATE_CONVERSATION_SET} AND website_id = $6 AND contact_id = $7 \
-         AND (visitor_id = $8 OR ($9 AND verified_start))"
+        "{UPDATE_CONVERSATION_SET} AND {}",
+        Visibility::predicate("", 6)
     )
 });
 
@@ -283,13 +417,38 @@ static UPDATE_CONVERSATION_MAY: LazyLock<String> = LazyLock::new(|| {
 /// counts (a one-time filter, evaluated before the scan), so the contact's row is still locked
 /// before the conversation's, as in the statements one by one. Each answers how many rows it
 /// touched, in the `touched` column. All of them see the snapshot the statement started with,
-/// which is why only [`Before::Independent`] statements are folded.
+/// which is why no statement folded may read what another writes.
 fn fold_message(
     set: &str,
     statements: Vec<(&str, Vec<Arg>)>,
     update_args: Vec<Arg>,
 ) -> (String, Vec<Arg>) {
     let mut args = update_args;
+    let (ctes, counts) = as_ctes(statements, &mut args);
+    let sql = format!(
+        "WITH {ctes} {set} AND {sum} >= 0 {CONVERSATION_RETURNING}, \
+         concat_ws(',', {list}) AS touched",
+        sum = counts.join(" + "),
+        list = counts.join(", "),
+    );
+    (sql, args)
+}
+
+/// Independent statements folded into one (PostgreSQL), answering the rows each touched,
+/// comma-separated, in the `touched` column (see [`fold_message`]).
+fn fold_all(statements: Vec<(&str, Vec<Arg>)>) -> (String, Vec<Arg>) {
+    let mut args = Vec::new();
+    let (ctes, counts) = as_ctes(statements, &mut args);
+    let sql = format!(
+        "WITH {ctes} SELECT concat_ws(',', {list}) AS touched",
+        list = counts.join(", ")
+    );
+    (sql, args)
+}
+
+/// `statements` as data-modifying CTEs `s0, s1, …` (their parameters renumbered after `args`,
+/// to which they are added), and an expression of the rows each touched.
+fn as_ctes(statements: Vec<(&str, Vec<Arg>)>, args: &mut Vec<Arg>) -> (String, Vec<String>) {
     let mut ctes = Vec::with_capacity(statements.len());
     let mut counts = Vec::with_capacity(statements.len());
     for (i, (sql, more)) in statements.into_iter().enumerate() {
@@ -300,14 +459,7 @@ fn fold_message(
         counts.push(format!("(SELECT count(*) FROM s{i})"));
         args.extend(more);
     }
-    let sql = format!(
-        "WITH {ctes} {set} AND {sum} >= 0 {CONVERSATION_RETURNING}, \
-         concat_ws(',', {list}) AS touched",
-        ctes = ctes.join(", "),
-        sum = counts.join(" + "),
-        list = counts.join(", "),
-    );
-    (sql, args)
+    (ctes.join(", "), counts)
 }
 
 /// The row of a [`fold_message`] statement: the conversation, and the rows each folded
@@ -328,16 +480,15 @@ impl crate::lite::FromLite for FoldedUpdate {
     }
 }
 
-impl FoldedUpdate {
-    fn touched(&self) -> Result<Vec<u64>, StoreError> {
-        self.touched
-            .split(',')
-            .map(|n| {
-                n.parse()
-                    .map_err(|_| StoreError::Corrupt(format!("a count of rows: {n:?}")))
-            })
-            .collect()
-    }
+/// The rows each folded statement touched, from their comma-separated form.
+fn parse_touched(touched: &str) -> Result<Vec<u64>, StoreError> {
+    touched
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .map_err(|_| StoreError::Corrupt(format!("a count of rows: {n:?}")))
+        })
+        .collect()
 }
 
 /// Marks a conversation escalated and writes `escalated` to the contact's timeline. Escalating
@@ -648,5 +799,41 @@ impl OrgStore<'_> {
             limit
         )
         .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Visibility;
+
+    /// The predicate numbers exactly the parameters `args` binds, from `first` on, wherever
+    /// it is placed: a parameter added to one and not the other would bind the wrong values.
+    #[test]
+    fn visibility_binds_what_it_numbers() {
+        let v = Visibility {
+            website_id: "w".into(),
+            contact_id: Some("c".into()),
+            visitor_id: "v".into(),
+            verified_for_contact: true,
+        };
+        for first in [1, 2, 6] {
+            let sql = Visibility::predicate("cv.", first);
+            let mut numbered: Vec<usize> = sql
+                .split('$')
+                .skip(1)
+                .map(|p| {
+                    let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                    digits.parse().unwrap()
+                })
+                .collect();
+            numbered.sort_unstable();
+            numbered.dedup();
+            let expected: Vec<usize> = (first..first + v.args().len()).collect();
+            assert_eq!(numbered, expected, "{sql}");
+            // Every column is the aliased row's.
+            for column in ["website_id", "contact_id", "visitor_id", "verified_start"] {
+                assert!(sql.contains(&format!("cv.{column}")), "{sql}");
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@ use crate::conn::{args, Arg, Conn};
 use crate::contact_rows::{
     contact_by, event_statements, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
-use crate::conversations::{append_message_after, Before, PostedMessage, WriterMay};
+use crate::conversations::{
+    append_message_after, start_with_message, NewConversation, PostedMessage, Visibility,
+};
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
@@ -53,12 +55,11 @@ pub struct IdentifyOutcome {
     pub switched: bool,
 }
 
-/// The conversations a visitor may see: those of its current contact on this website that it
-/// started itself, and — when it is verified for that contact — those started by visitors
-/// verified for it. Its parameters come from [`visible_args`] only, so every widget read
+/// The conversations a visitor may see ([`Visibility`]), in the organization `$1`, the rule's
+/// parameters `$2..$5`. Its parameters come from [`visible_args`] only, so every widget read
 /// (list, messages, post, escalate, the event stream) decides visibility the same way.
-const VISIBLE: &str = "cv.org_id = $1 AND cv.website_id = $2 AND cv.contact_id = $5 \
-     AND (cv.visitor_id = $3 OR ($4 AND cv.verified_start))";
+static VISIBLE: LazyLock<String> =
+    LazyLock::new(|| format!("cv.org_id = $1 AND {}", Visibility::predicate("cv.", 2)));
 
 /// Whether the visitor is verified *for its current contact*: verified, and its link to the
 /// contact is its own (created by it or reached by proof). Being verified for some other
@@ -67,16 +68,21 @@ fn verified_for_contact(v: &Visitor) -> bool {
     v.verified && v.link_proven
 }
 
-/// `$1..$5` of [`VISIBLE`] for this visitor: org, website, visitor, verified for its contact,
-/// its contact.
+/// What this visitor may see and write to, as it is now.
+fn visibility(website: &Website, v: &Visitor) -> Visibility {
+    Visibility {
+        website_id: website.id.as_str().to_string(),
+        contact_id: v.contact_id.clone(),
+        visitor_id: v.id.clone(),
+        verified_for_contact: verified_for_contact(v),
+    }
+}
+
+/// `$1..$5` of [`VISIBLE`] for this visitor: the organization, then [`Visibility::args`].
 fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
-    args![
-        &website.org_id,
-        &website.id,
-        &v.id,
-        verified_for_contact(v),
-        v.contact_id.clone()
-    ]
+    let mut args = args![&website.org_id];
+    args.extend(visibility(website, v).args());
+    args
 }
 
 /// How long an idempotency key answers with its first message (SPEC: 24 hours).
@@ -172,7 +178,7 @@ async fn visible_conversation<C: Conn>(
     v: &Visitor,
     conversation_id: &str,
 ) -> Result<ConversationRow, StoreError> {
-    let sql = format!("{CONVERSATION_SELECT} WHERE {VISIBLE} AND cv.id = $6");
+    let sql = format!("{CONVERSATION_SELECT} WHERE {} AND cv.id = $6", *VISIBLE);
     let mut args = visible_args(website, v);
     args.push(conversation_id.into());
     c.fetch_optional(&sql, args)
@@ -342,44 +348,37 @@ impl WebsiteStore<'_> {
                     id
                 }
             };
-            // The writes of the message, run together (`Conn::execute_many`): a new
-            // conversation, its timeline entry, the counters.
-            let mut writes: Vec<(&str, Vec<Arg>)> = Vec::new();
-            // Which of `writes` enqueues `conversation.started` (its rows wake the deliverer).
-            let mut hook_statement = None;
-            // Whether the visitor may write to the conversation it names is checked by the
-            // conversation's update, at the end (`WriterMay`); a refusal takes back the rest.
-            let may = conversation_id.map(|_| WriterMay {
-                website_id: website.id.as_str().to_string(),
-                contact_id: contact_id.clone(),
-                visitor_id: visitor_id.to_string(),
-                verified_for_contact: verified_for_contact(&v),
-            });
-            let (conv_id, started) = match conversation_id {
-                Some(id) => (id.to_string(), false),
+            // The contact's counters, then the rest of the message; on PostgreSQL each path
+            // is one statement.
+            let (posted, touched) = match conversation_id {
+                Some(id) => {
+                    let counters = (
+                        "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
+                         WHERE org_id = $1 AND id = $2",
+                        args![org_id, &contact_id, now],
+                    );
+                    // Whether the visitor may write to the conversation it names is checked by
+                    // the conversation's update, at the end; a refusal takes back the rest.
+                    let may = visibility(website, &v);
+                    append_message_after(
+                        c,
+                        vec![counters],
+                        Some(&may),
+                        org_id,
+                        (id, &contact_id),
+                        (AuthorKind::Visitor, None, body),
+                        now,
+                    )
+                    .await?
+                }
                 None => {
                     let id = new_id();
-                    writes.push((
-                        "INSERT INTO conversations (org_id, id, website_id, contact_id, visitor_id, \
-                         status, message_count, last_message_preview, last_message_at, created_at, \
-                         updated_at, verified_start) \
-                         VALUES ($1, $2, $3, $4, $5, 'open', 0, NULL, NULL, $6, $6, $7)",
-                        args![
-                            org_id,
-                            &id,
-                            &website.id,
-                            &contact_id,
-                            visitor_id,
-                            now,
-                            verified_for_contact(&v)
-                        ],
-                    ));
-                    writes.push((
-                        "UPDATE contacts SET conversation_count = conversation_count + 1 \
+                    let mut writes: Vec<(&str, Vec<Arg>)> = vec![(
+                        "UPDATE contacts SET conversation_count = conversation_count + 1, \
+                         message_count = message_count + 1, last_seen_at = $3 \
                          WHERE org_id = $1 AND id = $2",
-                        args![org_id, &contact_id],
-                    ));
-                    let before = writes.len();
+                        args![org_id, &contact_id, now],
+                    )];
                     writes.extend(event_statements(
                         c.dialect(),
                         org_id,
@@ -389,43 +388,26 @@ impl WebsiteStore<'_> {
                         json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
                         now,
                     ));
-                    if writes.len() == before + 2 {
-                        hook_statement = Some(before + 1);
+                    // The third, if any, enqueues `conversation.started` (its rows wake the
+                    // deliverer).
+                    let hook = (writes.len() == 3).then_some(2);
+                    let new = NewConversation {
+                        id: &id,
+                        website,
+                        contact_id: &contact_id,
+                        visitor_id,
+                        verified_start: verified_for_contact(&v),
+                    };
+                    let (posted, touched) =
+                        start_with_message(c, org_id, new, writes, body, now).await?;
+                    if let Some(i) = hook {
+                        crate::webhooks::note_enqueued(touched[i]);
                     }
-                    (id, true)
+                    (posted, touched)
                 }
             };
-            // Which of `writes` must touch exactly one row: the contact's counters.
-            let mut counters = Vec::new();
-            if started {
-                counters.push(1);
-            }
-            counters.push(writes.len());
-            writes.push((
-                "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
-                 WHERE org_id = $1 AND id = $2",
-                args![org_id, &contact_id, now],
-            ));
-            // A started conversation is inserted by `writes`, and its update must see it.
-            let kind = if started { Before::InOrder } else { Before::Independent };
-            let (mut posted, touched) = append_message_after(
-                c,
-                writes,
-                kind,
-                may.as_ref(),
-                org_id,
-                (&conv_id, &contact_id),
-                (AuthorKind::Visitor, None, body),
-                now,
-            )
-            .await?;
-            for i in counters {
-                expect_one(touched[i])?;
-            }
-            if let Some(i) = hook_statement {
-                crate::webhooks::note_enqueued(touched[i]);
-            }
-            posted.conversation_started = started;
+            // The contact's counters must touch exactly its row.
+            expect_one(touched[0])?;
             if let Some(key) = idempotency_key {
                 // Keys past the window go, this visitor's only (the primary key's prefix).
                 c.execute(
@@ -467,7 +449,7 @@ impl WebsiteStore<'_> {
         };
         read!(self.store, |c| crate::conversations::conversation_page(
             c,
-            VISIBLE,
+            &VISIBLE,
             visible_args(website, &v),
             after.as_ref(),
             limit
