@@ -235,6 +235,91 @@ pub(crate) async fn append_message_after<C: Conn>(
     Ok((posted(message, conv, false)?, touched))
 }
 
+/// A returning visitor's message as one autocommit statement (PostgreSQL; run it outside a
+/// transaction, which is its point: one round trip instead of `BEGIN`, the statements and
+/// `COMMIT`). `before` states the preconditions: each must touch exactly one row (the
+/// visitor as the caller expects it, the contact's counters). Then the message and its
+/// enqueue, `after` (the message's idempotency key), and the conversation's update, checked
+/// by `may`.
+///
+/// A precondition that does not hold, or a conversation the writer may not write to, fails
+/// the whole statement through `kith_require` (SQLSTATE `KS001`, migration 0017), so nothing
+/// of it stays; so does any other error (a key already used, a conversation that does not
+/// exist). The caller then takes the full path, in a transaction, which answers those cases.
+/// `id` is the message's (`after` may name it).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn append_message_at_once<C: Conn>(
+    c: &mut C,
+    id: String,
+    before: Vec<(&str, Vec<Arg>)>,
+    after: Vec<(&str, Vec<Arg>)>,
+    may: &Visibility,
+    org_id: &str,
+    (conversation_id, contact_id): (&str, &str),
+    body: &str,
+    now: i64,
+) -> Result<PostedMessage, StoreError> {
+    debug_assert!(fold_into_cte(c.dialect()), "PostgreSQL only");
+    let author = AuthorKind::Visitor;
+    let required = before.len();
+    let mut statements = before;
+    let data = message_data(contact_id, conversation_id, &id, author, body, now);
+    let (written, hook) = webhooks::message_statements(
+        c.dialect(),
+        false,
+        org_id,
+        (&id, conversation_id, author.as_str(), None, body),
+        contact_id,
+        data,
+        now,
+    );
+    let hook = hook.map(|i| statements.len() + i);
+    statements.extend(written);
+    statements.extend(after);
+    let mut args = args![org_id, conversation_id, preview(body), now, true];
+    args.extend(may.args());
+    let (ctes, counts) = as_ctes(statements, &mut args);
+    let require: Vec<String> = counts[..required]
+        .iter()
+        .map(|n| format!("{n} = 1"))
+        .collect();
+    // The conversation's update is a CTE too, read through a one-row left join: when it
+    // touches no row, `kith_require` still runs (on NULLs) and fails the statement.
+    let sql = format!(
+        "WITH {ctes}, u AS ({set} AND {sum} >= 0 {CONVERSATION_RETURNING}) \
+         SELECT u.*, concat_ws(',', {list}) AS touched FROM (SELECT 1) AS one \
+         LEFT JOIN u ON TRUE WHERE kith_require(u.id IS NOT NULL AND {require})",
+        set = UPDATE_CONVERSATION_SET_MAY.as_str(),
+        sum = counts.join(" + "),
+        list = counts.join(", "),
+        require = require.join(" AND "),
+    );
+    let folded: FoldedUpdate = c.fetch_one(&sql, args).await?;
+    let touched = parse_touched(&folded.touched)?;
+    if let Some(i) = hook {
+        webhooks::note_enqueued(touched[i]);
+    }
+    AT_ONCE_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let message = Message {
+        id,
+        conversation_id: ConversationId::new(conversation_id),
+        author,
+        body: body.to_string(),
+        created_at: kith_core::Timestamp(now),
+    };
+    posted(message, folded.conversation, false)
+}
+
+/// Messages written by [`append_message_at_once`] in this process: a test's proof that the
+/// one-statement path is the one taken.
+static AT_ONCE_MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many messages this process wrote as one autocommit statement (PostgreSQL; tests).
+#[doc(hidden)]
+pub fn at_once_messages() -> u64 {
+    AT_ONCE_MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A conversation a visitor's first message starts.
 pub(crate) struct NewConversation<'a> {
     pub id: &'a str,
