@@ -37,9 +37,6 @@ pub(crate) struct Inner {
     /// PostgreSQL: sends this process's realtime announcements, several per NOTIFY round
     /// (started on first use; see `realtime::Announcer`).
     pub(crate) announcer: std::sync::OnceLock<crate::realtime::Announcer>,
-    /// PostgreSQL: the visitors this process last saw write, so their next message can go as
-    /// one statement (see `widget::VisitorHints`).
-    pub(crate) visitor_hints: crate::widget::VisitorHints,
 }
 
 /// The store: both databases behind one API. Cheap to clone.
@@ -157,7 +154,6 @@ impl Store {
                 point_readers,
                 url_redacted: redact(url),
                 announcer: std::sync::OnceLock::new(),
-                visitor_hints: crate::widget::VisitorHints::default(),
             }),
         };
         crate::webhooks::load_orgs_with_endpoints(&store).await?;

@@ -47,16 +47,6 @@ pub(crate) fn fold_into_cte(d: Dialect) -> bool {
     }
 }
 
-/// Whether a returning visitor's message may go as one autocommit statement
-/// (`widget::visitor_message_at_once`): PostgreSQL, where `BEGIN`, each statement and `COMMIT`
-/// are round trips. SQLite writes in process, in batches that commit together (`batch`).
-pub(crate) fn one_statement_messages(d: Dialect) -> bool {
-    match d {
-        Dialect::Sqlite => false,
-        Dialect::Postgres => true,
-    }
-}
-
 /// Whether this process sees every change of the webhook endpoints, so it may remember which
 /// organizations have any (`webhooks::may_have_endpoints`). SQLite: one process serves a
 /// database (the lock file) and endpoints change only through its API. PostgreSQL: several

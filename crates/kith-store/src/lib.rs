@@ -46,9 +46,9 @@ pub(crate) use backend::{read, read_point, transact};
 pub use backend::{redact as redact_url, Access, Store, DEFAULT_DATABASE_URL, DEFAULT_POOL_SIZE};
 pub use bulk::{BulkAction, BulkJob, BulkRequest, Step as BulkStep};
 pub use contacts::{Page, TagEdit};
-pub use conversations::PostedMessage;
 #[doc(hidden)]
-pub use conversations::{at_once_messages, folded_messages};
+pub use conversations::folded_messages;
+pub use conversations::PostedMessage;
 pub use export::{export_header, export_rows, EXPORT_PAGE};
 pub use ids::{new_id, now_ms};
 pub use import::{ImportError, ImportOptions, ImportProgress, ImportSummary, BATCH_ROWS};

@@ -9,10 +9,9 @@ use crate::contact_rows::{
     contact_by, event_statements, expect_one, touch_contact, LAST_SEEN_INTERVAL_MS,
 };
 use crate::conversations::{
-    append_message_after, append_message_at_once, start_with_message, NewConversation,
-    PostedMessage, Visibility,
+    append_message_after, start_with_message, NewConversation, PostedMessage, Visibility,
 };
-use crate::dialect::{for_update, one_statement_messages};
+use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
@@ -88,83 +87,6 @@ fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
 
 /// How long an idempotency key answers with its first message (SPEC: 24 hours).
 const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
-
-/// A visitor's message counted on its contact (binds $1 org, $2 contact, $3 now).
-const CONTACT_MESSAGE_COUNTERS: &str =
-    "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
-     WHERE org_id = $1 AND id = $2";
-
-/// A message's idempotency key stored: this visitor's keys past the window go first (the
-/// primary key's prefix), then the key, naming the message.
-fn key_statements(
-    org_id: &str,
-    visitor_id: &str,
-    key: &str,
-    message_id: &str,
-    now: i64,
-) -> Vec<(&'static str, Vec<Arg>)> {
-    vec![
-        (
-            "DELETE FROM idempotency_keys WHERE org_id = $1 AND visitor_id = $2 \
-             AND created_at <= $3",
-            args![org_id, visitor_id, now - IDEMPOTENCY_WINDOW_MS],
-        ),
-        (
-            "INSERT INTO idempotency_keys (org_id, visitor_id, key, message_id, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-            args![org_id, visitor_id, key, message_id, now],
-        ),
-    ]
-}
-
-/// What this process last saw of a visitor whose message it wrote: its website, contact and
-/// proof. Only a hint: the one-statement path checks each field against the visitor's row,
-/// under its lock, and a hint gone stale costs one failed statement before the full path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VisitorHint {
-    website_id: String,
-    contact_id: String,
-    verified: bool,
-    link_proven: bool,
-}
-
-/// How many visitors [`VisitorHints`] remembers before it starts over (~10 MB at most).
-const MAX_VISITOR_HINTS: usize = 65_536;
-
-/// The visitors this process last saw write, by organization and visitor (PostgreSQL, see
-/// [`one_statement_messages`]). Bounded: when full it starts over, so a visitor not written
-/// lately takes the full path once.
-#[derive(Default)]
-pub(crate) struct VisitorHints {
-    map: std::sync::Mutex<rustc_hash::FxHashMap<(String, String), VisitorHint>>,
-}
-
-impl VisitorHints {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, rustc_hash::FxHashMap<(String, String), VisitorHint>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, org_id: &str, visitor_id: &str) -> Option<VisitorHint> {
-        self.lock()
-            .get(&(org_id.to_string(), visitor_id.to_string()))
-            .cloned()
-    }
-
-    fn put(&self, org_id: &str, visitor_id: &str, hint: VisitorHint) {
-        let mut map = self.lock();
-        if map.len() >= MAX_VISITOR_HINTS {
-            map.clear();
-        }
-        map.insert((org_id.to_string(), visitor_id.to_string()), hint);
-    }
-
-    fn forget(&self, org_id: &str, visitor_id: &str) {
-        self.lock()
-            .remove(&(org_id.to_string(), visitor_id.to_string()));
-    }
-}
 
 /// The columns of [`Visitor`], as every read of a visitor's row names them.
 const VISITOR_COLUMNS: &str =
@@ -380,30 +302,7 @@ impl WebsiteStore<'_> {
         let visitor_id = visitor_id.as_str();
         let conversation_id = conversation_id.map(ConversationId::as_str);
         let org_id = website.org_id.as_str();
-        let hints = &self.store.inner.visitor_hints;
-        if let (Some(conversation_id), Some(hint)) =
-            (conversation_id, hints.get(org_id, visitor_id))
-        {
-            let at_once = self.visitor_message_at_once(
-                visitor_id,
-                &hint,
-                conversation_id,
-                body,
-                idempotency_key,
-            );
-            match at_once.await {
-                Ok(posted) => return Ok(posted),
-                // Nothing was written: the visitor is not as this process last saw it, the
-                // conversation is not one it may write to or does not exist, the key was
-                // used, or a race. The full path below answers each of them.
-                Err(StoreError::Database(sqlx::Error::Database(e))) => {
-                    tracing::debug!(error = %e, "a message at once fell back to the full path");
-                    hints.forget(org_id, visitor_id);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let (posted, hint) = transact!(self.store, |c| {
+        transact!(self.store, |c| {
             async {
             let now = now_ms();
             if let Some(key) = idempotency_key {
@@ -418,7 +317,7 @@ impl WebsiteStore<'_> {
                     let mut posted =
                         crate::conversations::load_posted(c, org_id, &message_id).await?;
                     posted.replayed = true;
-                    return Ok((posted, None));
+                    return Ok(posted);
                 }
             }
             // The visitor's `last_seen_at` moves to now with its lock.
@@ -453,7 +352,11 @@ impl WebsiteStore<'_> {
             // is one statement.
             let (posted, touched) = match conversation_id {
                 Some(id) => {
-                    let counters = (CONTACT_MESSAGE_COUNTERS, args![org_id, &contact_id, now]);
+                    let counters = (
+                        "UPDATE contacts SET message_count = message_count + 1, last_seen_at = $3 \
+                         WHERE org_id = $1 AND id = $2",
+                        args![org_id, &contact_id, now],
+                    );
                     // Whether the visitor may write to the conversation it names is checked by
                     // the conversation's update, at the end; a refusal takes back the rest.
                     let may = visibility(website, &v);
@@ -506,95 +409,24 @@ impl WebsiteStore<'_> {
             // The contact's counters must touch exactly its row.
             expect_one(touched[0])?;
             if let Some(key) = idempotency_key {
-                c.execute_many(key_statements(org_id, visitor_id, key, &posted.message.id, now))
-                    .await?;
+                // Keys past the window go, this visitor's only (the primary key's prefix).
+                c.execute(
+                    "DELETE FROM idempotency_keys WHERE org_id = $1 AND visitor_id = $2 \
+                     AND created_at <= $3",
+                    args![org_id, visitor_id, now - IDEMPOTENCY_WINDOW_MS],
+                )
+                .await?;
+                c.execute(
+                    "INSERT INTO idempotency_keys (org_id, visitor_id, key, message_id, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                    args![org_id, visitor_id, key, &posted.message.id, now],
+                )
+                .await?;
             }
-            let hint = VisitorHint {
-                website_id: website.id.as_str().to_string(),
-                contact_id,
-                verified: v.verified,
-                link_proven: v.link_proven,
-            };
-            Ok::<_, StoreError>((posted, Some(hint)))
+            Ok::<_, StoreError>(posted)
         }
         .await
-        })?;
-        if let Some(hint) = hint.filter(|_| one_statement_messages(self.store.dialect())) {
-            hints.put(org_id, visitor_id, hint);
-        }
-        Ok(posted)
-    }
-
-    /// A returning visitor's message as one autocommit statement (PostgreSQL): the visitor's
-    /// touch, checked against `hint`; its contact's counters; the message, its enqueue and
-    /// key; the conversation's update, checked by the visibility rule
-    /// (`conversations::append_message_at_once`). Writes everything or, on any error, nothing.
-    async fn visitor_message_at_once(
-        self,
-        visitor_id: &str,
-        hint: &VisitorHint,
-        conversation_id: &str,
-        body: &str,
-        idempotency_key: Option<&str>,
-    ) -> Result<PostedMessage, StoreError> {
-        let crate::backend::Backend::Postgres(pool) = &self.store.inner.backend else {
-            return Err(StoreError::Corrupt(
-                "one statement per message is PostgreSQL's".into(),
-            ));
-        };
-        let website = self.website;
-        let org_id = website.org_id.as_str();
-        let now = now_ms();
-        // The visitor as the hint says it is; `visibility` of it is the rule the full path uses.
-        let v = Visitor {
-            id: visitor_id.to_string(),
-            website_id: hint.website_id.clone(),
-            contact_id: Some(hint.contact_id.clone()),
-            verified: hint.verified,
-            link_proven: hint.link_proven,
-            pending_claim: None,
-            last_seen_at: now,
-        };
-        let before = vec![
-            (
-                "UPDATE visitors SET last_seen_at = $3 WHERE org_id = $1 AND id = $2 \
-                 AND website_id = $4 AND contact_id = $5 AND verified = $6 AND link_proven = $7",
-                args![
-                    org_id,
-                    visitor_id,
-                    now,
-                    &website.id,
-                    &hint.contact_id,
-                    hint.verified,
-                    hint.link_proven
-                ],
-            ),
-            (
-                CONTACT_MESSAGE_COUNTERS,
-                args![org_id, &hint.contact_id, now],
-            ),
-        ];
-        let id = new_id();
-        let after = match idempotency_key {
-            Some(key) => key_statements(org_id, visitor_id, key, &id, now),
-            None => Vec::new(),
-        };
-        let hooks_before = crate::webhooks::enqueued_count();
-        let mut conn = pool.acquire().await?;
-        let posted = append_message_at_once(
-            &mut *conn,
-            id,
-            before,
-            after,
-            &visibility(website, &v),
-            org_id,
-            (conversation_id, &hint.contact_id),
-            body,
-            now,
-        )
-        .await?;
-        crate::webhooks::wake_if_enqueued_since(hooks_before);
-        Ok(posted)
+        })
     }
 
     /// `GET /api/widget/v1/conversations`: the conversations the visitor may see, newest

@@ -3,10 +3,6 @@
 //! enqueue and the conversation's update. The folded statement must be the one that runs, and
 //! must write what the statements one by one wrote. One test in this file, so the process's
 //! count of folded messages is this test's alone.
-//!
-//! A process that saw the visitor write before sends its next message as one autocommit
-//! statement instead (tests/postgres_message_at_once.rs); the messages here go through a
-//! second store, a process that has not, so they take the folded path.
 
 use kith_core::webhook::EventType;
 use kith_core::{ConversationId, VisitorId};
@@ -50,14 +46,12 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         .expect("first message");
     let folded = kith_store::folded_messages();
     let conv = first.message.conversation_id.clone();
-    // Another process: it has not seen these visitors write.
-    let other = Store::open(&db.url).await.expect("open a second store");
 
     // A returning message into a resolved conversation: folded, and it reopens it.
     org.resolve_conversation(&ConversationId::new(conv.as_str()))
         .await
         .expect("resolve");
-    let again = other
+    let again = store
         .website(&site)
         .visitor_message(&visitor, "one more thing", Some(&conv), None)
         .await
@@ -102,7 +96,7 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         .await
         .expect("the stranger's own first message");
     let folded_now = kith_store::folded_messages();
-    let refused = other
+    let refused = store
         .website(&site)
         .visitor_message(&stranger, "let me in", Some(&conv), None)
         .await;
@@ -144,11 +138,5 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         .filter(|d| d.event_type == "message.created")
         .collect();
     assert_eq!(created.len(), 4, "{:?}", deliveries.items);
-    assert_eq!(
-        kith_store::at_once_messages(),
-        0,
-        "no message here went at once"
-    );
-    other.close().await;
     store.close().await;
 }
