@@ -74,9 +74,9 @@ const EVENT_SQL: &str =
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
 /// The statements `insert_event` runs, for a caller that runs them with others
-/// (`Conn::execute_many`): the entry, then (if the kind raises one) the webhook enqueue, whose
-/// touched rows the caller passes to `webhooks::note_enqueued`. Only for kinds whose event
-/// does not carry the contact (that needs a read after the enqueue).
+/// (`Conn::execute_many`): the entry, then (if the kind raises one) the webhook enqueue, and
+/// which of them that is; the caller passes its touched rows to `webhooks::note_enqueued`.
+/// Only for kinds whose event does not carry the contact (that needs a read after the enqueue).
 pub(crate) fn event_statements(
     d: Dialect,
     org_id: &str,
@@ -85,7 +85,7 @@ pub(crate) fn event_statements(
     actor: &Actor,
     data: Value,
     now: i64,
-) -> Vec<(&'static str, Vec<Arg>)> {
+) -> (Vec<(&'static str, Vec<Arg>)>, Option<usize>) {
     let id = new_id();
     let actor = actor.to_string();
     let mut out = Vec::with_capacity(2);
@@ -112,7 +112,8 @@ pub(crate) fn event_statements(
             ],
         ),
     );
-    out
+    let enqueue = (out.len() == 2).then_some(1);
+    (out, enqueue)
 }
 
 fn text<T: AsRef<str>>(v: &Option<T>) -> Option<String> {

@@ -320,6 +320,7 @@ pub(crate) async fn start_with_message<C: Conn>(
     } else {
         c.execute_many(statements).await?
     };
+    // The conversation's insert (the caller checks its own statements').
     crate::contact_rows::expect_one(touched[0])?;
     if let Some(i) = hook {
         webhooks::note_enqueued(touched[i]);
@@ -373,11 +374,12 @@ fn posted(
     })
 }
 
-/// Messages written through [`fold_message`] by this process: a test's proof that the
-/// folded statement is the one PostgreSQL runs.
+/// Folded statements this process attempted ([`fold_message`] or [`fold_all`], counted before
+/// each runs, so a refused or retried one counts too): a test's proof that the folded
+/// statement is the one PostgreSQL runs.
 static FOLDED_MESSAGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// How many messages this process wrote as one folded statement (PostgreSQL; tests).
+/// How many folded message statements this process attempted (PostgreSQL; tests).
 #[doc(hidden)]
 pub fn folded_messages() -> u64 {
     FOLDED_MESSAGES.load(std::sync::atomic::Ordering::Relaxed)
@@ -435,7 +437,10 @@ fn fold_message(
 }
 
 /// Independent statements folded into one (PostgreSQL), answering the rows each touched,
-/// comma-separated, in the `touched` column (see [`fold_message`]).
+/// comma-separated, in the `touched` column (see [`fold_message`]). The CTEs run as the
+/// `concat_ws` reads them, left to right, so in the order given: a caller that locks a row
+/// before an enqueue takes its sequence number (see `dialect::next_delivery_seq`) lists it
+/// first, as it would run them one by one.
 fn fold_all(statements: Vec<(&str, Vec<Arg>)>) -> (String, Vec<Arg>) {
     let mut args = Vec::new();
     let (ctes, counts) = as_ctes(statements, &mut args);
@@ -805,34 +810,39 @@ impl OrgStore<'_> {
 #[cfg(test)]
 mod tests {
     use super::Visibility;
+    use crate::conn::Arg;
 
-    /// The predicate numbers exactly the parameters `args` binds, from `first` on, wherever
-    /// it is placed: a parameter added to one and not the other would bind the wrong values.
+    /// The predicate numbers exactly the parameters `args` binds, from `first` on, and each
+    /// column is compared with its own value: a parameter added to one and not the other, or
+    /// two swapped, would bind the wrong values (a stranger's contact for the visitor's).
     #[test]
     fn visibility_binds_what_it_numbers() {
         let v = Visibility {
-            website_id: "w".into(),
-            contact_id: Some("c".into()),
-            visitor_id: "v".into(),
+            website_id: "the-website".into(),
+            contact_id: Some("the-contact".into()),
+            visitor_id: "the-visitor".into(),
             verified_for_contact: true,
         };
+        let args = v.args();
         for first in [1, 2, 6] {
-            let sql = Visibility::predicate("cv.", first);
-            let mut numbered: Vec<usize> = sql
-                .split('$')
-                .skip(1)
-                .map(|p| {
-                    let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
-                    digits.parse().unwrap()
-                })
-                .collect();
-            numbered.sort_unstable();
-            numbered.dedup();
-            let expected: Vec<usize> = (first..first + v.args().len()).collect();
-            assert_eq!(numbered, expected, "{sql}");
-            // Every column is the aliased row's.
-            for column in ["website_id", "contact_id", "visitor_id", "verified_start"] {
-                assert!(sql.contains(&format!("cv.{column}")), "{sql}");
+            let mut sql = Visibility::predicate("cv.", first);
+            // Bind by number, highest first ($12 before $1), as the database would.
+            for (i, arg) in args.iter().enumerate().rev() {
+                let value = match arg {
+                    Arg::Text(Some(t)) => format!("'{t}'"),
+                    Arg::Bool(b) => b.to_string(),
+                    other => panic!("unexpected {other:?}"),
+                };
+                sql = sql.replace(&format!("${}", first + i), &value);
+            }
+            assert!(!sql.contains('$'), "a parameter is not bound: {sql}");
+            for bound in [
+                "cv.website_id = 'the-website'",
+                "cv.contact_id = 'the-contact'",
+                "cv.visitor_id = 'the-visitor'",
+                "(true AND cv.verified_start)",
+            ] {
+                assert!(sql.contains(bound), "{bound} in {sql}");
             }
         }
     }

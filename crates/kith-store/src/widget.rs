@@ -379,7 +379,7 @@ impl WebsiteStore<'_> {
                          WHERE org_id = $1 AND id = $2",
                         args![org_id, &contact_id, now],
                     )];
-                    writes.extend(event_statements(
+                    let (event, enqueue) = event_statements(
                         c.dialect(),
                         org_id,
                         &contact_id,
@@ -387,10 +387,11 @@ impl WebsiteStore<'_> {
                         &Actor::Visitor,
                         json!({"conversation_id": id, "website_id": website.id, "website_name": website.name}),
                         now,
-                    ));
-                    // The third, if any, enqueues `conversation.started` (its rows wake the
-                    // deliverer).
-                    let hook = (writes.len() == 3).then_some(2);
+                    );
+                    // Which of `writes` enqueues `conversation.started`, if any (its rows wake
+                    // the deliverer).
+                    let hook = enqueue.map(|i| writes.len() + i);
+                    writes.extend(event);
                     let new = NewConversation {
                         id: &id,
                         website,
