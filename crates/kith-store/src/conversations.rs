@@ -148,23 +148,19 @@ pub(crate) async fn append_message_after<C: Conn>(
     let reopen = author == AuthorKind::Visitor;
     let mut statements = before;
     let own = statements.len();
-    // The message and its `message.created`, ordered after the contact's row lock (the
-    // visitor path updates its counters first; an agent reply locks it in `agent_reply`).
-    let data = message_data(contact_id, conversation_id, &id, author, body, now);
     // On PostgreSQL, the statements before and the message's run as one statement (see
-    // `fold_message`), so the message's insert and enqueue come apart, as CTEs of it.
+    // `fold_message`). The message comes after the contact's row lock (the visitor path
+    // updates its counters first; an agent reply locks it in `agent_reply`).
     let fold = fold_into_cte(c.dialect());
-    let (written, hook) = webhooks::message_statements(
+    let hook = push_message(
         c.dialect(),
-        !fold,
+        fold,
+        &mut statements,
         org_id,
-        (&id, conversation_id, author.as_str(), author_id, body),
-        contact_id,
-        data,
+        (&id, conversation_id, contact_id),
+        (author, author_id, body),
         now,
     );
-    let hook = hook.map(|i| statements.len() + i);
-    statements.extend(written);
     let mut update_args = args![org_id, conversation_id, preview(body), now, reopen];
     // The update, its form that answers the conversation (when not folded), and whether a
     // foreign-key failure of the message means its conversation does not exist.
@@ -179,13 +175,6 @@ pub(crate) async fn append_message_after<C: Conn>(
         }
         None => (UPDATE_CONVERSATION_SET, UPDATE_CONVERSATION.as_str(), false),
     };
-    // A statement with CTEs of its own cannot be folded (PostgreSQL takes data-modifying
-    // CTEs only at the top level). None may come here: a silent fallback once hid that the
-    // fold never ran, so this fails the tests loudly instead.
-    debug_assert!(
-        !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
-        "a statement with CTEs of its own cannot be folded"
-    );
     let written = async {
         if fold {
             FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -225,13 +214,7 @@ pub(crate) async fn append_message_after<C: Conn>(
         webhooks::note_enqueued(touched[i]);
     }
     touched.truncate(own);
-    let message = Message {
-        id,
-        conversation_id: ConversationId::new(conversation_id),
-        author,
-        body: body.to_string(),
-        created_at: kith_core::Timestamp(now),
-    };
+    let message = (id, author, body, now);
     Ok((posted(message, conv, false)?, touched))
 }
 
@@ -296,21 +279,14 @@ pub(crate) async fn start_with_message<C: Conn>(
     statements.extend(between);
     let own = statements.len();
     let fold = fold_into_cte(c.dialect());
-    let data = message_data(new.contact_id, new.id, &id, author, body, now);
-    let (written, hook) = webhooks::message_statements(
+    let hook = push_message(
         c.dialect(),
-        !fold,
+        fold,
+        &mut statements,
         org_id,
-        (&id, new.id, author.as_str(), None, body),
-        new.contact_id,
-        data,
+        (&id, new.id, new.contact_id),
+        (author, None, body),
         now,
-    );
-    let hook = hook.map(|i| statements.len() + i);
-    statements.extend(written);
-    debug_assert!(
-        !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
-        "a statement with CTEs of its own cannot be folded"
     );
     let mut touched = if fold {
         FOLDED_MESSAGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -327,26 +303,22 @@ pub(crate) async fn start_with_message<C: Conn>(
     }
     touched.truncate(own);
     touched.remove(0);
-    let message = Message {
-        id,
-        conversation_id: ConversationId::new(new.id),
-        author,
-        body: body.to_string(),
-        created_at: kith_core::Timestamp(now),
-    };
-    Ok((posted(message, conv, true)?, touched))
+    Ok((posted((id, author, body, now), conv, true)?, touched))
 }
 
-/// The `data` of a message's `message.created` delivery.
-fn message_data(
-    contact_id: &str,
-    conversation_id: &str,
-    id: &str,
-    author: AuthorKind,
-    body: &str,
+/// Adds a message's insert and its `message.created` enqueue to `statements`, to be folded
+/// into one statement (`fold`, PostgreSQL: the two come apart, as CTEs of it) or run one by
+/// one; answers which of `statements` enqueues, if any.
+fn push_message(
+    d: crate::conn::Dialect,
+    fold: bool,
+    statements: &mut Vec<(&str, Vec<Arg>)>,
+    org_id: &str,
+    (id, conversation_id, contact_id): (&str, &str, &str),
+    (author, author_id, body): (AuthorKind, Option<&str>, &str),
     now: i64,
-) -> Value {
-    json!({
+) -> Option<usize> {
+    let data = json!({
         "contact_id": contact_id,
         "conversation_id": conversation_id,
         "message": {
@@ -355,17 +327,42 @@ fn message_data(
             "body": body,
             "created_at": kith_core::Timestamp(now),
         },
-    })
+    });
+    let (written, hook) = webhooks::message_statements(
+        d,
+        !fold,
+        org_id,
+        (id, conversation_id, author.as_str(), author_id, body),
+        contact_id,
+        data,
+        now,
+    );
+    let hook = hook.map(|i| statements.len() + i);
+    statements.extend(written);
+    // A statement with CTEs of its own cannot be folded (PostgreSQL takes data-modifying
+    // CTEs only at the top level). None may come here: a silent fallback once hid that the
+    // fold never ran, so this fails the tests loudly instead.
+    debug_assert!(
+        !fold || statements.iter().all(|(sql, _)| !sql.starts_with("WITH")),
+        "a statement with CTEs of its own cannot be folded"
+    );
+    hook
 }
 
-/// A message as written, in `conv` as it leaves it.
+/// A message as written (id, author, body, time), in `conv` as it leaves it.
 fn posted(
-    message: Message,
+    (id, author, body, now): (String, AuthorKind, &str, i64),
     conv: ConversationRow,
     started: bool,
 ) -> Result<PostedMessage, StoreError> {
     Ok(PostedMessage {
-        message,
+        message: Message {
+            id,
+            conversation_id: ConversationId::new(conv.id.clone()),
+            author,
+            body: body.to_string(),
+            created_at: kith_core::Timestamp(now),
+        },
         contact_id: ContactId::new(conv.contact_id.clone()),
         starter_visitor_id: VisitorId::new(conv.visitor_id.clone()),
         conversation: conv.view()?,

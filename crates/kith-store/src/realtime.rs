@@ -90,8 +90,14 @@ impl Announcer {
             let mut round = Vec::with_capacity(ROUND);
             while rx.recv_many(&mut round, ROUND).await > 0 {
                 ANNOUNCE_ROUNDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let (channels, payloads): (Vec<&str>, Vec<String>) =
-                    round.iter().map(|(c, p, _)| (*c, p.clone())).unzip();
+                let mut channels = Vec::with_capacity(round.len());
+                let mut payloads = Vec::with_capacity(round.len());
+                let mut waiting = Vec::with_capacity(round.len());
+                for (channel, payload, done) in round.drain(..) {
+                    channels.push(channel);
+                    payloads.push(payload);
+                    waiting.push(done);
+                }
                 // Notifications of one transaction are delivered in the order they were
                 // sent, which is the arrays' order here; PostgreSQL drops a repeat of the
                 // same payload on the same channel within one, which changes nothing for
@@ -104,7 +110,7 @@ impl Announcer {
                     .await
                     .map(|_| ())
                     .map_err(std::sync::Arc::new);
-                for (_, _, done) in round.drain(..) {
+                for done in waiting {
                     let _ = done.send(sent.clone());
                 }
             }
