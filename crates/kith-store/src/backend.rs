@@ -37,6 +37,9 @@ pub(crate) struct Inner {
     /// PostgreSQL: sends this process's realtime announcements, several per NOTIFY round
     /// (started on first use; see `realtime::Announcer`).
     pub(crate) announcer: std::sync::OnceLock<crate::realtime::Announcer>,
+    /// PostgreSQL: writes returning visitors' messages many per statement (started on first
+    /// use; see `message_batch`).
+    pub(crate) message_batcher: std::sync::OnceLock<crate::message_batch::MessageBatcher>,
 }
 
 /// The store: both databases behind one API. Cheap to clone.
@@ -154,6 +157,7 @@ impl Store {
                 point_readers,
                 url_redacted: redact(url),
                 announcer: std::sync::OnceLock::new(),
+                message_batcher: std::sync::OnceLock::new(),
             }),
         };
         crate::webhooks::load_orgs_with_endpoints(&store).await?;

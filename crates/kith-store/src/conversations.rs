@@ -106,10 +106,17 @@ impl Visibility {
     /// the table itself), its parameters numbered `$first` on; bind [`Self::args`] there.
     /// The organization is not part of it: every caller already scopes by it.
     pub(crate) fn predicate(alias: &str, first: usize) -> String {
-        let (website, contact, visitor, verified) = (first, first + 1, first + 2, first + 3);
+        let [website, contact, visitor, verified] =
+            [first, first + 1, first + 2, first + 3].map(|n| format!("${n}"));
+        Self::rule(alias, [&website, &contact, &visitor, &verified])
+    }
+
+    /// The rule with its four values given as SQL expressions, in [`Self::args`]'s order: the
+    /// batched messages (`message_batch`) take them from columns, one writer per row.
+    pub(crate) fn rule(alias: &str, [website, contact, visitor, verified]: [&str; 4]) -> String {
         format!(
-            "{alias}website_id = ${website} AND {alias}contact_id = ${contact} \
-             AND ({alias}visitor_id = ${visitor} OR (${verified} AND {alias}verified_start))"
+            "{alias}website_id = {website} AND {alias}contact_id = {contact} \
+             AND ({alias}visitor_id = {visitor} OR ({verified} AND {alias}verified_start))"
         )
     }
 
@@ -306,6 +313,25 @@ pub(crate) async fn start_with_message<C: Conn>(
     Ok((posted((id, author, body, now), conv, true)?, touched))
 }
 
+/// The `data` of a message's `message.created` event.
+pub(crate) fn message_data(
+    (id, conversation_id, contact_id): (&str, &str, &str),
+    author: AuthorKind,
+    body: &str,
+    now: i64,
+) -> Value {
+    json!({
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "message": {
+            "id": id,
+            "author": author.as_str(),
+            "body": body,
+            "created_at": kith_core::Timestamp(now),
+        },
+    })
+}
+
 /// Adds a message's insert and its `message.created` enqueue to `statements`, to be folded
 /// into one statement (`fold`, PostgreSQL: the two come apart, as CTEs of it) or run one by
 /// one; answers which of `statements` enqueues, if any.
@@ -318,16 +344,7 @@ fn push_message(
     (author, author_id, body): (AuthorKind, Option<&str>, &str),
     now: i64,
 ) -> Option<usize> {
-    let data = json!({
-        "contact_id": contact_id,
-        "conversation_id": conversation_id,
-        "message": {
-            "id": id,
-            "author": author.as_str(),
-            "body": body,
-            "created_at": kith_core::Timestamp(now),
-        },
-    });
+    let data = message_data((id, conversation_id, contact_id), author, body, now);
     let (written, hook) = webhooks::message_statements(
         d,
         !fold,
@@ -350,7 +367,7 @@ fn push_message(
 }
 
 /// A message as written (id, author, body, time), in `conv` as it leaves it.
-fn posted(
+pub(crate) fn posted(
     (id, author, body, now): (String, AuthorKind, &str, i64),
     conv: ConversationRow,
     started: bool,

@@ -25,6 +25,7 @@ mod index;
 mod lists;
 pub(crate) mod lite;
 mod merges;
+mod message_batch;
 mod model;
 mod notes;
 mod orgs;
@@ -55,6 +56,7 @@ pub use import::{ImportError, ImportOptions, ImportProgress, ImportSummary, BATC
 pub use index::IndexMemory;
 pub use lists::ContactList;
 pub use merges::{MergeOutcome, MergeRecord, MoveCounts, UndoOutcome};
+pub use message_batch::{batched_messages, queued_messages};
 pub use model::*;
 pub use notes::{Note, NoteAuthor};
 pub use orgs::{Credentials, NewOrg};

@@ -108,8 +108,33 @@ fn enqueue_sql(d: Dialect) -> &'static str {
     }
 }
 
+/// [`enqueue_sql`] for many events at once (PostgreSQL, `message_batch`): one delivery per
+/// row of `rows` and enabled endpoint of its organization subscribed to `ty`, numbered in the
+/// rows' order (`n`), then by endpoint. `rows` is a CTE with the columns `org_id`, `event_id`,
+/// `contact_id`, `payload` and `n`; `gate` a condition the caller runs first (its lock of the
+/// contacts: the numbers follow commit order per contact, as in [`next_delivery_seq`]).
+pub(crate) fn enqueue_rows_sql(ty: EventType, rows: &str, gate: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO webhook_deliveries (org_id, endpoint_id, seq, id, event_id, \
+         event_type, contact_id, payload, status, attempts, next_attempt_at, created_at) \
+         SELECT org_id, endpoint_id, {seq}, event_id || '_' || endpoint_id, event_id, '{ty}', \
+         contact_id, payload, 'pending', 0, {now}, {now} \
+         FROM (SELECT e.org_id, e.id AS endpoint_id, r.event_id, r.contact_id, r.payload \
+         FROM {rows} r JOIN webhook_endpoints e ON e.org_id = r.org_id AND e.enabled \
+         AND e.events LIKE '%,{ty},%' WHERE {gate} ORDER BY r.n, e.id) AS d",
+        seq = next_delivery_seq(Dialect::Postgres),
+        ty = ty.as_str(),
+    )
+}
+
 /// An event's body: `{id, type, created_at, organization_id, data}`.
-fn payload(org_id: &str, event_id: &str, ty: EventType, now: i64, data: Value) -> String {
+pub(crate) fn payload(
+    org_id: &str,
+    event_id: &str,
+    ty: EventType,
+    now: i64,
+    data: Value,
+) -> String {
     json!({
         "id": event_id,
         "type": ty.as_str(),

@@ -13,6 +13,7 @@ use crate::conversations::{
 };
 use crate::dialect::for_update;
 use crate::ids::{new_id, now_ms};
+use crate::message_batch::{Job, MessageBatcher};
 use crate::model::{ConversationRow, Message, Website, CONVERSATION_SELECT};
 use crate::resolution::{resolve_and_apply, Occasion, VisitorState};
 use crate::{read, read_point, transact, Conversation, OrgStore, Page, StoreError, WebsiteStore};
@@ -70,8 +71,13 @@ fn verified_for_contact(v: &Visitor) -> bool {
 
 /// What this visitor may see and write to, as it is now.
 fn visibility(website: &Website, v: &Visitor) -> Visibility {
+    visibility_on(website.id.as_str(), v)
+}
+
+/// [`visibility`] on the website of that id (the batched messages know only the id).
+pub(crate) fn visibility_on(website_id: &str, v: &Visitor) -> Visibility {
     Visibility {
-        website_id: website.id.as_str().to_string(),
+        website_id: website_id.to_string(),
         contact_id: v.contact_id.clone(),
         visitor_id: v.id.clone(),
         verified_for_contact: verified_for_contact(v),
@@ -86,10 +92,10 @@ fn visible_args(website: &Website, v: &Visitor) -> Vec<Arg> {
 }
 
 /// How long an idempotency key answers with its first message (SPEC: 24 hours).
-const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+pub(crate) const IDEMPOTENCY_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// The columns of [`Visitor`], as every read of a visitor's row names them.
-const VISITOR_COLUMNS: &str =
+pub(crate) const VISITOR_COLUMNS: &str =
     "id, website_id, contact_id, verified, link_proven, pending_claim, last_seen_at";
 
 async fn load_visitor<C: Conn>(
@@ -302,6 +308,26 @@ impl WebsiteStore<'_> {
         let visitor_id = visitor_id.as_str();
         let conversation_id = conversation_id.map(ConversationId::as_str);
         let org_id = website.org_id.as_str();
+        if let (Some(conversation_id), Some(pool)) = (conversation_id, self.store.pg_pool()) {
+            // PostgreSQL: a returning visitor's message goes in this process's next batch
+            // (`message_batch`); what the batch declines, nothing of it written, runs below.
+            let batcher = self
+                .store
+                .inner
+                .message_batcher
+                .get_or_init(|| MessageBatcher::start(pool.clone()));
+            let job = Job {
+                org_id: org_id.to_string(),
+                website_id: website.id.as_str().to_string(),
+                visitor_id: visitor_id.to_string(),
+                conversation_id: conversation_id.to_string(),
+                body: body.to_string(),
+                key: idempotency_key.map(str::to_string),
+            };
+            if let Some(posted) = batcher.submit(job).await? {
+                return Ok(posted);
+            }
+        }
         transact!(self.store, |c| {
             async {
             let now = now_ms();

@@ -1,4 +1,5 @@
-//! On PostgreSQL a returning visitor's message writes in one statement
+//! On PostgreSQL a message outside a batch (an agent's reply; a returning visitor's message
+//! its batch declined, `message_batch`) writes in one statement
 //! (`conversations::fold_message`): its contact's counters, the message, its `message.created`
 //! enqueue and the conversation's update. The folded statement must be the one that runs, and
 //! must write what the statements one by one wrote. One test in this file, so the process's
@@ -47,7 +48,8 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
     let folded = kith_store::folded_messages();
     let conv = first.message.conversation_id.clone();
 
-    // A returning message into a resolved conversation: folded, and it reopens it.
+    // A returning message into a resolved conversation: written in a batch
+    // (tests/postgres_message_batch.rs), not folded, and it reopens the conversation.
     org.resolve_conversation(&ConversationId::new(conv.as_str()))
         .await
         .expect("resolve");
@@ -57,10 +59,11 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
         .await
         .expect("returning message");
     assert_eq!(
-        kith_store::folded_messages(),
-        folded + 1,
-        "the message was folded"
+        kith_store::batched_messages().0,
+        1,
+        "the message was batched"
     );
+    assert_eq!(kith_store::folded_messages(), folded);
     assert_eq!(again.conversation.message_count, 2);
     assert_eq!(again.conversation.status.as_str(), "open");
     assert_eq!(
@@ -80,15 +83,16 @@ async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
     org.agent_reply(&ConversationId::new(conv.as_str()), "agent-1", "On it")
         .await
         .expect("reply");
-    assert_eq!(kith_store::folded_messages(), folded + 2);
+    assert_eq!(kith_store::folded_messages(), folded + 1);
     let contact = org.contact(&again.contact_id).await.expect("contact");
     assert_eq!(
         contact.message_count, 2,
         "agent replies are not the contact's messages"
     );
 
-    // Another visitor naming this conversation is refused by the folded statement itself:
-    // not found, and nothing of its attempt stays (counters, message, delivery).
+    // Another visitor naming this conversation: its batch declines it, and the folded
+    // statement of the full path refuses it: not found, and nothing of its attempt stays
+    // (counters, message, delivery).
     let stranger = VisitorId::new("v-stranger");
     let own = store
         .website(&site)
