@@ -73,7 +73,7 @@ impl MessageBatcher {
                 match outcome {
                     Ok(written) => {
                         for (answer, w) in answers.into_iter().zip(written) {
-                            let _ = answer.send(Ok(w));
+                            let _ = answer.send(w.transpose());
                         }
                     }
                     Err(Failure::RolledBack(why)) => {
@@ -169,14 +169,16 @@ static LOCK_VISITORS: LazyLock<String> = LazyLock::new(|| {
 /// The batch's writes, one statement. `i` is the candidates, one row per message (its
 /// visitor's [`Visibility`] in `website_id`, `contact_id`, `visitor_id`, `verified`); `ok`
 /// those that may go (the rule over the conversation as read; no key used in the window).
-/// Each write gates on the one before it (a one-time filter on its count), so the contacts
-/// are locked before the conversations, and both before the enqueue takes its numbers. The
+/// A write that must follow another gates on it (a one-time filter on its count): the
+/// contacts are locked before the conversations and before the enqueue takes its numbers,
+/// and expired keys are deleted before the new ones go in (one may replace another). The
 /// conversations are locked (`lcv`, which answers each row as it is once locked, the latest
 /// version) and the rule checked again over them for every message (`moved`): if one does
 /// not hold any more, no conversation is updated, the counts do not match, and the caller
-/// rolls back. (Not a check in the update's own `WHERE`: there PostgreSQL's recheck of a row
-/// changed meanwhile let a moved conversation through, as `tests/postgres_message_batch.rs`
-/// found.) The one row (more with several conversations) answers the count of each
+/// rolls back. (Not a subquery over the batch's rows in the update's own `WHERE`: PostgreSQL
+/// re-checks a row changed meanwhile against its own conditions but not against other
+/// relations scanned anew, and that let a moved conversation through, as
+/// `tests/postgres_message_batch.rs` found.) The one row (more with several conversations) answers the count of each
 /// write, `ok` (the candidates' numbers, from 1) and the conversations as left.
 static WRITE: LazyLock<String> = LazyLock::new(|| {
     let window = IDEMPOTENCY_WINDOW_MS;
@@ -223,7 +225,7 @@ static WRITE: LazyLock<String> = LazyLock::new(|| {
          AND idempotency_keys.created_at <= $12 - {window} RETURNING 1), \
          ki AS (INSERT INTO idempotency_keys (org_id, visitor_id, key, message_id, created_at) \
          SELECT org_id, visitor_id, key, event_id, $12 FROM ok WHERE key IS NOT NULL \
-         RETURNING 1), \
+         AND (SELECT count(*) FROM kd) >= 0 RETURNING 1), \
          lcv AS (SELECT org_id, id, website_id, contact_id, visitor_id, verified_start \
          FROM conversations WHERE (org_id, id) IN (SELECT org_id, conversation_id FROM ok) \
          AND (SELECT count(*) FROM uc) >= 0 ORDER BY org_id, id FOR UPDATE), \
@@ -236,7 +238,7 @@ static WRITE: LazyLock<String> = LazyLock::new(|| {
          count(*) OVER (PARTITION BY org_id, conversation_id) AS k FROM ok \
          ORDER BY org_id, conversation_id, n DESC) AS t \
          WHERE conversations.org_id = t.org_id AND conversations.id = t.conversation_id \
-         AND NOT EXISTS (SELECT 1 FROM moved) {returning}) \
+         AND NOT EXISTS (SELECT 1 FROM moved) {returning}, conversations.org_id AS conversation_org) \
          SELECT a.*, u.* FROM (SELECT (SELECT array_agg(n ORDER BY n) FROM ok) AS ok, \
          (SELECT count(*) FROM uv) AS uv, (SELECT count(*) FROM uc) AS uc, \
          (SELECT count(*) FROM m) AS m, (SELECT count(*) FROM wh) AS wh, \
@@ -253,11 +255,22 @@ struct Candidate<'a> {
     message_id: String,
 }
 
-/// Writes what it can of `jobs` in one transaction: for each, its posted message or `None`
-/// (declined, nothing of it written).
-async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Vec<Option<PostedMessage>>, Failure> {
+/// Writes what it can of `jobs` in one transaction: for each, its posted message, `None`
+/// (declined, nothing of it written), or an error for a message stored whose answer could
+/// not be built (never a decline: it must not be written again).
+async fn write(
+    pool: &PgPool,
+    jobs: &[Job],
+) -> Result<Vec<Option<Result<PostedMessage, StoreError>>>, Failure> {
     let now = now_ms();
     let mut tx = pool.begin().await.map_err(rolled_back)?;
+    // One batch holds every returning message of the process: a lock held long elsewhere (a
+    // bulk delete's transaction, say) must not stall them all. Past this the batch rolls back
+    // and its messages wait in transactions of their own, one request each.
+    sqlx::query("SET LOCAL lock_timeout = '1s'")
+        .execute(&mut *tx)
+        .await
+        .map_err(rolled_back)?;
     let (orgs, ids): (Vec<&str>, Vec<&str>) = jobs
         .iter()
         .map(|j| (j.org_id.as_str(), j.visitor_id.as_str()))
@@ -299,7 +312,7 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Vec<Option<PostedMessage>>
         });
     }
     if candidates.is_empty() {
-        return Ok(vec![None; jobs.len()]);
+        return Ok(jobs.iter().map(|_| None).collect());
     }
     let column = |f: &dyn Fn(&Candidate) -> String| candidates.iter().map(f).collect::<Vec<_>>();
     let contact = |c: &Candidate| c.may.contact_id.clone().unwrap_or_default();
@@ -357,13 +370,12 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Vec<Option<PostedMessage>>
         .collect();
     let mut conversations = HashMap::new();
     for row in &rows {
-        if row
-            .try_get::<Option<String>, _>("id")
+        if let Some(org) = row
+            .try_get::<Option<String>, _>("conversation_org")
             .map_err(rolled_back)?
-            .is_some()
         {
             let conv = ConversationRow::from_row(row).map_err(rolled_back)?;
-            conversations.insert(conv.id.clone(), conv);
+            conversations.insert((org, conv.id.clone()), conv);
         }
     }
     // Every write touched what the messages that went ask of it, or none stays.
@@ -407,35 +419,37 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Vec<Option<PostedMessage>>
     BATCHED.fetch_add(ok.len() as u64, Ordering::Relaxed);
     // Each message's answer shows its conversation as that message left it: the later
     // messages of the batch to it are not counted yet.
-    let mut later: HashMap<&str, i64> = HashMap::new();
-    let mut answers: Vec<Option<PostedMessage>> = vec![None; candidates.len()];
+    let mut later: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut answers: Vec<Option<Result<PostedMessage, StoreError>>> =
+        candidates.iter().map(|_| None).collect();
     for &i in ok.iter().rev() {
         let c = &candidates[i];
-        let conv_id = c.job.conversation_id.as_str();
-        let Some(conv) = conversations.get(conv_id) else {
-            continue;
+        let key = (c.job.org_id.as_str(), c.job.conversation_id.as_str());
+        let after = later.entry(key).or_insert(0);
+        let answer = match conversations.get(&(key.0.to_string(), key.1.to_string())) {
+            Some(conv) => {
+                let mut conv = conv.clone();
+                conv.message_count -= *after;
+                conv.last_message_preview = Some(preview(&c.job.body));
+                let message = (
+                    c.message_id.clone(),
+                    AuthorKind::Visitor,
+                    c.job.body.as_str(),
+                    now,
+                );
+                posted(message, conv, false)
+            }
+            // Counted above, so not reached; stored either way, so an error, not a decline.
+            None => Err(StoreError::Corrupt(format!(
+                "conversation {} of a batched message was not answered",
+                key.1
+            ))),
         };
-        let after = later.entry(conv_id).or_insert(0);
-        let mut conv = conv.clone();
-        conv.message_count -= *after;
-        conv.last_message_preview = Some(preview(&c.job.body));
         *after += 1;
-        let message = (
-            c.message_id.clone(),
-            AuthorKind::Visitor,
-            c.job.body.as_str(),
-            now,
-        );
-        answers[i] = Some(posted(message, conv, false).map_err(rolled_back_after)?);
+        answers[i] = Some(answer);
     }
     Ok(place
         .into_iter()
         .map(|p| p.and_then(|i| answers[i].take()))
         .collect())
-}
-
-/// A row that does not decode after the commit: the messages are stored, so they must not
-/// be written again.
-fn rolled_back_after(e: StoreError) -> Failure {
-    Failure::Unknown(sqlx::Error::Decode(e.to_string().into()))
 }

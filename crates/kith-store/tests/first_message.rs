@@ -8,34 +8,21 @@
 use kith_core::timeline::EventKind;
 use kith_core::webhook::EventType;
 use kith_core::{ConversationId, VisitorId};
-use kith_store::{NewOrg, Store};
+use kith_store::Store;
 use kith_testkit::{Backend, TestDb};
+
+mod common;
 
 async fn a_first_message_writes_what_its_answer_says(backend: Backend) {
     let db = TestDb::new(backend).await;
     let store = Store::open(&db.url).await.expect("open");
-    let created = store
-        .create_org(&NewOrg {
-            name: "Acme".into(),
-            admin_email: "admin@acme.test".into(),
-            website_name: "Shop".into(),
-        })
-        .await
-        .expect("org");
+    let (created, site) = common::acme_with_shop(&store).await;
     let org = store.org(&created.org_id);
-    let hook = org
-        .create_webhook(
-            "https://hooks.example.test/kith",
-            &[EventType::ConversationStarted, EventType::MessageCreated],
-            true,
-        )
-        .await
-        .expect("endpoint");
-    let site = store
-        .website_by_key(&created.website_key)
-        .await
-        .unwrap()
-        .expect("the key");
+    let hook = common::endpoint(
+        org,
+        &[EventType::ConversationStarted, EventType::MessageCreated],
+    )
+    .await;
     let visitor = VisitorId::new("v-first");
 
     let folded = kith_store::folded_messages();

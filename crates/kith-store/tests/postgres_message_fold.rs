@@ -7,35 +7,18 @@
 
 use kith_core::webhook::EventType;
 use kith_core::{ConversationId, VisitorId};
-use kith_store::{NewOrg, Store};
+use kith_store::Store;
 use kith_testkit::{Backend, TestDb};
+
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_returning_message_is_one_folded_statement_that_writes_everything() {
     let db = TestDb::new(Backend::Postgres).await;
     let store = Store::open(&db.url).await.expect("open");
-    let created = store
-        .create_org(&NewOrg {
-            name: "Acme".into(),
-            admin_email: "admin@acme.test".into(),
-            website_name: "Shop".into(),
-        })
-        .await
-        .expect("org");
+    let (created, site) = common::acme_with_shop(&store).await;
     let org = store.org(&created.org_id);
-    let hook = org
-        .create_webhook(
-            "https://hooks.example.test/kith",
-            &[EventType::MessageCreated],
-            true,
-        )
-        .await
-        .expect("endpoint");
-    let site = store
-        .website_by_key(&created.website_key)
-        .await
-        .unwrap()
-        .expect("the key");
+    let hook = common::endpoint(org, &[EventType::MessageCreated]).await;
     let visitor = VisitorId::new("v-fold");
 
     // A first message starts its conversation: one folded statement too (its own, see

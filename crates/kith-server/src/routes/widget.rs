@@ -365,23 +365,39 @@ async fn post_message(
     JsonBody(body): JsonBody<PostMessageRequest>,
 ) -> ApiResult<impl IntoResponse> {
     let key = match headers.get("idempotency-key") {
-        Some(v) => Some(idempotency_key(v.to_str().map_err(|_| {
-            ValidationError::new("Idempotency-Key", "must be printable ASCII without spaces")
-        })?)?),
+        Some(v) => Some(
+            idempotency_key(v.to_str().map_err(|_| {
+                ValidationError::new("Idempotency-Key", "must be printable ASCII without spaces")
+            })?)?
+            .to_string(),
+        ),
         None => None,
     };
     let text = message_text(body.body.as_deref())?;
     let conversation_id = body.conversation_id.map(|s| ConversationId::new(s.trim()));
-    let posted = state
-        .store
-        .website(&auth.website)
-        .visitor_message(&auth.visitor_id, &text, conversation_id.as_ref(), key)
-        .await
-        .map_err(ApiError::not_found_as("conversation"))?;
-    if !posted.replayed {
-        state.publish(&auth.website.org_id, &posted).await;
-        metrics::visitor_message();
-    }
+    // The write and its announcement run to their end in a task of their own, whether or not
+    // the client still waits: on PostgreSQL a queued message is written with its batch even
+    // when its request goes away, and must still reach the agents.
+    let posted = tokio::spawn(async move {
+        let posted = state
+            .store
+            .website(&auth.website)
+            .visitor_message(
+                &auth.visitor_id,
+                &text,
+                conversation_id.as_ref(),
+                key.as_deref(),
+            )
+            .await?;
+        if !posted.replayed {
+            state.publish(&auth.website.org_id, &posted).await;
+            metrics::visitor_message();
+        }
+        Ok::<_, kith_store::StoreError>(posted)
+    })
+    .await
+    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    .map_err(ApiError::not_found_as("conversation"))?;
     Ok((
         StatusCode::CREATED,
         Json(PostMessageResponse {
